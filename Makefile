@@ -1,0 +1,48 @@
+# The two commands a user needs: `make train` and `make test`. Both set everything up on first use.
+PYTHON3 ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: help install train test test-fast lint format clean tensorboard
+
+help:
+	@echo "make train   train the default baseline (ARGS='model=mlp optimizer=rmsprop' to swap parts)"
+	@echo "make test    run the test suite"
+	@echo "make lint    ruff lint + format check"
+	@echo "make clean   remove logs and caches (keeps .venv)"
+
+# (Re)install when pyproject.toml changes: a venv with the project in editable mode plus dev tools.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON3) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+train: install
+	$(PY) train.py $(ARGS)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+tensorboard: install
+	$(VENV)/bin/tensorboard --logdir logs
+
+clean:
+	rm -rf logs outputs multirun .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -not -path "./$(VENV)/*" -exec rm -rf {} +

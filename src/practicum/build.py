@@ -1,0 +1,140 @@
+"""Build every object of a run from its config: the one place `train` and `eval` instantiate things."""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+import warnings
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.loggers import CSVLogger, Logger
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from practicum.data.in_memory import InMemoryClassificationData
+from practicum.errors import UserError
+from practicum.tasks.base import Task
+from practicum.trust import instantiate
+
+# Lightning's advice that does not apply to practicum's runs; everything else still shows.
+IGNORED_WARNINGS = (
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",  # Lightning internals on newer torch
+    r".*is smaller than the logging interval.*",  # metrics are logged per epoch, not per step
+    r".*callbacks used to create the checkpoint need to be provided.*",  # evaluation needs none
+    # the run directory already holds .hydra/ and the log; the CSV logger only writes metrics.csv
+    r".*exists and is not empty. Previous log files in this directory will be deleted.*",
+)
+
+
+def quiet_known_warnings() -> None:
+    for pattern in IGNORED_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    # `import lightning` adds its own console handler; under Hydra the root logger already writes
+    # the run's log file, so Lightning's INFO chatter goes there instead of the terminal.
+    if logging.getLogger().hasHandlers():
+        logging.getLogger("lightning").handlers.clear()
+
+
+# Keys that describe a config group's choice to practicum and the user; not constructor arguments.
+META_KEYS = ("name", "problem", "path_hint")
+
+
+def _constructor_args(node: DictConfig) -> dict[str, Any]:
+    resolved = OmegaConf.to_container(node, resolve=True)
+    return {key: value for key, value in resolved.items() if key not in META_KEYS}
+
+
+def build_datamodule(cfg: DictConfig) -> InMemoryClassificationData:
+    """Build the data, load it, and fill in `data.num_classes`/`input_shape` left as `auto`."""
+    datamodule = instantiate(_constructor_args(cfg.data), _convert_="all")
+    datamodule.setup()
+    with open_dict(cfg):
+        for key in ("num_classes", "input_shape"):
+            if cfg.data.get(key) == "auto":
+                cfg.data[key] = getattr(datamodule, key)
+    return datamodule
+
+
+def build_task(cfg: DictConfig, with_optimizer: bool = True) -> Task:
+    """The LightningModule: the model group's task around its net, wired to the optimizer and scheduler."""
+    wiring: dict[str, Any] = {}
+    if with_optimizer:
+        wiring["optimizer"] = instantiate(cfg.optimizer)
+        wiring["scheduler"] = instantiate(cfg.scheduler, _convert_="all")
+    task = instantiate(_constructor_args(cfg.model), _convert_="all", **wiring)
+    task.run_config = OmegaConf.to_container(cfg, resolve=True)
+    return task
+
+
+def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    entries = cfg.get("callbacks") or {}
+    return [instantiate(node) for node in entries.values() if node is not None]
+
+
+def build_loggers(cfg: DictConfig) -> list[Logger]:
+    """The chosen loggers, plus the CSV logger that every run directory gets."""
+    entries = {name: node for name, node in (cfg.get("logger") or {}).items() if node is not None}
+    if "wandb" in entries:
+        _wandb_offline_without_credentials()
+    loggers = [instantiate(node) for node in entries.values()]
+    if not any(isinstance(logger, CSVLogger) for logger in loggers):
+        loggers.insert(0, CSVLogger(save_dir=cfg.paths.output_dir, name="", version=""))
+    flat = _flat_config(cfg)
+    for logger in loggers:
+        logger.log_hyperparams(flat)
+    return loggers
+
+
+def build_trainer(cfg: DictConfig, quiet: bool = False) -> pl.Trainer:
+    """The training Trainer; `quiet=True` gives one for evaluation: no logging, checkpoints or bar."""
+    quiet_known_warnings()
+    _require_accelerator(str(cfg.trainer.get("accelerator", "auto")))
+    if quiet:
+        return instantiate(
+            cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False,
+            enable_progress_bar=False, enable_model_summary=False,
+        )
+    return instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=build_loggers(cfg))
+
+
+def _require_accelerator(accelerator: str) -> None:
+    import torch
+
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise UserError(
+            f"trainer.accelerator={accelerator} but no CUDA GPU is visible: use trainer=cpu or trainer.accelerator=auto"
+        )
+
+
+def _wandb_offline_without_credentials() -> None:
+    """W&B must never block on a login prompt or a network it cannot reach."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE"):
+        return
+    try:
+        logged_in = netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        logged_in = False
+    if not logged_in:
+        os.environ["WANDB_MODE"] = "offline"
+
+
+def _flat_config(cfg: DictConfig) -> dict[str, Any]:
+    """`{"optimizer.lr": 0.001, ...}`: the whole config as hyperparameters for the loggers."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                flat[f"{prefix}{key}"] = value
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return flat
+
+
+def require_file(path: str | None, what: str, hint: str) -> str:
+    if not path or not os.path.isfile(path):
+        raise UserError(f"{what}={path!r} does not exist: {hint}")
+    return path

@@ -1,0 +1,111 @@
+"""Command-line entry points behind `python train.py` and `python eval.py`.
+
+Nothing at module level imports torch or Lightning, so `--help` and `--cfg job` answer at once;
+the run itself imports them when it starts.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from practicum.errors import UserError, find_user_error, report
+from practicum.trust import TRUSTED_TARGETS
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CONF_DIR = PROJECT_ROOT / "conf"
+USER_ERROR_EXIT = 2
+
+
+def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
+    """`model=nope` gets one line listing the real options, before Hydra composes anything."""
+    for arg in argv:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, value = arg.split("=", 1)
+        group = key.lstrip("+~")
+        folder = conf_dir / group
+        if group == "hydra" or group.startswith("hydra/") or not folder.is_dir():
+            continue
+        options = sorted(p.stem for p in folder.glob("*.yaml"))
+        # A sweep lists options with commas; anything fancier (ranges, choice(...)) is Hydra's to check.
+        for choice in value.split(","):
+            if choice and choice != "null" and choice.isidentifier() and choice not in options:
+                raise UserError(f"unknown {group} '{choice}': choose one of {', '.join(options)} (files in conf/{group}/)")
+
+
+def _discard_unused_run_dir(output_dir: str | None) -> None:
+    """Remove a run directory a refused run created, so it never looks like a run that happened."""
+    if not output_dir:
+        return
+    path = Path(output_dir)
+    if path.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in path.iterdir()):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _guarded(run: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+    """Turn user mistakes into one line and a non-zero exit (in a sweep: a failed trial)."""
+
+    def task_function(cfg: DictConfig) -> Any:
+        from hydra.core.hydra_config import HydraConfig
+
+        hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
+        try:
+            from practicum.validate import validate
+
+            validate(cfg)
+            return run(cfg)
+        except Exception as exc:
+            user_error = find_user_error(exc)
+            if user_error is None:
+                raise
+            report(str(user_error))
+            if hydra_cfg is not None:
+                _discard_unused_run_dir(hydra_cfg.runtime.output_dir)
+            if hydra_cfg is not None and hydra_cfg.mode is not None and hydra_cfg.mode.name == "MULTIRUN":
+                return float("nan")
+            sys.exit(USER_ERROR_EXIT)
+
+    return task_function
+
+
+def _train(cfg: DictConfig) -> float | None:
+    from practicum.run import train_run
+
+    return train_run(cfg)
+
+
+def _evaluate(cfg: DictConfig) -> float | None:
+    from practicum.run import evaluate_run
+
+    return evaluate_run(cfg)
+
+
+def _main(config_name: str, run: Callable[[DictConfig], Any]) -> None:
+    try:
+        check_group_choices(sys.argv[1:])
+    except UserError as exc:
+        report(str(exc))
+        sys.exit(USER_ERROR_EXIT)
+    entry = hydra.main(
+        config_path=str(CONF_DIR),
+        config_name=config_name,
+        execution_whitelist=TRUSTED_TARGETS,
+    )(_guarded(run))
+    entry()
+
+
+def train() -> None:
+    """`python train.py [overrides]`: compose, build, fit, test, report."""
+    _main("train", _train)
+
+
+def evaluate() -> None:
+    """`python eval.py ckpt_path=...`: rebuild a checkpoint's model and data, test it."""
+    _main("eval", _evaluate)

@@ -1,0 +1,42 @@
+"""A multilayer perceptron for fixed-size vectors (images are flattened)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from practicum.errors import UserError
+from practicum.nets.shapes import flat_size, require_classes
+
+
+class MLP(nn.Module):
+    """`depth` hidden layers of `hidden_units`, each Linear -> [BatchNorm] -> ReLU -> [Dropout]."""
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        num_classes: int,
+        hidden_units: int = 128,
+        depth: int = 2,
+        batch_norm: bool = True,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if depth < 1 or hidden_units < 1:
+            raise UserError(f"model.net.depth={depth} and hidden_units={hidden_units} must both be >= 1")
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = flat_size(in_shape)
+        for _ in range(depth):
+            layers.append(nn.Linear(width, hidden_units, bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(hidden_units))
+            layers.append(nn.ReLU(inplace=True))
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+            width = hidden_units
+        layers.append(nn.Linear(width, require_classes(num_classes)))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)

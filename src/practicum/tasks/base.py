@@ -1,0 +1,64 @@
+"""What every task shares: optimizer/scheduler wiring and the config stored in each checkpoint."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import lightning.pytorch as pl
+from torch import nn
+from torch.optim import Optimizer
+
+OptimizerFactory = Callable[..., Optimizer]
+CONFIG_KEY = "practicum_config"
+
+
+class Task(pl.LightningModule):
+    """Subclasses build their loss and metrics; this class turns the config's factories into optimizers.
+
+    The net and the factories are plain attributes, not hyperparameters: Hydra's partial factories
+    cannot be pickled, so the resolved run config is stored in the checkpoint instead.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_spec = scheduler or {}
+        self.run_config: dict[str, Any] | None = None
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Biases and normalization weights (1-D tensors) are exempt from weight decay."""
+        decay, no_decay = [], []
+        for param in self.parameters():
+            if param.requires_grad:
+                (no_decay if param.ndim <= 1 else decay).append(param)
+        groups = [{"params": decay}]
+        if no_decay:
+            groups.append({"params": no_decay, "weight_decay": 0.0})
+        return groups
+
+    def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None:
+            raise RuntimeError("this task was built without an optimizer; pass optimizer= to train it")
+        optimizer = self.optimizer_factory(self.parameter_groups())
+        factory = self.scheduler_spec.get("factory")
+        if factory is None:
+            return optimizer
+        kwargs = {}
+        if "total_steps" in inspect.signature(factory).parameters:
+            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = {"scheduler": factory(optimizer, **kwargs), "interval": self.scheduler_spec.get("interval", "epoch")}
+        if self.scheduler_spec.get("monitor"):
+            scheduler["monitor"] = self.scheduler_spec["monitor"]
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.run_config is not None:
+            checkpoint[CONFIG_KEY] = self.run_config

@@ -1,0 +1,94 @@
+"""Classification: one task for every classifier net (linear, MLP, CNN, ...)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from practicum.errors import UserError
+from practicum.tasks.base import OptimizerFactory, Task
+
+STAGES = ("train", "val", "test")
+LOSSES = ("cross_entropy", "hinge")
+
+
+class ClassificationTask(Task):
+    """Cross-entropy (or multi-class hinge) loss; accuracy and macro F1 per stage."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        num_classes: int,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: dict[str, Any] | None = None,
+        loss: str = "cross_entropy",
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__(net, optimizer, scheduler)
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        self.criterion = _make_loss(loss, label_smoothing)
+        metrics = MetricCollection(
+            {
+                "acc": MulticlassAccuracy(num_classes, average="micro"),
+                "f1": MulticlassF1Score(num_classes, average="macro"),
+            }
+        )
+        # ModuleDict keys cannot be "train" (nn.Module.train), hence the suffix
+        self.metrics = nn.ModuleDict({f"{s}_": metrics.clone(prefix=f"{s}/") for s in STAGES})
+        self.losses = nn.ModuleDict({f"{s}_": MeanMetric() for s in STAGES})
+        # the split that test_step reports as; run.py sets it to measure train and val after fit
+        self.eval_split = "test"
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = self.criterion(logits, y)
+        # update() instead of calling the metric: no per-step compute, no host sync
+        self.losses[f"{stage}_"].update(loss.detach(), weight=y.numel())
+        self.metrics[f"{stage}_"].update(logits.detach(), y)
+        return loss
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._shared_step(batch, self.eval_split)
+
+    def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
+        x = batch[0] if isinstance(batch, list | tuple) else batch
+        return torch.softmax(self(x), dim=-1)
+
+    def _log_epoch(self, stage: str) -> None:
+        metrics, loss = self.metrics[f"{stage}_"], self.losses[f"{stage}_"]
+        values = metrics.compute()
+        values[f"{stage}/loss"] = loss.compute()
+        self.log_dict(values, prog_bar=stage == "val")
+        metrics.reset()
+        loss.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch(self.eval_split)
+
+
+def _make_loss(name: str, label_smoothing: float) -> nn.Module:
+    if name == "cross_entropy":
+        return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    if name == "hinge":
+        return nn.MultiMarginLoss()  # the multi-class linear SVM loss (Weston & Watkins)
+    raise UserError(f"model.loss={name!r} is invalid: use one of {', '.join(LOSSES)}")

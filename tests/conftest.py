@@ -1,0 +1,64 @@
+"""Shared helpers: compose practicum's real config and run the real flow in a temporary directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+def compose_train(tmp_path: Path, overrides: list[str] = (), config_name: str = "train") -> DictConfig:
+    """The config `python train.py <overrides>` would get, writing under `tmp_path`."""
+    with initialize_config_dir(str(CONF_DIR)):
+        cfg = compose(config_name, overrides=list(overrides))
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(tmp_path)
+        cfg.paths.output_dir = str(tmp_path / "run")
+    return cfg
+
+
+def train(tmp_path: Path, overrides: list[str] = ()) -> tuple[float | None, dict[str, Any], Path]:
+    """Validate and train in-process, as the CLI does; return (goal value, summary.json, run dir)."""
+    from practicum.run import train_run
+    from practicum.validate import validate
+
+    cfg = compose_train(tmp_path, ["callbacks.progress_bar=null", *overrides])
+    validate(cfg)
+    value = train_run(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    return value, json.loads((run_dir / "summary.json").read_text()), run_dir
+
+
+def run_cli(script: str, *args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run `python train.py ...` (or eval.py) as a user would, from the project root."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning", "COLUMNS": "120"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd or ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.fixture
+def csv_table(tmp_path: Path) -> Path:
+    """A real CSV file: the wine data with string labels, as a user might export it."""
+    from sklearn.datasets import load_wine
+
+    wine = load_wine()
+    path = tmp_path / "wine.csv"
+    header = [f"f{i}" for i in range(wine.data.shape[1])] + ["label"]
+    rows = [",".join(f"{v:.4f}" for v in x) + f",{wine.target_names[y]}" for x, y in zip(wine.data, wine.target, strict=True)]
+    path.write_text(",".join(header) + "\n" + "\n".join(rows) + "\n")
+    return path

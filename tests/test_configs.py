@@ -1,0 +1,90 @@
+"""Every option of every config group composes and instantiates into working objects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import CONF_DIR, compose_train
+
+from practicum.build import build_callbacks, build_datamodule, build_loggers, build_task, build_trainer
+from practicum.methodology.goal import Goal
+from practicum.trust import instantiate
+from practicum.validate import validate
+
+GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
+OPTIONS = [(group, yaml.stem) for group in GROUPS for yaml in sorted((CONF_DIR / group).glob("*.yaml"))]
+
+
+def test_required_groups_exist():
+    required = {"data", "model", "optimizer", "scheduler", "trainer", "logger", "callbacks", "goal", "paths", "debug", "experiment"}
+    assert required <= set(GROUPS)
+    assert (CONF_DIR / "hydra" / "default.yaml").is_file()
+
+
+@pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
+def test_option_composes_and_instantiates(group: str, option: str, tmp_path: Path, csv_table: Path, monkeypatch):
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    overrides = [f"{group}={option}"]
+    if (group, option) == ("data", "csv"):
+        overrides += [f"data.path={csv_table}", "model=mlp"]
+    if group == "data" and option in ("wine", "breast_cancer"):
+        overrides.append("model=mlp")
+    cfg = compose_train(tmp_path, overrides)
+    validate(cfg)
+    if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+
+    datamodule = build_datamodule(cfg)
+    task = build_task(cfg)
+    x, y = next(iter(datamodule.train_dataloader()))
+    assert task(x).shape == (len(y), cfg.data.num_classes)
+
+    optimizer = instantiate(cfg.optimizer)(task.parameter_groups())
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(cfg.optimizer.lr)
+    factory = instantiate(cfg.scheduler, _convert_="all")["factory"]
+    if factory is not None:
+        kwargs = {"total_steps": 100} if group == "scheduler" and option == "warmup_cosine" else {}
+        assert factory(optimizer, **kwargs) is not None
+
+    callbacks = build_callbacks(cfg)
+    loggers = build_loggers(cfg)
+    assert any(type(lg).__name__ == "CSVLogger" for lg in loggers), "the CSV logger is always on"
+    trainer = build_trainer(cfg)
+    assert trainer.max_epochs == cfg.trainer.max_epochs
+    assert len(callbacks) == len([c for c in cfg.callbacks.values() if c is not None])
+    Goal.from_config(cfg.goal)
+    for logger in loggers:
+        logger.finalize("success")
+
+
+def test_every_logger_option_is_offline_capable(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc login either
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    cfg = compose_train(tmp_path, ["logger=many"])
+    loggers = build_loggers(cfg)
+    import os
+
+    assert os.environ["WANDB_MODE"] == "offline"
+    assert {type(lg).__name__ for lg in loggers} == {"CSVLogger", "TensorBoardLogger", "WandbLogger"}
+    for logger in loggers:
+        logger.finalize("success")
+
+
+def test_shapes_flow_from_data_to_net(tmp_path: Path):
+    cfg = compose_train(tmp_path, ["data=wine", "model=mlp"])
+    assert cfg.model.net.in_shape == [13]
+    assert cfg.model.net.num_classes == cfg.data.num_classes == 3
+
+
+def test_weight_decay_skips_biases_and_norms(tmp_path: Path):
+    cfg = compose_train(tmp_path, ["optimizer=adamw"])
+    task = build_task(cfg)
+    groups = task.parameter_groups()
+    assert all(p.ndim > 1 for p in groups[0]["params"])
+    assert groups[1]["weight_decay"] == 0.0 and all(p.ndim <= 1 for p in groups[1]["params"])
+    assert sum(p.numel() for g in groups for p in g["params"]) == sum(p.numel() for p in task.parameters())
+    assert isinstance(instantiate(cfg.optimizer)(groups), torch.optim.AdamW)

@@ -1,0 +1,6 @@
+"""Train a model: `python train.py [group=option ...] [key=value ...]`; `--help` lists the options."""
+
+from practicum.cli import train
+
+if __name__ == "__main__":
+    train()
