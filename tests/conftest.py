@@ -20,7 +20,9 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 
-def compose_train(tmp_path: Path, overrides: list[str] = (), config_name: str = "train") -> DictConfig:
+def compose_train(
+    tmp_path: Path, overrides: list[str] = (), config_name: str = "train"
+) -> DictConfig:
     """The config `python train.py <overrides>` would get, writing under `tmp_path`."""
     with initialize_config_dir(str(CONF_DIR)):
         cfg = compose(config_name, overrides=list(overrides))
@@ -42,12 +44,18 @@ def train(tmp_path: Path, overrides: list[str] = ()) -> tuple[float | None, dict
     return value, json.loads((run_dir / "summary.json").read_text()), run_dir
 
 
-def run_cli(script: str, *args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    script: str, *args: str, cwd: Path | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess:
     """Run `python train.py ...` (or eval.py) as a user would, from the project root."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning", "COLUMNS": "120"}
     return subprocess.run(
         [sys.executable, str(ROOT / script), *args],
-        cwd=cwd or ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd or ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -59,6 +67,9 @@ def csv_table(tmp_path: Path) -> Path:
     wine = load_wine()
     path = tmp_path / "wine.csv"
     header = [f"f{i}" for i in range(wine.data.shape[1])] + ["label"]
-    rows = [",".join(f"{v:.4f}" for v in x) + f",{wine.target_names[y]}" for x, y in zip(wine.data, wine.target, strict=True)]
+    rows = [
+        ",".join(f"{v:.4f}" for v in x) + f",{wine.target_names[y]}"
+        for x, y in zip(wine.data, wine.target, strict=True)
+    ]
     path.write_text(",".join(header) + "\n" + "\n".join(rows) + "\n")
     return path

@@ -6,25 +6,48 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF_DIR, compose_train
 
-from practicum.build import build_callbacks, build_datamodule, build_loggers, build_task, build_trainer
+from practicum.build import (
+    build_callbacks,
+    build_datamodule,
+    build_loggers,
+    build_task,
+    build_trainer,
+)
 from practicum.methodology.goal import Goal
 from practicum.trust import instantiate
 from practicum.validate import validate
 
+from conftest import CONF_DIR, compose_train
+
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
-OPTIONS = [(group, yaml.stem) for group in GROUPS for yaml in sorted((CONF_DIR / group).glob("*.yaml"))]
+OPTIONS = [
+    (group, yaml.stem) for group in GROUPS for yaml in sorted((CONF_DIR / group).glob("*.yaml"))
+]
 
 
 def test_required_groups_exist():
-    required = {"data", "model", "optimizer", "scheduler", "trainer", "logger", "callbacks", "goal", "paths", "debug", "experiment"}
+    required = {
+        "data",
+        "model",
+        "optimizer",
+        "scheduler",
+        "trainer",
+        "logger",
+        "callbacks",
+        "goal",
+        "paths",
+        "debug",
+        "experiment",
+    }
     assert required <= set(GROUPS)
     assert (CONF_DIR / "hydra" / "default.yaml").is_file()
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
-def test_option_composes_and_instantiates(group: str, option: str, tmp_path: Path, csv_table: Path, monkeypatch):
+def test_option_composes_and_instantiates(
+    group: str, option: str, tmp_path: Path, csv_table: Path, monkeypatch
+):
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     overrides = [f"{group}={option}"]
     if (group, option) == ("data", "csv"):
@@ -69,7 +92,11 @@ def test_every_logger_option_is_offline_capable(tmp_path: Path, monkeypatch):
     import os
 
     assert os.environ["WANDB_MODE"] == "offline"
-    assert {type(lg).__name__ for lg in loggers} == {"CSVLogger", "TensorBoardLogger", "WandbLogger"}
+    assert {type(lg).__name__ for lg in loggers} == {
+        "CSVLogger",
+        "TensorBoardLogger",
+        "WandbLogger",
+    }
     for logger in loggers:
         logger.finalize("success")
 
@@ -86,5 +113,7 @@ def test_weight_decay_skips_biases_and_norms(tmp_path: Path):
     groups = task.parameter_groups()
     assert all(p.ndim > 1 for p in groups[0]["params"])
     assert groups[1]["weight_decay"] == 0.0 and all(p.ndim <= 1 for p in groups[1]["params"])
-    assert sum(p.numel() for g in groups for p in g["params"]) == sum(p.numel() for p in task.parameters())
+    assert sum(p.numel() for g in groups for p in g["params"]) == sum(
+        p.numel() for p in task.parameters()
+    )
     assert isinstance(instantiate(cfg.optimizer)(groups), torch.optim.AdamW)

@@ -92,8 +92,12 @@ def build_trainer(cfg: DictConfig, quiet: bool = False) -> pl.Trainer:
     _require_accelerator(str(cfg.trainer.get("accelerator", "auto")))
     if quiet:
         return instantiate(
-            cfg.trainer, logger=False, callbacks=[], enable_checkpointing=False,
-            enable_progress_bar=False, enable_model_summary=False,
+            cfg.trainer,
+            logger=False,
+            callbacks=[],
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
         )
     return instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=build_loggers(cfg))
 

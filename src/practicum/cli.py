@@ -37,7 +37,9 @@ def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
         # A sweep lists options with commas; anything fancier (ranges, choice(...)) is Hydra's to check.
         for choice in value.split(","):
             if choice and choice != "null" and choice.isidentifier() and choice not in options:
-                raise UserError(f"unknown {group} '{choice}': choose one of {', '.join(options)} (files in conf/{group}/)")
+                raise UserError(
+                    f"unknown {group} '{choice}': choose one of {', '.join(options)} (files in conf/{group}/)"
+                )
 
 
 def _discard_unused_run_dir(output_dir: str | None) -> None:
@@ -68,7 +70,11 @@ def _guarded(run: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
             report(str(user_error))
             if hydra_cfg is not None:
                 _discard_unused_run_dir(hydra_cfg.runtime.output_dir)
-            if hydra_cfg is not None and hydra_cfg.mode is not None and hydra_cfg.mode.name == "MULTIRUN":
+            if (
+                hydra_cfg is not None
+                and hydra_cfg.mode is not None
+                and hydra_cfg.mode.name == "MULTIRUN"
+            ):
                 return float("nan")
             sys.exit(USER_ERROR_EXIT)
 

@@ -24,6 +24,7 @@ from practicum.tasks.base import CONFIG_KEY
 
 console = Console()
 
+
 def train_run(cfg: DictConfig) -> float | None:
     """Train, evaluate the best checkpoint on every split, write summary.json; return the goal metric."""
     started = time.perf_counter()
@@ -35,10 +36,16 @@ def train_run(cfg: DictConfig) -> float | None:
     datamodule = build_datamodule(cfg)
     task = build_task(cfg)
     trainer = build_trainer(cfg)
-    summary: dict[str, Any] = {"task_name": cfg.task_name, "run_dir": str(output_dir), "goal": goal.as_dict()}
+    summary: dict[str, Any] = {
+        "task_name": cfg.task_name,
+        "run_dir": str(output_dir),
+        "goal": goal.as_dict(),
+    }
     try:
         trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        best_path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        best_path = (
+            trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        )
         splits = ("train", "val", "test") if cfg.get("test", True) else ("train", "val")
         metrics = evaluate_splits(cfg, task, datamodule, splits, best_path or None)
     except Exception as exc:
@@ -62,7 +69,9 @@ def train_run(cfg: DictConfig) -> float | None:
         wall_time_s=round(time.perf_counter() - started, 3),
     )
     write_json(output_dir / "summary.json", summary)
-    print_metrics_table(metrics, goal, title=f"Best checkpoint (epoch {summary['best_epoch']})", console=console)
+    print_metrics_table(
+        metrics, goal, title=f"Best checkpoint (epoch {summary['best_epoch']})", console=console
+    )
     verdict = "[green]met[/green]" if summary["goal_met"] else "[red]not met[/red]"
     shown = "n/a" if value is None else f"{value:.4f}"
     console.print(f"Goal {goal.describe()}: {verdict} ({shown})")
@@ -83,7 +92,12 @@ def evaluate_splits(
     for i, split in enumerate(splits):
         task.eval_split = split
         # load the checkpoint once; later calls keep its weights
-        results = trainer.test(task, dataloaders=datamodule.loader(split), ckpt_path=ckpt_path if i == 0 else None, verbose=False)
+        results = trainer.test(
+            task,
+            dataloaders=datamodule.loader(split),
+            ckpt_path=ckpt_path if i == 0 else None,
+            verbose=False,
+        )
         metrics.update({key: float(value) for key, value in results[0].items()})
     task.eval_split = "test"
     return metrics
@@ -91,13 +105,21 @@ def evaluate_splits(
 
 def load_run_config(ckpt_path: str) -> DictConfig:
     """The resolved config a checkpoint was trained with: enough to rebuild its data and model."""
-    require_file(ckpt_path, "ckpt_path", "pass the path of a .ckpt file written by train.py (its checkpoints/ folder)")
+    require_file(
+        ckpt_path,
+        "ckpt_path",
+        "pass the path of a .ckpt file written by train.py (its checkpoints/ folder)",
+    )
     try:
         checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:
-        raise UserError(f"ckpt_path={ckpt_path!r} is not a readable checkpoint ({type(exc).__name__})") from exc
+        raise UserError(
+            f"ckpt_path={ckpt_path!r} is not a readable checkpoint ({type(exc).__name__})"
+        ) from exc
     if CONFIG_KEY not in checkpoint:
-        raise UserError(f"ckpt_path={ckpt_path!r} has no practicum config: it was not written by train.py")
+        raise UserError(
+            f"ckpt_path={ckpt_path!r} has no practicum config: it was not written by train.py"
+        )
     return OmegaConf.create(checkpoint[CONFIG_KEY])
 
 
@@ -114,6 +136,17 @@ def evaluate_run(cfg: DictConfig) -> float | None:
     task = build_task(run_cfg, with_optimizer=False)
     metrics = evaluate_splits(run_cfg, task, datamodule, (cfg.split,), str(cfg.ckpt_path))
     goal = Goal.from_config(run_cfg.goal)
-    write_json(output_dir / "eval.json", {"ckpt_path": str(cfg.ckpt_path), "split": cfg.split, "metrics": metrics})
-    print_metrics_table(metrics, goal, title=f"Checkpoint {cfg.ckpt_path}", console=console)
+    write_json(
+        output_dir / "eval.json",
+        {"ckpt_path": str(cfg.ckpt_path), "split": cfg.split, "metrics": metrics},
+    )
+    print_metrics_table(
+        metrics,
+        goal,
+        title=f"{Path(str(cfg.ckpt_path)).name} on the {cfg.split} split",
+        console=console,
+    )
+    console.print(
+        f"Checkpoint: {cfg.ckpt_path}\nResults: {output_dir / 'eval.json'}", soft_wrap=True
+    )
     return metrics.get(goal.at(cfg.split))

@@ -82,7 +82,7 @@ RULES: list[tuple[str, str, Check, str]] = [
 def _find(node: Any, key: str, path: str) -> Iterator[tuple[str, Any]]:
     """Yield (dotted path, value) for every `key` below `node`, without resolving other keys."""
     if isinstance(node, DictConfig):
-        for name in node.keys():
+        for name in node:
             child_path = f"{path}.{name}" if path else str(name)
             if OmegaConf.is_missing(node, name):
                 continue
@@ -103,12 +103,14 @@ def check_values(cfg: DictConfig) -> None:
         for path, value in _find(cfg[group], key, group):
             problem = check(value)
             if problem:
-                raise UserError(f"{path}={value!r} is invalid: {key} {problem} (for example {path}={example})")
+                raise UserError(
+                    f"{path}={value!r} is invalid: {key} {problem} (for example {path}={example})"
+                )
 
 
 def check_targets(cfg: DictConfig) -> None:
     """Refuse any `_target_` outside practicum's trusted list before Hydra is asked to build it."""
-    for group in cfg.keys():
+    for group in cfg:
         if group == "hydra" or not isinstance(cfg._get_node(group), DictConfig):
             continue
         for path, target in _find(cfg[group], "_target_", str(group)):
@@ -131,8 +133,18 @@ def check_paths(cfg: DictConfig) -> None:
             raise UserError(f"data.{key}={data[key]!r} does not exist: {hint}")
 
 
+def check_checkpoint(cfg: DictConfig) -> None:
+    path = cfg.get("ckpt_path")
+    if path is not None and path != "last" and not Path(str(path)).is_file():
+        raise UserError(
+            f"ckpt_path={path!r} does not exist: pass the path of a .ckpt file written by train.py"
+        )
+
+
 def check_problem_match(cfg: DictConfig) -> None:
     """A classification model on detection data (or the reverse) is a config mistake, not a crash."""
+    if "model" not in cfg or "data" not in cfg:
+        return
     wanted, given = cfg.model.get("problem"), cfg.data.get("problem")
     if wanted and given and wanted != given:
         raise UserError(
@@ -152,6 +164,7 @@ def validate(cfg: DictConfig) -> None:
     check_problem_match(cfg)
     check_values(cfg)
     check_paths(cfg)
+    check_checkpoint(cfg)
 
 
 def _require_set(cfg: DictConfig) -> None:
@@ -159,6 +172,8 @@ def _require_set(cfg: DictConfig) -> None:
         node = cfg.get(group)
         if node is None:
             continue
-        for key in node.keys():
+        for key in node:
             if OmegaConf.is_missing(node, key):
-                raise UserError(f"{group}.{key} must be set: add {group}.{key}=... to the command line")
+                raise UserError(
+                    f"{group}.{key} must be set: add {group}.{key}=... to the command line"
+                )

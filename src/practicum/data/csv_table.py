@@ -29,7 +29,9 @@ class CSVDataModule(InMemoryClassificationData):
         with self.path.open(newline="") as handle:
             rows = list(csv.reader(handle))
         if not rows:
-            raise UserError(f"{self.describe()} is empty: it needs a header row and one row per example")
+            raise UserError(
+                f"{self.describe()} is empty: it needs a header row and one row per example"
+            )
         header, body = rows[0], [r for r in rows[1:] if r]
         if self.label_column not in header:
             raise UserError(
@@ -40,7 +42,8 @@ class CSVDataModule(InMemoryClassificationData):
         labels = [row[label_at] for row in body]
         try:
             features = np.array(
-                [[float(v) for i, v in enumerate(row) if i != label_at] for row in body], dtype=np.float32
+                [[float(v) for i, v in enumerate(row) if i != label_at] for row in body],
+                dtype=np.float32,
             ).reshape(len(body), len(header) - 1)
         except ValueError as exc:
             raise UserError(f"{self.describe()} has a non-numeric feature value ({exc})") from exc

@@ -60,7 +60,10 @@ class InMemoryClassificationData(pl.LightningDataModule):
         parts = self._split(x, y)
         mean, std = self._statistics(parts["train"][0])
         self.splits = {
-            name: (torch.as_tensor((xs - mean) / std, dtype=torch.float32), torch.as_tensor(ys, dtype=torch.long))
+            name: (
+                torch.as_tensor((xs - mean) / std, dtype=torch.float32),
+                torch.as_tensor(ys, dtype=torch.long),
+            )
             for name, (xs, ys) in parts.items()
         }
 
@@ -89,7 +92,10 @@ class InMemoryClassificationData(pl.LightningDataModule):
         )
         val_share = self.val_fraction / (1.0 - self.test_fraction)
         x_train, x_val, y_train, y_val = train_test_split(
-            x_rest, y_rest, test_size=val_share, random_state=self.split_seed,
+            x_rest,
+            y_rest,
+            test_size=val_share,
+            random_state=self.split_seed,
             stratify=y_rest if stratify is not None else None,
         )
         return {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
@@ -102,7 +108,9 @@ class InMemoryClassificationData(pl.LightningDataModule):
         if self.normalize == "per_feature":
             std = x_train.std(axis=0)
             return x_train.mean(axis=0), np.where(std > 0, std, 1.0)
-        raise UserError(f"data.normalize={self.normalize!r} is invalid: use per_feature, global or none")
+        raise UserError(
+            f"data.normalize={self.normalize!r} is invalid: use per_feature, global or none"
+        )
 
     def split_sizes(self) -> dict[str, int]:
         return {name: len(ys) for name, (_, ys) in self.splits.items()}

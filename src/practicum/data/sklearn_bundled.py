@@ -17,7 +17,9 @@ class SklearnBundledDataModule(InMemoryClassificationData):
 
     def __init__(self, dataset: str = "digits", as_images: bool = False, **kwargs: Any) -> None:
         if dataset not in LOADERS:
-            raise UserError(f"data.dataset={dataset!r} is not a bundled dataset: use one of {', '.join(LOADERS)}")
+            raise UserError(
+                f"data.dataset={dataset!r} is not a bundled dataset: use one of {', '.join(LOADERS)}"
+            )
         kwargs.setdefault("normalize", "global" if as_images else "per_feature")
         super().__init__(**kwargs)
         self.dataset = dataset

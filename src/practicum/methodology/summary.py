@@ -32,7 +32,9 @@ def finite_or_none(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def print_metrics_table(metrics: dict[str, float], goal: Goal, title: str, console: Console | None = None) -> None:
+def print_metrics_table(
+    metrics: dict[str, float], goal: Goal, title: str, console: Console | None = None
+) -> None:
     """Rows are metrics, columns the splits; the goal metric's row is highlighted."""
     names = sorted({key.split("/", 1)[1] for key in metrics if "/" in key})
     splits = [s for s in SPLITS if any(key.startswith(f"{s}/") for key in metrics)]

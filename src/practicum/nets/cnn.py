@@ -31,7 +31,9 @@ class ConvNet(nn.Module):
         size = min(height, width)
         for out_channels in channels:
             blocks.append(
-                nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=not batch_norm)
+                nn.Conv2d(
+                    in_channels, out_channels, kernel_size, padding=padding, bias=not batch_norm
+                )
             )
             if batch_norm:
                 blocks.append(nn.BatchNorm2d(out_channels))
@@ -43,10 +45,14 @@ class ConvNet(nn.Module):
             in_channels = out_channels
         self.features = nn.Sequential(*blocks)
         self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(in_channels, require_classes(num_classes))
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(in_channels, require_classes(num_classes)),
         )
         dry_run(
-            self.features, in_shape,
+            self.features,
+            in_shape,
             f"model.net (kernel_size={kernel_size}, padding={padding}, {len(channels)} blocks)",
         )
 

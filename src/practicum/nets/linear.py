@@ -12,7 +12,9 @@ from practicum.nets.shapes import flat_size, require_classes
 class Linear(nn.Module):
     def __init__(self, in_shape: Sequence[int], num_classes: int) -> None:
         super().__init__()
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(flat_size(in_shape), require_classes(num_classes)))
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(flat_size(in_shape), require_classes(num_classes))
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(x)

@@ -24,7 +24,9 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         if depth < 1 or hidden_units < 1:
-            raise UserError(f"model.net.depth={depth} and hidden_units={hidden_units} must both be >= 1")
+            raise UserError(
+                f"model.net.depth={depth} and hidden_units={hidden_units} must both be >= 1"
+            )
         layers: list[nn.Module] = [nn.Flatten()]
         width = flat_size(in_shape)
         for _ in range(depth):

@@ -23,7 +23,9 @@ def require_image_shape(in_shape: Sequence[int], model: str) -> tuple[int, int, 
 
 def require_classes(num_classes: int) -> int:
     if int(num_classes) < 2:
-        raise UserError(f"num_classes={num_classes} is invalid: classification needs at least 2 classes")
+        raise UserError(
+            f"num_classes={num_classes} is invalid: classification needs at least 2 classes"
+        )
     return int(num_classes)
 
 
@@ -39,6 +41,8 @@ def dry_run(module: nn.Module, in_shape: Sequence[int], what: str) -> torch.Tens
         with torch.no_grad():
             return module(torch.zeros(2, *in_shape))
     except RuntimeError as exc:
-        raise UserError(f"{what} does not fit inputs of shape {list(in_shape)}: {str(exc).splitlines()[0]}") from exc
+        raise UserError(
+            f"{what} does not fit inputs of shape {list(in_shape)}: {str(exc).splitlines()[0]}"
+        ) from exc
     finally:
         module.train(was_training)

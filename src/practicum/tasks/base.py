@@ -46,7 +46,9 @@ class Task(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:
-            raise RuntimeError("this task was built without an optimizer; pass optimizer= to train it")
+            raise RuntimeError(
+                "this task was built without an optimizer; pass optimizer= to train it"
+            )
         optimizer = self.optimizer_factory(self.parameter_groups())
         factory = self.scheduler_spec.get("factory")
         if factory is None:
@@ -54,7 +56,10 @@ class Task(pl.LightningModule):
         kwargs = {}
         if "total_steps" in inspect.signature(factory).parameters:
             kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
-        scheduler = {"scheduler": factory(optimizer, **kwargs), "interval": self.scheduler_spec.get("interval", "epoch")}
+        scheduler = {
+            "scheduler": factory(optimizer, **kwargs),
+            "interval": self.scheduler_spec.get("interval", "epoch"),
+        }
         if self.scheduler_spec.get("monitor"):
             scheduler["monitor"] = self.scheduler_spec["monitor"]
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
