@@ -1,4 +1,4 @@
-"""The one flow of a run: build -> fit -> evaluate the best checkpoint -> summarize.
+"""The one flow of a run: build -> [checks | lr range test] -> fit -> evaluate -> diagnose -> report.
 
 `cli.py` has already composed and validated the config; this module does the heavy lifting.
 """
@@ -12,13 +12,16 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 
 from practicum.build import build_datamodule, build_task, build_trainer, require_file
 from practicum.errors import UserError
+from practicum.methodology.curves import log_figure_to_loggers, plot_curves
+from practicum.methodology.diagnosis import diagnose
 from practicum.methodology.goal import Goal
-from practicum.methodology.history import best_epoch, diverged, read_history
+from practicum.methodology.history import best_epoch, read_history
+from practicum.methodology.report import print_panel, write_report
 from practicum.methodology.summary import finite_or_none, print_metrics_table, write_json
 from practicum.tasks.base import CONFIG_KEY
 
@@ -26,14 +29,20 @@ console = Console()
 
 
 def train_run(cfg: DictConfig) -> float | None:
-    """Train, evaluate the best checkpoint on every split, write summary.json; return the goal metric."""
+    """Train, evaluate the best checkpoint on every split, diagnose, report; return the goal metric."""
     started = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     goal = Goal.from_config(cfg.goal)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-
     datamodule = build_datamodule(cfg)
+
+    if (cfg.get("checks") or {}).get("enabled"):
+        return run_sanity_checks(cfg, datamodule, output_dir)
+    if (cfg.get("tune") or {}).get("mode") == "lr":
+        apply_lr_range_test(cfg, datamodule, output_dir)
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+
     task = build_task(cfg)
     trainer = build_trainer(cfg)
     summary: dict[str, Any] = {
@@ -48,6 +57,7 @@ def train_run(cfg: DictConfig) -> float | None:
         )
         splits = ("train", "val", "test") if cfg.get("test", True) else ("train", "val")
         metrics = evaluate_splits(cfg, task, datamodule, splits, best_path or None)
+        baseline = linear_baseline(cfg, datamodule)
     except Exception as exc:
         if isinstance(exc, UserError):
             raise
@@ -57,26 +67,40 @@ def train_run(cfg: DictConfig) -> float | None:
         raise
 
     history = read_history(output_dir / "metrics.csv")
+    best = best_epoch(history, goal)
+    settings = {"lr": float(cfg.optimizer.lr), "max_epochs": int(cfg.trainer.max_epochs)}
+    diagnosis = diagnose(metrics, goal, history, best, settings, baseline)
     value = finite_or_none(metrics.get(goal.metric))
     summary.update(
         goal_met=goal.met(value),
-        verdict=None,
+        verdict=diagnosis.verdict,
+        diagnosis=diagnosis.as_dict(),
         metrics=metrics,
-        best_epoch=best_epoch(history, goal),
+        baseline=baseline,
+        best_epoch=best,
         epochs_trained=len(history),
         best_checkpoint=best_path or None,
-        status="diverged" if diverged(history) else "completed",
+        status="diverged" if diagnosis.verdict == "diverged" else "completed",
         wall_time_s=round(time.perf_counter() - started, 3),
     )
+    title = run_title(cfg, output_dir)
+    curves = plot_curves(history, goal, best, output_dir / "curves.png", title)
+    log_figure_to_loggers(trainer.loggers, curves, step=trainer.global_step)
+    write_report(output_dir / "report.md", summary, diagnosis, goal, title)
     write_json(output_dir / "summary.json", summary)
-    print_metrics_table(
-        metrics, goal, title=f"Best checkpoint (epoch {summary['best_epoch']})", console=console
-    )
-    verdict = "[green]met[/green]" if summary["goal_met"] else "[red]not met[/red]"
-    shown = "n/a" if value is None else f"{value:.4f}"
-    console.print(f"Goal {goal.describe()}: {verdict} ({shown})")
+
+    print_metrics_table(metrics, goal, title=f"Best checkpoint (epoch {best})", console=console)
+    if diagnosis.verdict == "diverged":
+        console.print(
+            "[red]Training diverged[/red]: the loss became non-finite or blew up; see report.md."
+        )
+    print_panel(summary, diagnosis, goal, console)
     console.print(f"Run directory: {output_dir}", soft_wrap=True)
     return value
+
+
+def run_title(cfg: DictConfig, output_dir: Path) -> str:
+    return f"{cfg.task_name}: model={cfg.model.get('name')} data={cfg.data.get('name')} ({output_dir.name})"
 
 
 def evaluate_splits(
@@ -101,6 +125,55 @@ def evaluate_splits(
         metrics.update({key: float(value) for key, value in results[0].items()})
     task.eval_split = "test"
     return metrics
+
+
+def linear_baseline(cfg: DictConfig, datamodule: Any) -> dict[str, float] | None:
+    """Metrics of a linear model on the same split, unless this run is that model or it is switched off."""
+    settings = cfg.get("diagnosis") or {}
+    model = settings.get("baseline_model")
+    if not model or cfg.model.get("name") == model or cfg.model.get("problem") != "classification":
+        return None
+    from practicum.methodology.baseline import train_linear_baseline
+
+    return train_linear_baseline(cfg, datamodule, model, int(settings.get("baseline_epochs", 20)))
+
+
+def run_sanity_checks(cfg: DictConfig, datamodule: Any, output_dir: Path) -> float | None:
+    """`debug=checks`: run the checks on a fresh model, print the table, write checks.json."""
+    from practicum.methodology.checks import (
+        print_checks,
+        run_checks,
+        settings_from_config,
+        write_checks,
+    )
+
+    results = run_checks(build_task(cfg), datamodule, settings_from_config(cfg.checks))
+    print_checks(results, console)
+    path = write_checks(results, output_dir)
+    failed = [r.name for r in results if not r.passed]
+    verdict = f"[red]failed: {', '.join(failed)}[/red]" if failed else "[green]all passed[/green]"
+    console.print(f"Sanity checks {verdict}.  Written to {path}", soft_wrap=True)
+    return float(len(failed))
+
+
+def apply_lr_range_test(cfg: DictConfig, datamodule: Any, output_dir: Path) -> float:
+    """`tune=lr`: run the range test, save its plot and numbers, and (by default) train with its suggestion."""
+    from practicum.methodology.lr_range import lr_range_test, settings_from_config
+
+    settings = settings_from_config(cfg.tune)
+    result = lr_range_test(build_task(cfg), datamodule, **settings.test_kwargs())
+    result.save_plot(output_dir / "lr_range.png")
+    write_json(output_dir / "lr_range.json", result.as_dict())
+    console.print(
+        f"LR range test: suggested lr {result.suggestion:.3g} (the loss was lowest at {result.min_loss_lr:.3g}); "
+        f"plot: {output_dir / 'lr_range.png'}",
+        soft_wrap=True,
+    )
+    if settings.apply:
+        with open_dict(cfg):
+            cfg.optimizer.lr = float(result.suggestion)
+        console.print(f"Training with optimizer.lr={result.suggestion:.3g}")
+    return float(result.suggestion)
 
 
 def load_run_config(ckpt_path: str) -> DictConfig:

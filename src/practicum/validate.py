@@ -55,6 +55,15 @@ def positive_int(value: Any) -> str | None:
     return None if ok else "must be a whole number >= 1"
 
 
+def optional(check: Check) -> Check:
+    """`null` is allowed (the feature is off); anything else must pass `check`."""
+
+    def check_optional(value: Any) -> str | None:
+        return None if value is None else check(value)
+
+    return check_optional
+
+
 def one_of(*choices: str) -> Check:
     def check(value: Any) -> str | None:
         return None if value in choices else f"must be one of {', '.join(choices)}"
@@ -70,6 +79,7 @@ RULES: list[tuple[str, str, Check, str]] = [
     ("model", "dropout", unit_interval, "0.25"),
     ("model", "label_smoothing", unit_interval, "0.1"),
     ("data", "batch_size", positive_int, "64"),
+    ("data", "train_subset", optional(positive_int), "200"),
     ("data", "val_fraction", open_unit_interval, "0.15"),
     ("data", "test_fraction", open_unit_interval, "0.15"),
     ("trainer", "max_epochs", positive_int, "30"),

@@ -30,6 +30,7 @@ class InMemoryClassificationData(pl.LightningDataModule):
         num_classes: int | str = "auto",
         input_shape: Sequence[int] | str = "auto",
         normalize: str = "per_feature",
+        train_subset: int | None = None,
     ) -> None:
         super().__init__()
         self.batch_size = batch_size
@@ -39,6 +40,7 @@ class InMemoryClassificationData(pl.LightningDataModule):
         self.declared_num_classes = num_classes
         self.declared_input_shape = input_shape
         self.normalize = normalize
+        self.train_subset = train_subset
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.num_classes: int = 0
         self.input_shape: list[int] = []
@@ -98,6 +100,15 @@ class InMemoryClassificationData(pl.LightningDataModule):
             random_state=self.split_seed,
             stratify=y_rest if stratify is not None else None,
         )
+        if self.train_subset is not None and self.train_subset < len(y_train):
+            # fewer training examples, same val/test: how does the error change with the data size?
+            x_train, _, y_train, _ = train_test_split(
+                x_train,
+                y_train,
+                train_size=self.train_subset,
+                random_state=self.split_seed,
+                stratify=y_train if self.train_subset >= self.num_classes else None,
+            )
         return {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
 
     def _statistics(self, x_train: np.ndarray) -> tuple[np.ndarray | float, np.ndarray | float]:

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as pl
-from torch import nn
+import torch
+from torch import Tensor, nn
 from torch.optim import Optimizer
 
 OptimizerFactory = Callable[..., Optimizer]
@@ -63,6 +64,11 @@ class Task(pl.LightningModule):
         if self.scheduler_spec.get("monitor"):
             scheduler["monitor"] = self.scheduler_spec["monitor"]
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def stop_if_diverged(self, epoch_loss: Tensor) -> None:
+        """A non-finite epoch loss ends training: nothing useful can follow, and the report says why."""
+        if not torch.isfinite(epoch_loss):
+            self.trainer.should_stop = True
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.run_config is not None:

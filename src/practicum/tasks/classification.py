@@ -73,6 +73,8 @@ class ClassificationTask(Task):
         values = metrics.compute()
         values[f"{stage}/loss"] = loss.compute()
         self.log_dict(values, prog_bar=stage == "val")
+        if stage == "train":
+            self.stop_if_diverged(values["train/loss"])
         metrics.reset()
         loss.reset()
 

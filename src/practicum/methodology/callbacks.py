@@ -1,0 +1,14 @@
+"""Callbacks that carry the goal into training."""
+
+from __future__ import annotations
+
+from lightning.pytorch.callbacks import EarlyStopping
+
+
+class GoalEarlyStopping(EarlyStopping):
+    """Early stopping on the goal metric; with `stop_when_met`, also stop as soon as the target is reached."""
+
+    def __init__(self, target: float | None = None, stop_when_met: bool = False, **kwargs) -> None:
+        if stop_when_met and target is not None:
+            kwargs["stopping_threshold"] = target
+        super().__init__(**kwargs)

@@ -1,0 +1,296 @@
+"""Sanity checks to run before tuning: a failure points to a bug, not to a bad hyperparameter.
+
+Every check works on copies of the task's net, so the task itself is left untouched, and runs under
+its own seeded random state, so results repeat and the caller's random state is not disturbed.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from rich.console import Console
+from rich.table import Table
+from torch import Tensor, nn
+
+from practicum.errors import UserError
+from practicum.methodology.summary import finite_or_none, write_json
+
+if TYPE_CHECKING:
+    from practicum.data.in_memory import InMemoryClassificationData as Data
+    from practicum.tasks.classification import ClassificationTask as Task
+
+STATUSES = ("pass", "fail", "skip")
+STYLES = {"pass": "bold green", "fail": "bold red", "skip": "yellow"}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    status: str  # one of STATUSES; "skip" when the check does not apply to this setup
+    value: float  # the measured number; nan when nothing could be measured
+    threshold: str  # what the value must satisfy, in words
+    detail: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status != "fail"
+
+    def as_dict(self) -> dict[str, Any]:
+        plain = {"value": finite_or_none(self.value), "passed": self.passed}
+        return {**dataclasses.asdict(self), **plain}
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    seed: int = 0
+    initial_loss_batches: int = 4
+    initial_loss_tolerance: float = 0.15  # relative distance from -log(1/num_classes)
+    overfit_batches: int = 2
+    overfit_steps: int = 200
+    overfit_target: float = 0.99  # training accuracy on the tiny subset
+    baseline_epochs: int = 3
+    # the real-input model's error must be at most this share of the zero-input model's error
+    baseline_error_ratio: float = 0.5
+    independence_batch: int = 4
+
+
+def settings_from_config(node: Mapping[str, Any] | None) -> CheckSettings:
+    """The `checks:` config node as settings; `enabled` is the run flow's business and is ignored."""
+    values = dict(node or {})
+    values.pop("enabled", None)
+    defaults = dataclasses.asdict(CheckSettings())
+    unknown = sorted(set(values) - set(defaults))
+    if unknown:
+        raise UserError(
+            f"checks.{unknown[0]} is unknown: use one of enabled, {', '.join(defaults)}"
+        )
+    try:
+        values = {key: type(defaults[key])(value) for key, value in values.items()}
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"checks: {exc}: every setting is a number") from exc
+    for key, value in values.items():
+        # the float settings are all fractions; the int ones are counts (the seed can be anything)
+        if isinstance(value, float) and not 0 < value <= 1:
+            raise UserError(f"checks.{key}={value} is invalid: it must be in (0, 1]")
+        if isinstance(value, int) and key != "seed" and value < 1:
+            raise UserError(f"checks.{key}={value} is invalid: it must be at least 1")
+    return CheckSettings(**values)
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """Seed torch inside the block and give the caller's random state back afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def run_checks(
+    task: Task, datamodule: Data, settings: CheckSettings | None = None
+) -> list[CheckResult]:
+    """All five checks, cheapest first."""
+    settings = settings or CheckSettings()
+    x, y = (t[: settings.independence_batch] for t in datamodule.splits["train"])
+    return [
+        initial_loss(task, datamodule, settings),
+        gradient_check(task.net, datamodule.input_shape, settings.seed),
+        batch_independence(task.net, x, y, task.criterion),
+        overfit_tiny_subset(task, datamodule, settings),
+        input_independent_baseline(task, datamodule, settings),
+    ]
+
+
+def initial_loss(task: Task, datamodule: Data, settings: CheckSettings) -> CheckResult:
+    """At initialization the net should predict all classes equally: loss near log(num_classes)."""
+    net = copy.deepcopy(task.net).eval()
+    batches = _first_batches(datamodule, settings.initial_loss_batches)
+    with torch.no_grad():
+        losses = [task.criterion(net(x), y).item() * len(y) for x, y in _on(net, batches)]
+    loss = sum(losses) / sum(len(y) for _, y in batches)
+    if not isinstance(task.criterion, nn.CrossEntropyLoss):
+        why = f"-log(1/num_classes) is for cross-entropy, not {type(task.criterion).__name__}"
+        return CheckResult("initial_loss", "skip", loss, "n/a", why)
+    expected = math.log(datamodule.num_classes)
+    tolerance = settings.initial_loss_tolerance
+    distance = abs(loss - expected) / expected
+    status = "pass" if distance <= tolerance else "fail"
+    return CheckResult(
+        "initial_loss",
+        status,
+        loss,
+        f"within {tolerance:.0%} of {expected:.4f}",
+        f"-log(1/{datamodule.num_classes}) = {expected:.4f}; measured {loss:.4f} ({distance:.1%} off) "
+        "in eval mode on the first train batches",
+    )
+
+
+def gradient_check(module: nn.Module, input_shape: Sequence[int], seed: int = 0) -> CheckResult:
+    """`torch.autograd.gradcheck` in float64 on the input and on every parameter, in eval mode."""
+    net = copy.deepcopy(module).double().eval()
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, *input_shape, dtype=torch.float64, generator=generator).to(_device(net))
+    functions: dict[str, tuple[Callable[[Tensor], Tensor], Tensor]] = {"input": (net, x)}
+    for name, param in net.named_parameters():
+        functions[name] = (_with_parameter(net, name, x), param.detach())
+    wrong = [name for name, (fn, tensor) in functions.items() if not _gradcheck(fn, tensor)]
+    agree = "analytical and numerical gradients agree"
+    detail = f"wrong gradient for: {', '.join(wrong)}" if wrong else agree
+    return CheckResult(
+        "gradient_check",
+        "fail" if wrong else "pass",
+        float(len(wrong)),
+        f"0 of {len(functions)} tensors wrong",
+        f"{detail} (float64, eval mode, 2 random inputs)",
+    )
+
+
+def _with_parameter(net: nn.Module, name: str, x: Tensor) -> Callable[[Tensor], Tensor]:
+    return lambda value: torch.func.functional_call(net, {name: value}, (x,))
+
+
+def _gradcheck(function: Callable[[Tensor], Tensor], tensor: Tensor) -> bool:
+    # fast mode compares one random projection of the two Jacobians instead of building them whole:
+    # a wrong backward still shows, and a CNN's thousands of weights take milliseconds, not minutes
+    probe = tensor.detach().clone().requires_grad_(True)
+    return torch.autograd.gradcheck(function, (probe,), fast_mode=True, raise_exception=False)
+
+
+def batch_independence(
+    module: nn.Module, inputs: Tensor, targets: Tensor, criterion: nn.Module
+) -> CheckResult:
+    """In eval mode, example 0's loss must not depend on the other examples of its batch."""
+    net = copy.deepcopy(module).eval()
+    [(x, y)] = _on(net, [(inputs.detach().clone(), targets)])
+    x.requires_grad_(True)
+    criterion(net(x)[:1], y[:1]).backward()
+    leak = x.grad[1:].abs().max().item()
+    own = x.grad[0].abs().max().item()
+    status = "pass" if leak <= 1e-12 else "fail"
+    detail = f"max |d loss_0 / d x_j| = {leak:.3g} over the other {len(x) - 1} examples"
+    detail += f" (own: {own:.3g})"
+    if status == "fail":
+        detail += ": the net mixes examples in eval mode (batch statistics or a sum over dim 0?)"
+    return CheckResult("batch_independence", status, leak, "<= 1e-12", detail)
+
+
+def overfit_tiny_subset(task: Task, datamodule: Data, settings: CheckSettings) -> CheckResult:
+    """A fresh copy must memorize a couple of batches: if it cannot, look for a bug before tuning."""
+    batches = _first_batches(datamodule, settings.overfit_batches)
+    target = settings.overfit_target
+    with _seeded(settings.seed):
+        trainee = copy.deepcopy(task)
+        optimizer = trainee.optimizer_factory(trainee.parameter_groups())
+        accuracy, steps = _accuracy(trainee.net, batches), 0
+        while accuracy < target and steps < settings.overfit_steps:
+            # measure every 10 steps: accuracy in eval mode costs a forward pass
+            for _ in range(10):
+                _train_step(trainee, optimizer, *batches[steps % len(batches)])
+                steps += 1
+            accuracy = _accuracy(trainee.net, batches)
+    size = sum(len(y) for _, y in batches)
+    return CheckResult(
+        "overfit_tiny_subset",
+        "pass" if accuracy >= target else "fail",
+        accuracy,
+        f">= {target:g}",
+        f"train accuracy on {size} examples ({len(batches)} batches) after {steps} of at most "
+        f"{settings.overfit_steps} steps, configured optimizer, constant learning rate",
+    )
+
+
+def input_independent_baseline(
+    task: Task, datamodule: Data, settings: CheckSettings
+) -> CheckResult:
+    """Trained on zeroed inputs a model can only learn the class prior; on real inputs it must beat that."""
+    real = _train_briefly(task, datamodule, settings, zero_inputs=False)
+    zero = _train_briefly(task, datamodule, settings, zero_inputs=True)
+    # comparing errors, not accuracies, keeps the rule fair when one class dominates the data
+    ratio = (1 - real) / max(1 - zero, 1e-12)
+    ratio_limit = settings.baseline_error_ratio
+    return CheckResult(
+        "input_independent_baseline",
+        "pass" if ratio <= ratio_limit else "fail",
+        ratio,
+        f"error ratio <= {ratio_limit:g}",
+        f"val accuracy {real:.3f} on real inputs vs {zero:.3f} on zeroed inputs "
+        f"after {settings.baseline_epochs} epochs each (real-input error / zero-input error)",
+    )
+
+
+def _train_briefly(
+    task: Task, datamodule: Data, settings: CheckSettings, zero_inputs: bool
+) -> float:
+    """Validation accuracy of a fresh copy trained for `baseline_epochs`, optionally on zeroed inputs."""
+    prepare = torch.zeros_like if zero_inputs else (lambda x: x)
+    with _seeded(settings.seed):
+        trainee = copy.deepcopy(task)
+        optimizer = trainee.optimizer_factory(trainee.parameter_groups())
+        for _ in range(settings.baseline_epochs):
+            for x, y in datamodule.loader("train", shuffle=True):
+                _train_step(trainee, optimizer, prepare(x), y)
+    x_val, y_val = datamodule.splits["val"]
+    return _accuracy(trainee.net, [(prepare(x_val), y_val)])
+
+
+def _train_step(task: Task, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor) -> None:
+    task.net.train()
+    [(x, y)] = _on(task.net, [(x, y)])
+    optimizer.zero_grad(set_to_none=True)
+    task.criterion(task.net(x), y).backward()
+    optimizer.step()
+
+
+def _accuracy(net: nn.Module, batches: Sequence[tuple[Tensor, Tensor]]) -> float:
+    net.eval()
+    with torch.no_grad():
+        correct = sum((net(x).argmax(dim=-1) == y).sum().item() for x, y in _on(net, batches))
+    return correct / sum(len(y) for _, y in batches)
+
+
+def _device(net: nn.Module) -> torch.device:
+    return next(net.parameters(), torch.empty(0)).device
+
+
+def _on(net: nn.Module, batches: Sequence[tuple[Tensor, Tensor]]) -> list[tuple[Tensor, Tensor]]:
+    """The batches on the net's device: checks run wherever the task's net lives."""
+    device = _device(net)
+    return [(x.to(device), y.to(device)) for x, y in batches]
+
+
+def _first_batches(datamodule: Data, count: int) -> list[tuple[Tensor, Tensor]]:
+    return list(islice(datamodule.loader("train", shuffle=False), count))
+
+
+def write_checks(results: Sequence[CheckResult], path: str | Path) -> Path:
+    """Write `checks.json` (into `path` when it is a directory); return the file written."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checks.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    checks = [result.as_dict() for result in results]
+    write_json(path, {"all_passed": all(r.passed for r in results), "checks": checks})
+    return path
+
+
+def print_checks(results: Sequence[CheckResult], console: Console | None = None) -> None:
+    """One row per check: status coloured, the measured value against its threshold, and why."""
+    table = Table(title="Sanity checks", title_justify="left")
+    table.add_column("check", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("value", justify="right", no_wrap=True)
+    table.add_column("threshold", max_width=22)
+    table.add_column("detail", ratio=1, min_width=30)
+    for result in results:
+        status = f"[{STYLES[result.status]}]{result.status.upper()}[/]"
+        value = f"{result.value:.4g}" if math.isfinite(result.value) else "—"
+        table.add_row(result.name, status, value, result.threshold, result.detail)
+    (console or Console()).print(table)

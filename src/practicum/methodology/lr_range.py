@@ -1,0 +1,246 @@
+"""Learning-rate range test (Smith 2015, "LR finder"): sweep the lr upward and read the loss curve.
+
+A short run trains a copy of the net while the learning rate grows exponentially, one mini-batch
+per step, from `min_lr` to `max_lr`. The smoothed training loss first barely moves (lr too
+small), then falls (lr useful), then blows up (lr too large). The suggestion is read from that
+curve in log(lr); see `suggest_lr` for the rule and why it is not Lightning's `lr_find` rule.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from practicum.errors import UserError
+
+DIVERGENCE_FACTOR = 4.0  # stop once the smoothed loss exceeds this many times the best seen
+
+
+@dataclass
+class LRRangeResult:
+    """The swept learning rates, the smoothed loss at each, and the learning rate to train with."""
+
+    lrs: list[float]
+    losses: list[float]
+    suggestion: float
+    min_loss_lr: float
+    steepest_lr: float
+    stopped_early: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save_plot(self, path: str | Path) -> Path:
+        """Write the loss-vs-lr curve with the suggestion marked to a PNG."""
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only: never open a window or need a display
+        import matplotlib.pyplot as plt
+
+        path = Path(path)
+        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+        try:
+            ax.plot(self.lrs, self.losses, color="tab:blue", label="smoothed training loss")
+            ax.set_xscale("log")
+            low, best = self.min_loss_lr, self.suggestion
+            ax.axvline(low, color="gray", linestyle=":", label=f"lowest loss at {low:.2g}")
+            ax.axvline(best, color="tab:red", linestyle="--", label=f"suggested lr {best:.2g}")
+            at_best = np.interp(np.log10(best), np.log10(self.lrs), self.losses)
+            red = "tab:red"
+            ax.annotate(
+                f"suggested lr\n{best:.2g}",
+                (best, at_best),
+                xytext=(14, 28),
+                textcoords="offset points",
+                color=red,
+                arrowprops={"arrowstyle": "->", "color": red},
+                bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": red},
+            )
+            ax.set_xlabel("learning rate (log scale)")
+            ax.set_ylabel("training loss (smoothed)")
+            stop = "stopped early: loss diverged" if self.stopped_early else "full sweep"
+            ax.set_title(f"Learning-rate range test ({len(self.lrs)} steps, {stop})")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(loc="best")
+            fig.tight_layout()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(path)
+        finally:
+            plt.close(fig)
+        return path
+
+
+def lr_range_test(
+    task: Any,
+    datamodule: Any,
+    min_lr: float = 1e-6,
+    max_lr: float = 1.0,
+    steps: int = 100,
+    smoothing: float = 0.9,
+    seed: int = 0,
+) -> LRRangeResult:
+    """Train a copy of `task.net` for up to `steps` batches with an exponentially growing lr.
+
+    Uses the task's own loss and optimizer class (with its weight-decay groups and other settings);
+    only the learning rate is overridden each step. The task itself is left untouched.
+    """
+    _check_range(min_lr, max_lr, steps, smoothing)
+    if task.optimizer_factory is None:
+        raise UserError("the LR range test needs a task built with an optimizer (build_task(cfg))")
+    net = copy.deepcopy(task.net).train()
+    optimizer = task.optimizer_factory(_groups_for_copy(task, net))
+    device = next(net.parameters()).device
+    schedule = np.geomspace(min_lr, max_lr, steps)
+
+    lrs: list[float] = []
+    losses: list[float] = []
+    average, best, stopped_early = 0.0, math.inf, False
+    # a private RNG state: the test's shuffling and dropout neither depend on nor disturb the run's
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        batches = _cycle(datamodule, device)
+        for step, lr in enumerate(schedule):
+            for group in optimizer.param_groups:
+                group["lr"] = float(lr)
+            x, y = next(batches)
+            loss = task.criterion(net(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                stopped_early = True
+                break
+            average = smoothing * average + (1 - smoothing) * value
+            smoothed = average / (1 - smoothing ** (step + 1))  # bias correction of the zero start
+            lrs.append(float(lr))
+            losses.append(smoothed)
+            best = min(best, smoothed)
+            if smoothed > DIVERGENCE_FACTOR * best:
+                stopped_early = True
+                break
+    if not lrs:
+        raise UserError(
+            f"the LR range test diverged at its first step (lr={min_lr:g}): lower tune.min_lr"
+        )
+    suggestion, min_loss_lr, steepest_lr = suggest_lr(lrs, losses)
+    return LRRangeResult(lrs, losses, suggestion, min_loss_lr, steepest_lr, stopped_early)
+
+
+def suggest_lr(lrs: list[float], losses: list[float]) -> tuple[float, float, float]:
+    """`(suggestion, min_loss_lr, steepest_lr)` from a smoothed loss curve.
+
+    The rule, everything in log10(lr):
+    - `min_loss_lr`: the lr where the smoothed loss is lowest. Past it the lr is already too large
+      (the loss rises), and because the loss is smoothed over the last ~10 steps the minimum lags
+      the point where things go wrong; one decade below it is safely in the useful region.
+    - `steepest_lr`: the lr where the loss falls fastest per decade of lr, searched only below the
+      minimum, where the loss is still coming down.
+    - suggestion: the smaller (more conservative) of `min_loss_lr / 10` and `steepest_lr`.
+
+    Why not Lightning's `lr_find` rule: it takes the steepest slope with respect to the lr itself,
+    not log(lr). Dividing by the tiny lr steps at the bottom of the sweep amplifies noise there, so
+    it tends to pick the smallest learning rates (1.7e-6 on digits, which trained to 13% accuracy).
+    """
+    log_lrs = np.log10(np.asarray(lrs))
+    values = np.asarray(losses)
+    lowest = int(np.argmin(values))
+    min_loss_lr = float(lrs[lowest])
+    steepest_lr = min_loss_lr / 10
+    if lowest >= 2:
+        slopes = np.gradient(values[: lowest + 1], log_lrs[: lowest + 1])
+        steepest_lr = float(lrs[int(np.argmin(slopes))])
+    return min(min_loss_lr / 10, steepest_lr), min_loss_lr, steepest_lr
+
+
+@dataclass(frozen=True)
+class LRRangeSettings:
+    """The `tune` node of a `tune=lr` run: the sweep's bounds and whether to train with the result."""
+
+    min_lr: float = 1e-6
+    max_lr: float = 1.0
+    steps: int = 100
+    smoothing: float = 0.9
+    apply: bool = True
+
+    def test_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `lr_range_test` (add `seed=cfg.seed`)."""
+        kwargs = asdict(self)
+        del kwargs["apply"]
+        return kwargs
+
+
+def settings_from_config(node: Mapping[str, Any] | None) -> LRRangeSettings:
+    """Read and check `cfg.tune` (conf/tune/lr.yaml); a bad value is one clear UserError."""
+    node = node or {}
+    known = {"mode", *(field.name for field in fields(LRRangeSettings))}
+    unknown = sorted(set(node) - known)
+    if unknown:
+        raise UserError(
+            f"tune.{unknown[0]} is not a setting of the LR range test: use one of {', '.join(sorted(known))}"
+        )
+    if node.get("mode", "lr") != "lr":
+        raise UserError(f"tune.mode={node.get('mode')!r} is not the LR range test: use tune=lr")
+    defaults = LRRangeSettings()
+    try:
+        settings = LRRangeSettings(
+            min_lr=float(node.get("min_lr", defaults.min_lr)),
+            max_lr=float(node.get("max_lr", defaults.max_lr)),
+            steps=int(node.get("steps", defaults.steps)),
+            smoothing=float(node.get("smoothing", defaults.smoothing)),
+            apply=node.get("apply", defaults.apply),
+        )
+    except (TypeError, ValueError) as exc:
+        raise UserError(
+            f"tune: a setting is not a number ({exc}): e.g. tune.min_lr=1e-6 tune.steps=100"
+        ) from None
+    if not isinstance(settings.apply, bool):
+        raise UserError(f"tune.apply={settings.apply!r} is invalid: use true or false")
+    _check_range(settings.min_lr, settings.max_lr, settings.steps, settings.smoothing)
+    return settings
+
+
+def _check_range(min_lr: float, max_lr: float, steps: int, smoothing: float) -> None:
+    if not 0 < min_lr < max_lr:
+        raise UserError(
+            f"tune.min_lr={min_lr:g}, tune.max_lr={max_lr:g}: need 0 < min_lr < max_lr, e.g. 1e-6 and 1"
+        )
+    if steps < 2:
+        raise UserError(
+            f"tune.steps={steps} is too few: the sweep needs at least 2 steps (100 is typical)"
+        )
+    if not 0 <= smoothing < 1:
+        raise UserError(f"tune.smoothing={smoothing:g} is invalid: use a value in [0, 1), e.g. 0.9")
+
+
+def _groups_for_copy(task: Any, net: nn.Module) -> list[dict[str, Any]]:
+    """The task's parameter groups (weight-decay split and all), pointing at the copy's parameters."""
+    to_copy = {
+        id(original): clone
+        for original, clone in zip(task.net.parameters(), net.parameters(), strict=True)
+    }
+    groups = []
+    for group in task.parameter_groups():
+        params = [to_copy[id(p)] for p in group["params"] if id(p) in to_copy]
+        if params:
+            groups.append({**group, "params": params})
+    return groups
+
+
+def _cycle(datamodule: Any, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Shuffled training batches, pass after pass, for as many steps as the sweep needs."""
+    loader = datamodule.loader("train", shuffle=True)
+    if len(loader) == 0:
+        raise UserError("the LR range test needs training data, but the train split is empty")
+    while True:
+        for x, y in loader:
+            yield x.to(device), y.to(device)

@@ -1,0 +1,82 @@
+"""report.md and the closing panel: the diagnosis in words."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+
+from practicum.methodology.diagnosis import Diagnosis
+from practicum.methodology.goal import Goal
+
+SPLITS = ("train", "val", "test")
+
+
+def write_report(
+    path: Path, summary: dict[str, Any], diagnosis: Diagnosis, goal: Goal, title: str
+) -> Path:
+    metrics = summary.get("metrics", {})
+    names = sorted({key.split("/", 1)[1] for key in metrics})
+    lines = [
+        f"# {title}",
+        "",
+        f"**Goal:** {goal.describe()} — **{'met' if summary.get('goal_met') else 'not met'}**  ",
+        f"**Verdict:** `{diagnosis.verdict}` — {diagnosis.headline}  ",
+        f"**Status:** {summary.get('status')}, best epoch {summary.get('best_epoch')} of {summary.get('epochs_trained')}, "
+        f"{summary.get('wall_time_s', 0):.1f} s",
+        "",
+        "## Evidence",
+        "",
+        *[f"- {line}" for line in diagnosis.evidence],
+        "",
+        "## What to try next",
+        "",
+        *[f"{i}. {step}" for i, step in enumerate(diagnosis.next_steps, 1)],
+        "",
+        "## Metrics of the best checkpoint",
+        "",
+        "Measured in eval mode on the full train, validation and test splits.",
+        "",
+        "| metric | " + " | ".join(SPLITS) + " |",
+        "|---|" + "---:|" * len(SPLITS),
+        *[
+            f"| {name} | "
+            + " | ".join(_fmt(metrics.get(f"{split}/{name}")) for split in SPLITS)
+            + " |"
+            for name in names
+        ],
+        "",
+        "## Learning curves",
+        "",
+        "![learning curves](curves.png)",
+        "",
+    ]
+    path.write_text("\n".join(lines))
+    return path
+
+
+def print_panel(
+    summary: dict[str, Any], diagnosis: Diagnosis, goal: Goal, console: Console, top: int = 3
+) -> None:
+    """Goal, the goal metric on each split, the verdict and the most useful next steps."""
+    metrics = summary.get("metrics", {})
+    values = "   ".join(
+        f"{split} {_fmt(metrics.get(goal.at(split)))}"
+        for split in SPLITS
+        if goal.at(split) in metrics
+    )
+    met = "[green]met[/green]" if summary.get("goal_met") else "[red]not met[/red]"
+    steps = "\n".join(f"  {i}. {step}" for i, step in enumerate(diagnosis.next_steps[:top], 1))
+    body = (
+        f"[bold]Goal[/bold] {goal.describe()}: {met}\n"
+        f"[bold]{goal.metric.split('/', 1)[-1]}[/bold]  {values}\n"
+        f"[bold]Verdict[/bold] {diagnosis.verdict}: {diagnosis.headline}\n"
+        f"[bold]Next[/bold]\n{steps}"
+    )
+    console.print(Panel(body, title="practicum diagnosis", expand=False))
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"

@@ -1,0 +1,177 @@
+"""Sanity checks: the default models pass them, and deliberately broken setups fail the right one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from rich.console import Console
+from torch import nn
+
+from practicum.build import build_datamodule, build_task
+from practicum.errors import UserError
+from practicum.methodology.checks import (
+    CheckSettings,
+    batch_independence,
+    gradient_check,
+    initial_loss,
+    overfit_tiny_subset,
+    print_checks,
+    run_checks,
+    settings_from_config,
+    write_checks,
+)
+
+from conftest import compose_train
+
+NAMES = [
+    "initial_loss",
+    "gradient_check",
+    "batch_independence",
+    "overfit_tiny_subset",
+    "input_independent_baseline",
+]
+
+
+def build(tmp_path: Path, overrides: list[str] = ()):
+    cfg = compose_train(tmp_path, list(overrides))
+    return build_task(cfg), build_datamodule(cfg)
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    """The default CNN on digits, its checks, and a snapshot of its weights taken before them."""
+    task, data = build(tmp_path_factory.mktemp("cnn"))
+    before = {name: t.clone() for name, t in task.state_dict().items()}
+    return task, data, before, run_checks(task, data, CheckSettings(seed=0))
+
+
+def test_default_cnn_passes_every_check(default_run):
+    task, data, before, results = default_run
+    by_name = {r.name: r for r in results}
+    assert [r.name for r in results] == NAMES
+    assert {r.name: r.status for r in results} == dict.fromkeys(NAMES, "pass")
+    assert abs(by_name["initial_loss"].value - torch.log(torch.tensor(10.0)).item()) < 0.35
+    assert by_name["gradient_check"].value == 0
+    assert by_name["batch_independence"].value == 0
+    assert "own: 0 " not in by_name["batch_independence"].detail  # the gradient does flow
+    assert 0.99 <= by_name["overfit_tiny_subset"].value <= 1.0
+    assert 0 <= by_name["input_independent_baseline"].value <= 0.5
+    assert "on zeroed inputs" in by_name["input_independent_baseline"].detail
+    # the checks train copies: the task's own weights and mode are untouched
+    after = task.state_dict()
+    assert all(torch.equal(before[name], after[name]) for name in before)
+    assert task.net.training
+
+
+def test_checks_are_reproducible(default_run):
+    task, data, _, results = default_run
+    again = overfit_tiny_subset(task, data, CheckSettings(seed=0))
+    assert again == results[3]
+
+
+@pytest.mark.parametrize("model", ["mlp", "linear"])
+def test_mlp_and_linear_pass_gradient_check_and_batch_independence(tmp_path, model):
+    task, data = build(tmp_path, [f"model={model}"])
+    x, y = data.splits["train"]
+    assert gradient_check(task.net, data.input_shape).status == "pass"
+    assert batch_independence(task.net, x[:4], y[:4], task.criterion).status == "pass"
+    assert initial_loss(task, data, CheckSettings()).status == "pass"
+
+
+class DoubledGradient(torch.autograd.Function):
+    """Identity forward with a wrong backward: twice the true gradient."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return 2 * grad
+
+
+class TrueGradient(DoubledGradient):
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class Custom(nn.Module):
+    def __init__(self, function):
+        super().__init__()
+        self.function = function
+
+    def forward(self, x):
+        return self.function.apply(x)
+
+
+def test_gradient_check_catches_a_wrong_backward():
+    def net(function):
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 10), Custom(function))
+
+    right = gradient_check(net(TrueGradient), [1, 8, 8])
+    assert right.status == "pass" and right.value == 0
+    wrong = gradient_check(net(DoubledGradient), [1, 8, 8])
+    assert wrong.status == "fail" and not wrong.passed
+    assert wrong.value == 3  # the input and both Linear parameters get the doubled gradient
+    assert "input" in wrong.detail and "1.weight" in wrong.detail and "1.bias" in wrong.detail
+
+
+class CenterOnBatch(nn.Module):
+    """Subtracts the batch mean: every output depends on every example of the batch."""
+
+    def forward(self, x):
+        return x - x.mean(dim=0, keepdim=True)
+
+
+def test_batch_independence_catches_mixing_examples(tmp_path):
+    _, data = build(tmp_path)
+    x, y = data.splits["train"]
+    mixing = nn.Sequential(CenterOnBatch(), nn.Flatten(), nn.Linear(64, 10))
+    result = batch_independence(mixing, x[:4], y[:4], nn.CrossEntropyLoss())
+    assert result.status == "fail"
+    assert result.value > 1e-6
+    assert "mixes examples" in result.detail
+
+
+def test_untrainable_model_fails_the_overfit_check(tmp_path):
+    task, data = build(tmp_path)
+    task.optimizer_factory = lambda params: torch.optim.SGD(params, lr=0.0)
+    result = overfit_tiny_subset(task, data, CheckSettings(overfit_steps=20))
+    assert result.status == "fail"
+    assert result.value < 0.5
+    assert "after 20 of at most 20 steps" in result.detail
+
+
+def test_initial_loss_is_skipped_for_the_hinge_loss(tmp_path):
+    task, data = build(tmp_path, ["model=linear", "model.loss=hinge"])
+    result = initial_loss(task, data, CheckSettings())
+    assert result.status == "skip" and result.passed
+    assert result.value > 0 and "MultiMarginLoss" in result.detail
+
+
+def test_checks_json_and_table(default_run, tmp_path):
+    *_, results = default_run
+    path = write_checks(results, tmp_path)
+    content = json.loads(path.read_text())
+    assert path.name == "checks.json" and content["all_passed"] is True
+    assert [c["name"] for c in content["checks"]] == NAMES
+    expected = {"name", "status", "value", "threshold", "detail", "passed"}
+    assert all(set(c) == expected and isinstance(c["value"], float) for c in content["checks"])
+    console = Console(record=True, width=200)
+    print_checks(results, console)
+    text = console.export_text()
+    assert text.count("PASS") == 5 and "input_independent_baseline" in text
+
+
+def test_settings_come_from_the_debug_checks_config(tmp_path):
+    cfg = compose_train(tmp_path, ["debug=checks", "seed=7", "checks.overfit_steps=50"])
+    settings = settings_from_config(cfg.checks)
+    assert settings.seed == 7 and settings.overfit_steps == 50 and cfg.checks.enabled
+    with pytest.raises(UserError, match="checks.overfit_stpes is unknown"):
+        settings_from_config({"overfit_stpes": 10})
+    with pytest.raises(UserError, match="overfit_target=1.5 is invalid"):
+        settings_from_config({"overfit_target": 1.5})
