@@ -161,7 +161,7 @@ def apply_lr_range_test(cfg: DictConfig, datamodule: Any, output_dir: Path) -> f
     from practicum.methodology.lr_range import lr_range_test, settings_from_config
 
     settings = settings_from_config(cfg.tune)
-    result = lr_range_test(build_task(cfg), datamodule, **settings.test_kwargs())
+    result = lr_range_test(build_task(cfg), datamodule, seed=int(cfg.seed), **settings.test_kwargs())
     result.save_plot(output_dir / "lr_range.png")
     write_json(output_dir / "lr_range.json", result.as_dict())
     console.print(
