@@ -163,3 +163,13 @@ def test_curves_reach_the_logger(tmp_path: Path, logger: str):
     assert events and max(e.stat().st_size for e in events) > 20_000, (
         "the curves image is in the event file"
     )
+
+
+def test_a_val_test_gap_within_sampling_noise_is_not_a_mismatch():
+    metrics = {"train/acc": 0.99, "val/acc": 0.985, "test/acc": 0.970}
+    small = {"train": 1000, "val": 270, "test": 270}
+    large = {"train": 100_000, "val": 20_000, "test": 20_000}
+    assert decide_verdict(metrics, GOAL, {}, small) == "high_val_error"
+    assert decide_verdict(metrics, GOAL, {}, large) == "distribution_mismatch"
+    found = diagnose(metrics, GOAL, {}, 0, {"lr": 1e-3}, sizes=small)
+    assert any("within the sampling noise of 270 and 270 examples" in line for line in found.evidence)

@@ -69,7 +69,7 @@ def train_run(cfg: DictConfig) -> float | None:
     history = read_history(output_dir / "metrics.csv")
     best = best_epoch(history, goal)
     settings = {"lr": float(cfg.optimizer.lr), "max_epochs": int(cfg.trainer.max_epochs)}
-    diagnosis = diagnose(metrics, goal, history, best, settings, baseline)
+    diagnosis = diagnose(metrics, goal, history, best, settings, baseline, datamodule.split_sizes())
     value = finite_or_none(metrics.get(goal.metric))
     summary.update(
         goal_met=goal.met(value),

@@ -154,15 +154,44 @@ def overfitting(history: History) -> bool:
     return lowest < len(val) - 1 and val[-1] > 1.1 * val[lowest] and train[-1] < train[lowest]
 
 
-def decide_verdict(metrics: dict[str, float], goal: Goal, history: History) -> str:
-    if has_diverged(history) or any(
-        not math.isfinite(v) for k, v in metrics.items() if k.endswith("/loss")
-    ):
+PROPORTIONS = ("acc", "f1")  # metrics in [0, 1] whose sampling noise is about binomial
+
+
+def sampling_noise(
+    metrics: dict[str, float], goal: Goal, sizes: dict[str, int] | None
+) -> float | None:
+    """Two standard errors of the val-test difference of a proportion metric; None when unknown."""
+    if not sizes or goal.metric.split("/", 1)[-1] not in PROPORTIONS:
+        return None
+    variance = 0.0
+    for split in ("val", "test"):
+        p, n = metrics.get(goal.at(split)), sizes.get(split)
+        if p is None or not n:
+            return None
+        variance += p * (1 - p) / n
+    return 2 * math.sqrt(variance)
+
+
+def gap_within_noise(metrics: dict[str, float], goal: Goal, sizes: dict[str, int] | None) -> bool:
+    """The val-test difference of the goal metric is smaller than the two splits' sampling noise."""
+    noise = sampling_noise(metrics, goal, sizes)
+    val, test = metrics.get(goal.at("val")), metrics.get(goal.at("test"))
+    return noise is not None and val is not None and test is not None and abs(val - test) <= noise
+
+
+def decide_verdict(
+    metrics: dict[str, float], goal: Goal, history: History, sizes: dict[str, int] | None = None
+) -> str:
+    losses = [v for k, v in metrics.items() if k.endswith("/loss")]
+    if has_diverged(history) or any(not math.isfinite(v) for v in losses):
         return "diverged"
     met = {split: goal.met(metrics.get(goal.at(split))) for split in ("train", "val", "test")}
-    if met["val"]:
-        tested = goal.at("test") in metrics
-        return "distribution_mismatch" if tested and not met["test"] else "goal_met"
+    test_misses = goal.at("test") in metrics and not met["test"]
+    if met["val"] and not test_misses:
+        return "goal_met"
+    if met["val"] and not gap_within_noise(metrics, goal, sizes):
+        return "distribution_mismatch"
+    # validation misses the goal, or passes it by less than its own noise while test misses it
     return "high_val_error" if met["train"] else "high_train_error"
 
 
@@ -173,13 +202,27 @@ def diagnose(
     best: int | None,
     settings: dict[str, float | int],
     baseline: dict[str, float] | None = None,
+    sizes: dict[str, int] | None = None,
 ) -> Diagnosis:
     """The verdict, the evidence for it, and the remedies ordered by that evidence.
 
-    `settings` fills the advice with the run's own values: lr, max_epochs.
+    `settings` fills the advice with the run's own values: lr, max_epochs; `sizes` are the split
+    sizes, used to tell a real val-test gap from sampling noise.
     """
-    verdict = decide_verdict(metrics, goal, history)
+    verdict = decide_verdict(metrics, goal, history, sizes)
     evidence = [_values_line(metrics, goal)]
+    noise = sampling_noise(metrics, goal, sizes)
+    if (
+        noise is not None
+        and goal.met(metrics.get(goal.at("val")))
+        and not goal.met(metrics.get(goal.at("test")))
+    ):
+        gap = abs(metrics[goal.at("val")] - metrics[goal.at("test")])
+        kind = "within" if gap <= noise else "beyond"
+        evidence.append(
+            f"Validation and test differ by {gap:.4f}, {kind} the sampling noise of "
+            f"{sizes['val']} and {sizes['test']} examples (±{noise:.4f} at 2 standard errors)."
+        )
     first: list[str] = []
     epochs = len(history)
     if has_diverged(history):
