@@ -172,4 +172,6 @@ def test_a_val_test_gap_within_sampling_noise_is_not_a_mismatch():
     assert decide_verdict(metrics, GOAL, {}, small) == "high_val_error"
     assert decide_verdict(metrics, GOAL, {}, large) == "distribution_mismatch"
     found = diagnose(metrics, GOAL, {}, 0, {"lr": 1e-3}, sizes=small)
-    assert any("within the sampling noise of 270 and 270 examples" in line for line in found.evidence)
+    assert any(
+        "within the sampling noise of 270 and 270 examples" in line for line in found.evidence
+    )

@@ -40,7 +40,9 @@ def train_run(cfg: DictConfig) -> float | None:
     if (cfg.get("checks") or {}).get("enabled"):
         return run_sanity_checks(cfg, datamodule, output_dir)
     if (cfg.get("tune") or {}).get("mode") == "lr":
-        apply_lr_range_test(cfg, datamodule, output_dir)
+        suggestion = apply_lr_range_test(cfg, datamodule, output_dir)
+        if not cfg.tune.get("apply", True):
+            return suggestion
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     task = build_task(cfg)
@@ -161,7 +163,9 @@ def apply_lr_range_test(cfg: DictConfig, datamodule: Any, output_dir: Path) -> f
     from practicum.methodology.lr_range import lr_range_test, settings_from_config
 
     settings = settings_from_config(cfg.tune)
-    result = lr_range_test(build_task(cfg), datamodule, seed=int(cfg.seed), **settings.test_kwargs())
+    result = lr_range_test(
+        build_task(cfg), datamodule, seed=int(cfg.seed), **settings.test_kwargs()
+    )
     result.save_plot(output_dir / "lr_range.png")
     write_json(output_dir / "lr_range.json", result.as_dict())
     console.print(

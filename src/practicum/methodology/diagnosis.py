@@ -95,6 +95,11 @@ REMEDIES: dict[str, list[tuple[str, str]]] = {
         ("confirm", "Confirm it holds over seeds: `python train.py -m seed=0,1,2`."),
         ("raise_goal", "Raise the bar: `goal.target=...`, then iterate on the case that appears."),
         (
+            "margin",
+            "Widen the margin with a small search over the most important knobs: "
+            "`python train.py -m optimizer.lr={lr_down},{lr},{lr_up} optimizer.weight_decay=0,1e-4`.",
+        ),
+        (
             "simplify",
             "A linear model meets the goal too: prefer it (don't hunt a rabbit with a cannon).",
         ),
