@@ -30,6 +30,10 @@ console = Console()
 
 def train_run(cfg: DictConfig) -> float | None:
     """Train, evaluate the best checkpoint on every split, diagnose, report; return the goal metric."""
+    if cfg.get("study"):
+        from practicum.search.study import run_study
+
+        return run_study(cfg)
     started = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
