@@ -6,6 +6,9 @@ the run itself imports them when it starts.
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -13,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from practicum.errors import UserError, find_user_error, report
 from practicum.trust import TRUSTED_TARGETS
@@ -52,12 +55,15 @@ def _discard_unused_run_dir(output_dir: str | None) -> None:
 
 
 def _guarded(run: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
-    """Turn user mistakes into one line and a non-zero exit (in a sweep: a failed trial)."""
+    """User mistakes become one line and a non-zero exit; in a sweep, any error is a failed trial."""
 
     def task_function(cfg: DictConfig) -> Any:
         from hydra.core.hydra_config import HydraConfig
 
         hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
+        sweeping = hydra_cfg is not None and getattr(hydra_cfg.mode, "name", "") == "MULTIRUN"
+        if sweeping:
+            _cap_threads_for_parallel_jobs(cfg, hydra_cfg.launcher)
         try:
             from practicum.validate import validate
 
@@ -65,20 +71,60 @@ def _guarded(run: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
             return run(cfg)
         except Exception as exc:
             user_error = find_user_error(exc)
+            if sweeping:
+                # the sweep goes on: record the trial as failed and give the sweeper NaN
+                logging.getLogger(__name__).exception("trial failed")
+                report(f"trial failed: {user_error or exc}")
+                _mark_failed(Path(hydra_cfg.runtime.output_dir), cfg, user_error or exc)
+                return float("nan")
             if user_error is None:
                 raise
             report(str(user_error))
             if hydra_cfg is not None:
                 _discard_unused_run_dir(hydra_cfg.runtime.output_dir)
-            if (
-                hydra_cfg is not None
-                and hydra_cfg.mode is not None
-                and hydra_cfg.mode.name == "MULTIRUN"
-            ):
-                return float("nan")
             sys.exit(USER_ERROR_EXIT)
 
     return task_function
+
+
+def _mark_failed(output_dir: Path, cfg: DictConfig, exc: BaseException) -> None:
+    """A trial that failed before writing its summary still gets one, marked failed."""
+    summary_path = output_dir / "summary.json"
+    if summary_path.exists():
+        return
+    goal = cfg.get("goal") or {}
+    summary = {
+        "status": "failed",
+        "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+        "objective": None,
+        "goal": {key: goal.get(key) for key in ("metric", "mode", "target")},
+        "run_dir": str(output_dir),
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def _cap_threads_for_parallel_jobs(cfg: DictConfig, launcher: DictConfig) -> None:
+    """Parallel jobs on one machine share its cores: cap each job's torch threads.
+
+    joblib (local_parallel): cores // n_jobs; submitit: its cpus_per_task, when set.
+    """
+    if cfg.get("num_threads") is not None:
+        return
+    target = str(launcher.get("_target_", "")).lower()
+    cores = os.cpu_count() or 1
+    threads = None
+    if "joblib" in target and launcher.get("n_jobs"):
+        jobs = launcher.n_jobs
+        threads = max(1, cores // (cores if jobs < 0 else min(jobs, cores)))
+    elif "submitit" in target and launcher.get("cpus_per_task"):
+        threads = int(launcher.cpus_per_task)
+    if threads is None:
+        return
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    with open_dict(cfg):
+        cfg.num_threads = threads
 
 
 def _train(cfg: DictConfig) -> float | None:

@@ -30,10 +30,14 @@ console = Console()
 
 def train_run(cfg: DictConfig) -> float | None:
     """Train, evaluate the best checkpoint on every split, diagnose, report; return the goal metric."""
+    if cfg.get("num_threads"):
+        torch.set_num_threads(int(cfg.num_threads))
     if cfg.get("study"):
         from practicum.search.study import run_study
 
         return run_study(cfg)
+    if int((cfg.get("search") or {}).get("repeats", 1)) > 1:
+        return repeat_over_seeds(cfg)
     started = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -77,7 +81,10 @@ def train_run(cfg: DictConfig) -> float | None:
     settings = {"lr": float(cfg.optimizer.lr), "max_epochs": int(cfg.trainer.max_epochs)}
     diagnosis = diagnose(metrics, goal, history, best, settings, baseline, datamodule.split_sizes())
     value = finite_or_none(metrics.get(goal.metric))
+    if diagnosis.verdict == "diverged":
+        value = None  # a sweeper must not rank a diverged trial by its leftover metrics
     summary.update(
+        objective=value,
         goal_met=goal.met(value),
         verdict=diagnosis.verdict,
         diagnosis=diagnosis.as_dict(),
@@ -102,7 +109,41 @@ def train_run(cfg: DictConfig) -> float | None:
         )
     print_panel(summary, diagnosis, goal, console)
     console.print(f"Run directory: {output_dir}", soft_wrap=True)
-    return value
+    return float("nan") if value is None else value
+
+
+def repeat_over_seeds(cfg: DictConfig) -> float:
+    """`search.repeats=N`: train with seeds seed..seed+N-1 in seed_<s>/ and report their mean."""
+    output_dir = Path(cfg.paths.output_dir)
+    runs = []
+    for seed in range(int(cfg.seed), int(cfg.seed) + int(cfg.search.repeats)):
+        single = cfg.copy()
+        with open_dict(single):
+            single.seed = seed
+            single.search.repeats = 1
+            single.paths.output_dir = str(output_dir / f"seed_{seed}")
+        value = train_run(single)
+        runs.append(
+            {"seed": seed, "objective": finite_or_none(value), "run_dir": single.paths.output_dir}
+        )
+    values = [r["objective"] for r in runs if r["objective"] is not None]
+    mean = sum(values) / len(values) if values else None
+    std = (
+        (sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)) ** 0.5 if values else None
+    )
+    summary = {
+        "task_name": cfg.task_name,
+        "run_dir": str(output_dir),
+        "goal": Goal.from_config(cfg.goal).as_dict(),
+        "objective": mean,
+        "objective_std": std,
+        "seeds": runs,
+        "status": "completed" if len(values) == len(runs) else "failed",
+        "metrics": {Goal.from_config(cfg.goal).metric: mean} if mean is not None else {},
+    }
+    write_json(output_dir / "summary.json", summary)
+    console.print(f"Mean over {len(runs)} seeds: {mean} ± {std}")
+    return float("nan") if mean is None else mean
 
 
 def run_title(cfg: DictConfig, output_dir: Path) -> str:
