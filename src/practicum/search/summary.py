@@ -24,149 +24,135 @@ from omegaconf import DictConfig, OmegaConf
 
 from practicum.methodology.goal import Goal
 from practicum.methodology.history import read_history
-from practicum.methodology.summary import write_json
 
 log = logging.getLogger(__name__)
-# one record per job, written by the job itself: it outlives a refused run's removed folder
-RECORDS_DIR = ".trials"
+SPLITS = ("train", "val", "test")
+STATUSES = ("completed", "failed", "diverged")
 EDGE = 0.1  # the outer 10% of a searched range counts as its edge
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+TRIAL_STYLE = dict(s=45, color="tab:blue", alpha=0.8, label="trial")
+BEST_STYLE = dict(marker="*", s=320, color="gold", edgecolor="black", zorder=3, label="best trial")
+FAILED_STYLE = dict(marker="x", s=70, color="tab:red", label="failed / diverged (no objective)")
+TARGET_STYLE = dict(color="tab:green", linestyle="--")
 
 
 @dataclass
 class Trial:
     job: int
     overrides: list[str]
-    status: str  # completed | failed | diverged
-    objective: float | None = None
-    summary: dict[str, Any] = field(default_factory=dict)
-    run_dir: str = ""
-    error: str = ""
+    summary: dict[str, Any]  # the run's summary.json; {} when the run died before writing it
+    run_dir: Path
 
     @property
     def params(self) -> dict[str, str]:
-        pairs = (item.partition("=") for item in self.overrides)
-        return {key.lstrip("+~"): value for key, _, value in pairs}
+        return {k.lstrip("+~"): v for k, _, v in (o.partition("=") for o in self.overrides)}
+
+    @property
+    def status(self) -> str:
+        return self.summary.get("status", "failed")
 
     @property
     def metrics(self) -> dict[str, float]:
         return self.summary.get("metrics") or {}
 
+    @property
+    def objective(self) -> float | None:
+        """What the sweeper got: `objective` when the run wrote one, else the goal metric."""
+        metric = (self.summary.get("goal") or {}).get("metric")
+        return _number(self.summary.get("objective", self.metrics.get(metric)), finite=True)
+
+
+@dataclass
+class Sweep:
+    """A sweep directory read back: what the three files show."""
+
+    dir: Path
+    goal: Goal
+    trials: list[Trial]  # by job number
+    ranked: list[Trial]  # completed trials first, best first
+    keys: list[str]  # the swept hyperparameters, in command-line order
+    log_keys: set[str]
+    params: dict[str, Any]  # hydra.sweeper.params: the declared search space, if any
+    groups: list[dict[str, Any]]  # trials repeated over seeds, best mean first
+    command: str
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def best(self) -> Trial | None:
+        top = self.ranked[0] if self.ranked else None
+        return top if top and top.status == "completed" and top.objective is not None else None
+
+    def count(self, status: str) -> int:
+        return sum(trial.status == status for trial in self.trials)
+
 
 class SweepSummary(Callback):
-    """Record each job's outcome; after the multirun, summarize the whole sweep."""
-
-    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        try:
-            if config.hydra.mode is not None and config.hydra.mode.name == "MULTIRUN":
-                record_job(Path(config.hydra.sweep.dir), config, job_return)
-        except Exception as exc:
-            _warn(f"could not record job {config.hydra.job.get('num')}: {exc}")
+    """Hydra callback: summarize the sweep once all its jobs have returned."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         try:
             params = config.hydra.sweeper.get("params")
-            params = OmegaConf.to_container(params, resolve=True) if params else None
-            result = summarize_sweep(Path(config.hydra.sweep.dir), params, _script())
-            best = result["best"]
-            best_text = f"best job {best['job']}, objective {best['objective']:.4g}" if best else ""
-            print(f"Sweep summary ({best_text}): {result['files']['md']}", flush=True)
+            params = OmegaConf.to_container(params, resolve=True) if params else {}
+            script = Path(sys.argv[0]).name
+            command = f"python {script}" if script.endswith(".py") else script
+            summarize_sweep(Path(config.hydra.sweep.dir), params, command)
+            print(f"Sweep summary: {Path(config.hydra.sweep.dir) / 'summary.md'}", flush=True)
         except Exception as exc:  # a summary must never turn a finished sweep into a failure
-            _warn(f"sweep summary not written: {type(exc).__name__}: {exc}")
-
-
-def record_job(sweep_dir: Path, config: DictConfig, job_return: Any) -> None:
-    """`.trials/<job>.json`: the job's overrides, status and the value the sweeper got."""
-    failed = job_return.status.name == "FAILED"
-    value = None if failed else job_return.return_value
-    record = {
-        "job": int(config.hydra.job.num),
-        "overrides": list(job_return.overrides or []),
-        "status": "failed" if failed else "completed",
-        "return_value": _finite(value),
-        "error": str(job_return._return_value) if failed else "",
-        "run_dir": str(config.hydra.runtime.output_dir),
-    }
-    (sweep_dir / RECORDS_DIR).mkdir(parents=True, exist_ok=True)
-    write_json(sweep_dir / RECORDS_DIR / f"{record['job']}.json", record)
+            log.warning("sweep summary not written: %s: %s", type(exc).__name__, exc)
+            print(f"practicum: warning: sweep summary not written: {exc!r}", file=sys.stderr)
 
 
 def summarize_sweep(
     sweep_dir: Path, sweeper_params: dict | None = None, command: str = "python train.py"
 ) -> dict[str, Any]:
     """Write summary.csv, summary.md and search.png; return the best trial, counts and warnings."""
-    sweep_dir = Path(sweep_dir)
+    sweep = read_sweep(Path(sweep_dir), sweeper_params, command)
+    write_csv(sweep, sweep.dir / "summary.csv")
+    (sweep.dir / "summary.md").write_text(markdown(sweep))
+    plot_search(sweep, sweep.dir / "search.png")
+    best, counts = sweep.best, {status: sweep.count(status) for status in STATUSES}
+    if best:
+        best = {"job": best.job, "objective": best.objective, "run_dir": str(best.run_dir)} | {
+            "params": {key: best.params[key] for key in sweep.keys},
+            "command": reproduce(best, command),
+        }
+    groups = [{**group, "trials": [t.job for t in group["trials"]]} for group in sweep.groups]
+    counts["total"] = len(sweep.trials)
+    return {"best": best, "counts": counts, "warnings": sweep.warnings, "groups": groups}
+
+
+def read_sweep(sweep_dir: Path, sweeper_params: dict | None, command: str) -> Sweep:
     trials = collect_trials(sweep_dir)
-    goal = find_goal(sweep_dir, trials)
-    params = sweeper_params if sweeper_params is not None else _saved_sweeper_params(sweep_dir)
-    keys = swept_keys(trials, params or {})
-    # completed trials first: a diverged trial's last good checkpoint is not a result to reproduce
+    goal = find_goal(trials)
+    params = _saved_sweeper_params(sweep_dir) if sweeper_params is None else sweeper_params
+    keys = swept_keys(trials, params)
+    log_keys = {key for key in keys if _is_log_scale(key, trials, params)}
+    # completed trials first: a diverged run's last good checkpoint is not a result to reproduce
     ranked = sorted(trials, key=lambda t: (t.status != "completed", *_rank(t.objective, goal)))
-    best = ranked[0] if ranked and ranked[0].objective is not None else None
-    best = best if best and best.status == "completed" else None
-    groups = seed_groups(ranked, keys, goal)
-    best_params = groups[0]["params"] if groups and groups[0]["mean"] is not None else None
-    if best_params is None and best:
-        best_params = best.params
-    warnings = edge_warnings(trials, keys, best_params or {}, params or {})
-    counts = {s: sum(t.status == s for t in trials) for s in ("completed", "failed", "diverged")}
-    files = {"csv": sweep_dir / "summary.csv", "md": sweep_dir / "summary.md"}
-    files["png"] = sweep_dir / "search.png"
-    write_csv(files["csv"], trials, keys, goal)
-    context = {"goal": goal, "keys": keys, "counts": counts, "groups": groups, "command": command}
-    files["md"].write_text(markdown(sweep_dir, ranked, best, warnings, context))
-    log_keys = {k for k in keys if _is_log_scale(k, trials, params or {})}
-    plot_search(files["png"], ranked, best, keys, log_keys, goal, f"Sweep {sweep_dir.name}")
-    return {
-        "sweep_dir": str(sweep_dir),
-        "goal": goal.as_dict(),
-        "swept": keys,
-        "best": best and {**_brief(best), "command": reproduce(best, command)},
-        "counts": {**counts, "total": len(trials)},
-        "warnings": warnings,
-        "groups": [{**g, "trials": [t.job for t in g["trials"]]} for g in groups],
-        "files": {name: str(path) for name, path in files.items()},
-    }
+    groups = seed_groups(trials, keys, goal)
+    sweep = Sweep(sweep_dir, goal, trials, ranked, keys, log_keys, params, groups, command)
+    # with repeats, the best configuration is the best mean over seeds, not the luckiest seed
+    best = groups[0]["params"] if groups else sweep.best.params if sweep.best else {}
+    sweep.warnings = edge_warnings(trials, keys, best, params, log_keys)
+    return sweep
 
 
 def collect_trials(sweep_dir: Path) -> list[Trial]:
-    """One Trial per job folder, plus jobs whose folder is gone but whose record remains."""
-    records = {}
-    for path in sorted((sweep_dir / RECORDS_DIR).glob("*.json")):
-        record = json.loads(path.read_text())
-        records[str(Path(record["run_dir"]).resolve())] = record
+    """One Trial per job folder (any folder below the sweep with `.hydra/overrides.yaml`)."""
     trials = []
-    for path in sorted(sweep_dir.glob("**/.hydra/overrides.yaml")):
+    for path in sweep_dir.glob("**/.hydra/overrides.yaml"):
         run_dir = path.parent.parent
-        record = records.pop(str(run_dir.resolve()), {})
+        job = int(run_dir.name) if run_dir.name.isdigit() else len(trials)
         summary_path = run_dir / "summary.json"
         summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-        job = record.get("job", int(run_dir.name) if run_dir.name.isdigit() else len(trials))
-        overrides = yaml.safe_load(path.read_text()) or []
-        trials.append(_trial(job, overrides, summary, record, str(run_dir)))
-    for record in records.values():
-        trials.append(_trial(record["job"], record["overrides"], {}, record, record["run_dir"]))
+        trials.append(Trial(job, yaml.safe_load(path.read_text()) or [], summary, run_dir))
     return sorted(trials, key=lambda t: t.job)
 
 
-def _trial(job: int, overrides: list[str], summary: dict, record: dict, run_dir: str) -> Trial:
-    goal_metric = (summary.get("goal") or {}).get("metric")
-    value = summary.get("objective", (summary.get("metrics") or {}).get(goal_metric))
-    error = summary.get("error") or record.get("error") or ""
-    if not summary:
-        error = error or "no summary.json: the run stopped before training (see its log)"
-    status = summary.get("status", "failed")
-    return Trial(job, overrides, status, _finite(value), summary, run_dir, error)
-
-
-def find_goal(sweep_dir: Path, trials: list[Trial]) -> Goal:
-    """The goal from any trial's summary.json, else from a job's saved config."""
-    for trial in trials:
-        if trial.summary.get("goal"):
-            return Goal(**trial.summary["goal"])
-    for path in sweep_dir.glob("**/.hydra/config.yaml"):
-        node = (yaml.safe_load(path.read_text()) or {}).get("goal")
-        if node:
+def find_goal(trials: list[Trial]) -> Goal:
+    """The goal from any trial's summary.json (a failed trial's too)."""
+    for node in (t.summary.get("goal") for t in trials):
+        if node and node.get("metric"):
             return Goal(str(node["metric"]), str(node["mode"]), float(node["target"]))
     return Goal("objective", "max", math.nan)
 
@@ -174,20 +160,16 @@ def find_goal(sweep_dir: Path, trials: list[Trial]) -> Goal:
 def swept_keys(trials: list[Trial], sweeper_params: dict) -> list[str]:
     """Keys whose value differs between jobs or that the sweeper searches; not fixed overrides."""
     keys = dict.fromkeys(key for trial in trials for key in trial.params)
-    return [
-        key for key in keys if key in sweeper_params or len({t.params.get(key) for t in trials}) > 1
-    ]
+    return [k for k in keys if k in sweeper_params or len({t.params.get(k) for t in trials}) > 1]
 
 
-def seed_groups(ranked: list[Trial], keys: list[str], goal: Goal) -> list[dict[str, Any]]:
-    """Trials that differ only in `seed`, grouped, with mean and std of the objective; best first."""
-    if "seed" not in keys:
-        return []
+def seed_groups(trials: list[Trial], keys: list[str], goal: Goal) -> list[dict[str, Any]]:
+    """Trials that differ only in `seed`, grouped, with mean and std of the objective."""
     hyper = [key for key in keys if key != "seed"]
     grouped: dict[tuple, list[Trial]] = {}
-    for trial in ranked:
+    for trial in trials:
         grouped.setdefault(tuple(trial.params.get(k) for k in hyper), []).append(trial)
-    if all(len(members) < 2 for members in grouped.values()):
+    if "seed" not in keys or all(len(members) < 2 for members in grouped.values()):
         return []
     groups = []
     for values, members in grouped.items():
@@ -196,35 +178,29 @@ def seed_groups(ranked: list[Trial], keys: list[str], goal: Goal) -> list[dict[s
         std = statistics.stdev(scores) if len(scores) > 1 else None
         params = dict(zip(hyper, values, strict=True))
         groups.append({"params": params, "trials": members, "mean": mean, "std": std})
-    return sorted(groups, key=lambda g: _rank(g["mean"], goal))
+    return sorted(groups, key=lambda group: _rank(group["mean"], goal))
 
 
 def edge_warnings(
-    trials: list[Trial], keys: list[str], best: dict[str, str], sweeper_params: dict
+    trials: list[Trial], keys: list[str], best: dict, sweeper_params: dict, log_keys: set
 ) -> list[str]:
     """Numeric hyperparameters whose best value lies in the outer 10% of the range searched."""
     warnings = []
-    for key in keys:
-        value = _number(best.get(key))
+    for key in [k for k in keys if k != "seed" and _number(best.get(k)) is not None]:
         tried = [v for t in trials if (v := _number(t.params.get(key))) is not None]
-        if key == "seed" or value is None or len(set(tried)) < 2:
+        declared = [float(n) for n in NUMBER.findall(str(sweeper_params.get(key, "")))]
+        low, high = min(tried + declared), max(tried + declared)
+        if len(set(tried)) < 2:
             continue
-        bounds = tried + [float(n) for n in NUMBER.findall(str(sweeper_params.get(key, "")))]
-        low, high = min(bounds), max(bounds)
-        if _is_log_scale(key, trials, sweeper_params) and low > 0:
-            value, low, high = math.log(value), math.log(low), math.log(high)
-        position = (value - low) / (high - low)
+        scale = math.log if key in log_keys and low > 0 else float
+        position = (scale(_number(best[key])) - scale(low)) / (scale(high) - scale(low))
         # a range that starts at 0 (dropout, weight decay) has nothing below it to try
-        if position <= EDGE and low != 0:
-            side = "low"
-        elif position >= 1 - EDGE:
-            side = "high"
-        else:
-            continue
-        text = best[key]
-        warnings.append(
-            f"the best {key} ({text}) is at the {side} edge of the range searched: extend the range"
-        )
+        side = "low" if position <= EDGE and low != 0 else "high" if position >= 1 - EDGE else ""
+        if side:
+            warnings.append(
+                f"the best {key} ({best[key]}) is at the {side} edge of the range searched: "
+                "extend the range"
+            )
     return warnings
 
 
@@ -233,169 +209,147 @@ def reproduce(trial: Trial, command: str) -> str:
     return " ".join([command, *(shlex.quote(item) for item in trial.overrides)])
 
 
-def write_csv(path: Path, trials: list[Trial], keys: list[str], goal: Goal) -> None:
-    names = {key for trial in trials for key in trial.metrics}
-    ours = [goal.at(split) for split in ("train", "val", "test")]
+def write_csv(sweep: Sweep, path: Path) -> None:
+    names = {key for trial in sweep.trials for key in trial.metrics}
+    ours = [sweep.goal.at(split) for split in SPLITS]
     metrics = [m for m in ours if m in names] + sorted(names - set(ours))
-    extra = ["objective_std"] if any("objective_std" in t.summary for t in trials) else []
-    header = ["job", *keys, "objective", *extra, *metrics, "status", "verdict", "goal_met"]
-    header += ["best_epoch", "epochs_trained", "wall_time_s", "overrides", "run_dir", "error"]
+    repeats = ["objective_std"] * any("objective_std" in t.summary for t in sweep.trials)
+    details = ["verdict", "goal_met", "best_epoch", "epochs_trained", "wall_time_s"]
+    header = ["job", *sweep.keys, "objective", *repeats, *metrics, "status", *details]
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(header)
-        for t in trials:
-            details = [t.summary.get(k) for k in ("verdict", "goal_met", "best_epoch")]
-            details += [t.summary.get("epochs_trained"), t.summary.get("wall_time_s")]
+        writer.writerow([*header, "overrides", "run_dir", "error"])
+        for t in sweep.trials:
+            _missing = "" if t.summary else "no summary.json: the run stopped before writing it"
             writer.writerow(
-                [t.job, *(t.params.get(k) for k in keys), t.objective]
-                + [t.summary.get(k) for k in extra]
+                [t.job, *(t.params.get(k) for k in sweep.keys), t.objective]
+                + [t.summary.get(k) for k in repeats]
                 + [t.metrics.get(m) for m in metrics]
-                + [t.status, *details, " ".join(t.overrides), t.run_dir, t.error]
+                + [t.status, *(t.summary.get(k) for k in details)]
+                + [" ".join(t.overrides), t.run_dir, t.summary.get("error", _missing)]
             )
 
 
-def markdown(
-    sweep_dir: Path, ranked: list[Trial], best: Trial | None, warnings: list[str], ctx: dict
-) -> str:
-    goal, keys, counts = ctx["goal"], ctx["keys"], ctx["counts"]
-    met = sum(bool(t.summary.get("goal_met")) for t in ranked)
-    lines = [f"# Sweep summary: {sweep_dir.name}", "", f"Sweep directory: `{sweep_dir}`", ""]
-    lines += [
-        f"Goal {goal.describe()}. {len(ranked)} trials: {counts['completed']} completed, "
-        f"{counts['failed']} failed, {counts['diverged']} diverged; {met} met the goal.",
-        "",
-        "## Best trial",
-        "",
-    ]
+def markdown(sweep: Sweep) -> str:
+    goal, keys, best = sweep.goal, sweep.keys, sweep.best
+    met = sum(bool(t.summary.get("goal_met")) for t in sweep.trials)
+    counts = ", ".join(f"{sweep.count(status)} {status}" for status in STATUSES)
+    lines = [f"# Sweep summary: {sweep.dir.name}", "", f"Sweep directory: `{sweep.dir}`", ""]
+    lines += [f"Goal {goal.describe()}. {len(sweep.trials)} trials: {counts}; {met} met the goal."]
+    lines += ["", "## Best trial", ""]
     if best:
-        splits = ", ".join(
-            f"{s} {_fmt(best.metrics.get(goal.at(s)))}" for s in ("train", "val", "test")
-        )
+        splits = ", ".join(f"{s} {_fmt(best.metrics.get(goal.at(s)))}" for s in SPLITS)
         lines += [
-            f"Job {best.job}: objective {goal.metric} = {_fmt(best.objective)} ({splits}); "
+            f"Job {best.job}: objective {_fmt(best.objective)} ({goal.metric}; {splits}); "
             f"verdict {best.summary.get('verdict', '—')}; run dir `{best.run_dir}`.",
             "",
-            "Reproduce it (a single run):",
-            "",
-            "```bash",
-            reproduce(best, ctx["command"]),
-            "```",
-            "",
+            f"Reproduce it (a single run, not -m):\n\n```bash\n{reproduce(best, sweep.command)}\n```",
         ]
     else:
-        lines += ["No trial produced a finite objective.", ""]
-    if warnings:
-        lines += ["## Warnings", "", *(f"- {w}" for w in warnings), ""]
-    metrics = [goal.at(split) for split in ("train", "val", "test")]
-    header = ["rank", "job", *keys, "objective", *metrics, "status", "verdict", "time (s)"]
-    lines += ["## Trials, best first", "", *_table_head(header)]
-    for rank, t in enumerate(ranked, 1):
-        objective = _fmt(t.objective)
-        if t.summary.get("objective_std") is not None:
-            objective += f" ± {_fmt(t.summary['objective_std'])}"
-        cells = [rank, t.job, *(t.params.get(k, "") for k in keys), objective]
-        cells += [_fmt(t.metrics.get(m)) for m in metrics]
-        cells += [t.status, t.summary.get("verdict", "—"), _fmt(t.summary.get("wall_time_s"))]
-        lines.append(_row(cells))
-    if ctx["groups"]:
+        lines += ["No trial completed with a finite objective."]
+    if sweep.warnings:
+        lines += ["", "## Warnings", "", *(f"- {warning}" for warning in sweep.warnings)]
+    metrics = [goal.at(split) for split in SPLITS]
+    rows = [["rank", "job", *keys, "objective", *metrics, "status", "verdict", "time (s)"]]
+    for rank, t in enumerate(sweep.ranked, 1):
+        std = t.summary.get("objective_std")
+        objective = _fmt(t.objective) + ("" if std is None else f" ± {_fmt(std)}")
+        cells = [_fmt(t.metrics.get(m)) for m in metrics]
+        details = [t.status, t.summary.get("verdict", "—"), _fmt(t.summary.get("wall_time_s"))]
+        values = [_short(t.params.get(key, "")) for key in keys]
+        rows.append([rank, t.job, *values, objective, *cells, *details])
+    lines += ["", "## Trials, best first", "", *_table(rows)]
+    if sweep.groups:
         hyper = [key for key in keys if key != "seed"]
-        lines += ["", "## Mean ± std over seeds, best first", ""]
-        lines += _table_head([*hyper, "seeds", "trials (ok / all)", f"{goal.metric} mean ± std"])
-        for g in ctx["groups"]:
-            seeds = ",".join(str(t.params.get("seed")) for t in g["trials"])
-            ok = sum(t.objective is not None for t in g["trials"])
-            score = f"{_fmt(g['mean'])} ± {_fmt(g['std'])}"
-            lines.append(_row([*g["params"].values(), seeds, f"{ok} / {len(g['trials'])}", score]))
+        rows = [[*hyper, "seeds", "finite / trials", f"{goal.metric} mean ± std"]]
+        for group in sweep.groups:
+            members = group["trials"]
+            seeds = ",".join(t.params.get("seed", "?") for t in members)
+            finite = f"{sum(t.objective is not None for t in members)} / {len(members)}"
+            score = f"{_fmt(group['mean'])} ± {_fmt(group['std'])}"
+            rows.append([*map(_short, group["params"].values()), seeds, finite, score])
+        lines += ["", "## Mean ± std over seeds, best mean first", "", *_table(rows)]
     return "\n".join(lines) + "\n"
 
 
-def plot_search(
-    path: Path,
-    ranked: list[Trial],
-    best: Trial | None,
-    keys: list[str],
-    log_keys: set,
-    goal: Goal,
-    title: str,
-) -> None:
+def plot_search(sweep: Sweep, path: Path) -> None:
     """One panel per hyperparameter (objective against value), then the best 3 trials' curves."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [key for key in keys if key != "seed"]
+    panels = [key for key in sweep.keys if key != "seed"]
     ncols = min(len(panels) + 1, 3)
     nrows = math.ceil((len(panels) + 1) / ncols)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(5.2 * ncols, 4.2 * nrows), squeeze=False, constrained_layout=True
-    )
+    size = (5.4 * ncols, 4.4 * nrows + 0.6)
+    fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False, layout="constrained")
     for ax, key in zip(axes.flat, panels, strict=False):
-        _plot_hyperparameter(ax, key, ranked, best, key in log_keys, goal)
-    _plot_best_curves(axes.flat[len(panels)], ranked, goal)
+        _plot_hyperparameter(ax, key, sweep)
+    _plot_best_curves(axes.flat[len(panels)], sweep)
     for ax in axes.flat[len(panels) + 1 :]:
         ax.set_visible(False)
-    axes.flat[0].legend(fontsize=9)
-    fig.suptitle(f"{title}: objective {goal.metric} ({goal.mode}imize)", fontsize=13)
+    legend = {}
+    for ax in axes.flat[: len(panels)]:
+        legend.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
+    if legend:
+        fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncols=4, fontsize=10)
+    goal = sweep.goal
+    fig.suptitle(f"Sweep {sweep.dir.name}: objective {goal.metric} ({goal.mode}imize)", fontsize=13)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def _plot_hyperparameter(
-    ax: Any, key: str, ranked: list[Trial], best: Trial | None, log_x: bool, goal: Goal
-) -> None:
-    raw = [t.params.get(key, "") for t in ranked]
+def _plot_hyperparameter(ax: Any, key: str, sweep: Sweep) -> None:
+    raw = [t.params.get(key, "") for t in sweep.ranked]
     numeric = all(_number(v) is not None for v in raw)
-    labels = sorted(set(raw), key=lambda v: (_number(v) is None, _number(v) or 0, v))
-    x = [_number(v) if numeric else labels.index(v) for v in raw]
-    ok = [(xi, t.objective) for xi, t in zip(x, ranked, strict=True) if t.status == "completed"]
-    if ok:
-        ax.scatter(*zip(*ok, strict=True), s=40, color="tab:blue", alpha=0.8, label="trial")
-    bad = [(xi, t) for xi, t in zip(x, ranked, strict=True) if t.status != "completed"]
-    if bad:
-        # failed trials have no objective: mark them along the bottom of the panel
-        ax.scatter(
-            [xi for xi, _ in bad],
-            [0.04] * len(bad),
-            transform=ax.get_xaxis_transform(),
-            marker="x",
-            s=60,
-            color="tab:red",
-            label="failed / diverged",
-        )
-    if best is not None:
-        ax.scatter(
-            x[ranked.index(best)],
-            best.objective,
-            marker="*",
-            s=300,
-            color="gold",
-            edgecolor="black",
-            zorder=3,
-            label=f"best (job {best.job})",
-        )
-    if math.isfinite(goal.target):
-        ax.axhline(goal.target, color="tab:green", linestyle="--", label=f"goal {goal.describe()}")
-    if log_x:
+    ticks = sorted(set(raw), key=lambda v: (_number(v) is None, _number(v) or 0, v))
+    x = [_number(v) if numeric else ticks.index(v) for v in raw]
+    done = [(xi, t) for xi, t in zip(x, sweep.ranked, strict=True) if t.objective is not None]
+    failed = [xi for xi, t in zip(x, sweep.ranked, strict=True) if t.objective is None]
+    if done:
+        ax.scatter([xi for xi, _ in done], [t.objective for _, t in done], **TRIAL_STYLE)
+    if sweep.best is not None:
+        ax.scatter(x[sweep.ranked.index(sweep.best)], sweep.best.objective, **BEST_STYLE)
+    if math.isfinite(sweep.goal.target):
+        ax.axhline(sweep.goal.target, label=f"goal {sweep.goal.describe()}", **TARGET_STYLE)
+    if failed:  # they have no objective: a row of crosses below the lowest trial
+        low, high = ax.get_ylim()
+        ax.set_ylim(low - 0.15 * (high - low), high)
+        ax.scatter(failed, [low - 0.08 * (high - low)] * len(failed), **FAILED_STYLE)
+    if key in sweep.log_keys:
         ax.set_xscale("log")
-    if not numeric:
-        ax.set_xticks(range(len(labels)), labels)
-    ax.set_xlabel(key + (" (log scale)" if log_x else ""), fontsize=11)
-    ax.set_ylabel(f"objective ({goal.metric})", fontsize=11)
+    spec = str(sweep.params.get(key, ""))
+    if "interval(" in spec:  # show the whole range searched: where did the trials fall?
+        low, high = sorted(float(n) for n in NUMBER.findall(spec)[:2])
+        log_x = key in sweep.log_keys
+        pad = (high / low) ** 0.04 if log_x else 0.04 * (high - low)
+        ax.set_xlim(low / pad, high * pad) if log_x else ax.set_xlim(low - pad, high + pad)
+    elif len(ticks) <= 8:  # a grid or a choice: label the values tried
+        ax.set_xticks(
+            [_number(v) if numeric else i for i, v in enumerate(ticks)], map(_short, ticks)
+        )
+        ax.minorticks_off()
+    ax.set_xlabel(key + (" (log scale)" if key in sweep.log_keys else ""), fontsize=11)
+    ax.set_ylabel(f"objective ({sweep.goal.metric})", fontsize=11)
     ax.grid(alpha=0.3)
 
 
-def _plot_best_curves(ax: Any, ranked: list[Trial], goal: Goal) -> None:
-    for trial in [t for t in ranked if t.objective is not None][:3]:
-        history = read_history(Path(trial.run_dir) / "metrics.csv")
-        points = [(e, v[goal.metric]) for e, v in history.items() if goal.metric in v]
-        if points:
-            ax.plot(*zip(*points, strict=True), marker="o", label=f"job {trial.job}")
-    if math.isfinite(goal.target):
-        ax.axhline(goal.target, color="tab:green", linestyle="--", label="goal target")
-    ax.set_title(f"best 3 trials: {goal.metric} per epoch", fontsize=11)
+def _plot_best_curves(ax: Any, sweep: Sweep) -> None:
+    metric = sweep.goal.metric
+    for trial in [t for t in sweep.ranked if t.objective is not None][:3]:
+        # search.repeats=N: the trial's own runs are in seed_<s>/; show the first seed's
+        run_dir = Path((trial.summary.get("seeds") or [{}])[0].get("run_dir", trial.run_dir))
+        history = read_history(run_dir / "metrics.csv")
+        epochs = [epoch for epoch, values in history.items() if metric in values]
+        label = f"job {trial.job} ({_fmt(trial.objective)})"
+        ax.plot(epochs, [history[e][metric] for e in epochs], marker="o", label=label)
+    if math.isfinite(sweep.goal.target):
+        ax.axhline(sweep.goal.target, label="goal target", **TARGET_STYLE)
+    ax.set_title(f"best 3 trials: {metric} per epoch", fontsize=11)
+    ax.xaxis.get_major_locator().set_params(integer=True, min_n_ticks=1)
     ax.set_xlabel("epoch", fontsize=11)
-    ax.set_ylabel(goal.metric, fontsize=11)
+    ax.set_ylabel(metric, fontsize=11)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=9)
 
@@ -411,57 +365,39 @@ def _is_log_scale(key: str, trials: list[Trial], sweeper_params: dict) -> bool:
     return max(values) / min(values) >= 100
 
 
-def _saved_sweeper_params(sweep_dir: Path) -> dict | None:
-    """`hydra.sweeper.params` as the sweep saved it (multirun.yaml or a job's hydra.yaml)."""
-    path = sweep_dir / "multirun.yaml"
-    if not path.is_file():
-        path = next(iter(sorted(sweep_dir.glob("*/.hydra/hydra.yaml"))), path)
-    if not path.is_file():
-        return None
-    sweeper = ((yaml.safe_load(path.read_text()) or {}).get("hydra") or {}).get("sweeper")
-    return (sweeper or {}).get("params")
-
-
-def _script() -> str:
-    script = Path(sys.argv[0]).name
-    return f"python {script}" if script.endswith(".py") else script
+def _saved_sweeper_params(sweep_dir: Path) -> dict:
+    """`hydra.sweeper.params` as the sweep saved it (multirun.yaml, else a job's hydra.yaml)."""
+    for path in [sweep_dir / "multirun.yaml", *list(sweep_dir.glob("*/.hydra/hydra.yaml"))[:1]]:
+        if path.is_file():
+            hydra_node = (yaml.safe_load(path.read_text()) or {}).get("hydra") or {}
+            return (hydra_node.get("sweeper") or {}).get("params") or {}
+    return {}
 
 
 def _rank(value: float | None, goal: Goal) -> tuple[bool, float]:
-    """Sort key: finite values first, best first in the goal's direction."""
-    if value is None:
-        return (True, 0.0)
-    return (False, -value if goal.mode == "max" else value)
+    """Sort key: values first, best first in the goal's direction."""
+    return (True, 0.0) if value is None else (False, -value if goal.mode == "max" else value)
 
 
-def _brief(trial: Trial) -> dict[str, Any]:
-    return {"job": trial.job, "objective": trial.objective, "params": trial.params}
-
-
-def _number(text: Any) -> float | None:
+def _number(text: Any, finite: bool = False) -> float | None:
     try:
-        return float(text)
+        number = None if isinstance(text, bool) else float(text)
     except (TypeError, ValueError):
         return None
-
-
-def _finite(value: Any) -> float | None:
-    number = _number(value) if not isinstance(value, bool) else None
-    return number if number is not None and math.isfinite(number) else None
+    return number if number is None or not finite or math.isfinite(number) else None
 
 
 def _fmt(value: Any) -> str:
     return "—" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _table_head(header: list[str]) -> list[str]:
-    return [_row(header), _row(["---"] * len(header))]
+def _short(text: str) -> str:
+    """A long number as 4 significant digits, for tables and axes (the command keeps all)."""
+    number = _number(text)
+    return text if number is None or len(text) <= 8 else f"{number:.4g}"
 
 
-def _row(cells: list[Any]) -> str:
-    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-
-def _warn(message: str) -> None:
-    log.warning(message)
-    print(f"practicum: warning: {message}", file=sys.stderr, flush=True)
+def _table(rows: list[list[Any]]) -> list[str]:
+    cells = [[str(cell).replace("|", "\\|") for cell in row] for row in rows]
+    cells.insert(1, ["---"] * len(rows[0]))
+    return ["| " + " | ".join(row) + " |" for row in cells]

@@ -1,0 +1,279 @@
+"""Grid vs random vs quasi-random search at equal budgets (Bergstra & Bengio 2012): a study.
+
+`experiment=grid_vs_random` gives each method `study.n_trials` trials over one space, per study
+seed. When one hyperparameter matters most, a grid repeats its few values of it; random and Sobol
+points try a new one every trial. Optuna's samplers choose points; each trial is a practicum run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+import statistics
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from omegaconf import DictConfig, OmegaConf, open_dict
+from rich.console import Console
+from rich.markdown import Markdown
+
+from practicum.errors import UserError
+from practicum.methodology.goal import Goal
+
+METHODS = ("grid", "random", "quasi_random")
+NAME = "grid_vs_random"
+console = Console()
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str  # short name for tables: "lr"
+    path: str  # the config key it sets: "optimizer.lr"
+    low: float
+    high: float
+    log: bool
+
+    def grid(self, n: int) -> list[float]:
+        """n evenly spaced values, ends included (evenly in log space for a log dimension)."""
+        return (np.geomspace if self.log else np.linspace)(self.low, self.high, n).tolist()
+
+
+def read_space(node: DictConfig) -> list[Dimension]:
+    space = []
+    for name, dim in node.items():
+        low, high, log = float(dim.low), float(dim.high), bool(dim.get("log", False))
+        if not low < high or (log and low <= 0):
+            raise UserError(f"study.space.{name}: need low < high, and low > 0 when log: true")
+        space.append(Dimension(str(name), str(dim.path), low, high, log))
+    if not space:
+        raise UserError("study.space is empty: add lr: {path: optimizer.lr, low: 1e-5, high: 0.1}")
+    return space
+
+
+def make_sampler(method: str, space: list[Dimension], n_trials: int, seed: int):
+    if method == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if method == "quasi_random":
+        # Optuna learns the space from the first trial, which its independent (random) sampler
+        # draws; every later trial is the next point of a scrambled Sobol sequence.
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.QMCSampler(
+            qmc_type="sobol", scramble=True, seed=seed, warn_independent_sampling=False
+        )
+    if method == "grid":
+        per_dim = round(n_trials ** (1 / len(space)))
+        if per_dim ** len(space) != n_trials:
+            raise UserError(
+                f"study.n_trials={n_trials} is not a full grid over {len(space)} dimensions: "
+                f"use e.g. {per_dim ** len(space)} or {(per_dim + 1) ** len(space)}"
+            )
+        return optuna.samplers.GridSampler({d.name: d.grid(per_dim) for d in space}, seed=seed)
+    raise UserError(f"study.methods: unknown method {method!r}: use {', '.join(METHODS)}")
+
+
+def trial_config(cfg: DictConfig, point: dict[str, float], space, seed: int, out: Path):
+    """One trial's run config: the study's config at this point, with short and quiet settings."""
+    trial = cfg.copy()
+    with open_dict(trial):
+        del trial["study"]
+        for dim in space:
+            OmegaConf.update(trial, dim.path, point[dim.name], force_add=True)
+        trial.seed = seed
+        trial.paths.output_dir = str(out)
+        trial.trainer.max_epochs = int(cfg.study.max_epochs)
+        trial.trainer.enable_model_summary = False
+        trial.trainer.enable_progress_bar = False
+        trial.callbacks.progress_bar = None
+        trial.callbacks.model_checkpoint.save_last = False
+        trial.diagnosis.baseline_model = None
+    return trial
+
+
+def run_trial(cfg: DictConfig, goal: Goal, keep_checkpoints: bool) -> dict[str, Any]:
+    """Train one trial; a crash is recorded as a failed trial, not the end of the study."""
+    from practicum import run
+
+    out = Path(cfg.paths.output_dir)
+    was_quiet, run.console.quiet = run.console.quiet, True  # the trial's own tables stay quiet
+    try:
+        value = run.train_run(cfg)
+        status = "completed" if value is not None else "diverged"
+    except UserError:
+        raise
+    except Exception as exc:
+        value, status = None, f"failed: {type(exc).__name__}"
+    finally:
+        run.console.quiet = was_quiet
+    summary = out / "summary.json"
+    metrics = json.loads(summary.read_text()).get("metrics", {}) if summary.exists() else {}
+    if not keep_checkpoints:
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    return {goal.metric: value, goal.at("test"): metrics.get(goal.at("test")), "status": status}
+
+
+def run_one_study(cfg: DictConfig, method: str, study_seed: int, space, goal: Goal) -> list[dict]:
+    """`study.n_trials` trials proposed by one method's sampler; one row per trial."""
+    n_trials, keep = int(cfg.study.n_trials), bool(cfg.study.get("keep_checkpoints", False))
+    sampler = make_sampler(method, space, n_trials, study_seed)
+    study = optuna.create_study(direction=f"{goal.mode}imize", sampler=sampler)
+    rows: list[dict[str, Any]] = []
+
+    # study.optimize, not ask/tell: GridSampler raises on its last tell (optuna issue #4121)
+    def objective(trial: optuna.Trial) -> float | None:
+        point = {d.name: trial.suggest_float(d.name, d.low, d.high, log=d.log) for d in space}
+        i, started = trial.number + 1, time.perf_counter()
+        out = Path(cfg.paths.output_dir) / method / f"seed_{study_seed}" / f"trial_{i}"
+        # trials of one study seed train with the same seed, whatever the method
+        result = run_trial(trial_config(cfg, point, space, cfg.seed + study_seed, out), goal, keep)
+        value, best = result[goal.metric], rows[-1]["best_so_far"] if rows else None
+        if value is not None and (best is None or goal.better(value, best)):
+            best = value
+        wall = round(time.perf_counter() - started, 2)
+        rows.append(
+            {"method": method, "study_seed": study_seed, "trial": i, **point, **result}
+            | {"best_so_far": best, "wall_time_s": wall, "run_dir": str(out)}
+        )
+        shown = " ".join(f"{name}={x:.3g}" for name, x in point.items())
+        console.print(
+            f"{method} seed {study_seed} trial {i}/{n_trials}: {shown} -> {goal.metric} "
+            f"{_fmt(value)} (best {_fmt(best)}, {wall:.1f} s)",
+            highlight=False,
+        )
+        return value  # None marks the trial failed for the sampler
+
+    study.optimize(objective, n_trials=n_trials)
+    return rows
+
+
+def run_study(cfg: DictConfig) -> float | None:
+    """Run every method for every study seed; write CSV, JSON, table and plot; print the table."""
+    goal, space = Goal.from_config(cfg.goal), read_space(cfg.study.space)
+    n_trials, seeds = int(cfg.study.n_trials), [int(s) for s in cfg.study.study_seeds]
+    out_dir, started = Path(cfg.paths.output_dir), time.perf_counter()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rows = []
+    for method in map(str, cfg.study.methods):
+        make_sampler(method, space, n_trials, 0)  # a bad method or grid size fails before training
+    for method in map(str, cfg.study.methods):
+        for study_seed in seeds:
+            rows += run_one_study(cfg, method, study_seed, space, goal)
+    summary = summarize(rows, space, goal, seeds)
+    wall = round(time.perf_counter() - started, 1)
+    write_outputs(out_dir, rows, summary, space, goal, n_trials, seeds, wall)
+    console.print(Markdown((out_dir / f"{NAME}.md").read_text()))
+    console.print(f"Study written to {out_dir} in {wall:.0f} s", soft_wrap=True)
+    return summary[0]["best_single"] if summary else None
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def summarize(rows, space: list[Dimension], goal: Goal, seeds: list[int]) -> list[dict[str, Any]]:
+    """One entry per method, best first: the best objective of each study, as mean ± std."""
+    pick = max if goal.mode == "max" else min
+    summary = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        ours = [r for r in rows if r["method"] == method]
+        chosen, distinct = [], {d.name: [] for d in space}
+        for seed in seeds:
+            study = [r for r in ours if r["study_seed"] == seed]
+            done = [r for r in study if r[goal.metric] is not None]
+            chosen += [pick(done, key=lambda r: r[goal.metric])] if done else []
+            for d in space:
+                distinct[d.name].append(len({f"{r[d.name]:.10g}" for r in study}))
+        bests = [r[goal.metric] for r in chosen]
+        tests = [r[goal.at("test")] for r in chosen if r[goal.at("test")] is not None]
+        summary.append(
+            {
+                "method": method,
+                "best_mean": statistics.fmean(bests) if bests else None,
+                "best_std": statistics.pstdev(bests) if bests else None,
+                "best_single": pick(bests) if bests else None,
+                "test_of_chosen_mean": statistics.fmean(tests) if tests else None,
+                "distinct_values": {name: statistics.fmean(n) for name, n in distinct.items()},
+                "failed_trials": sum(r["status"] != "completed" for r in ours),
+            }
+        )
+    return sorted(summary, key=lambda s: _rank(s["best_mean"], goal))
+
+
+def _rank(value: float | None, goal: Goal) -> float:
+    """Sort key: better first, missing last."""
+    return math.inf if value is None else (-value if goal.mode == "max" else value)
+
+
+def markdown_table(summary, space: list[Dimension], goal: Goal, n_trials, seeds) -> str:
+    header = [f"best {goal.metric} (mean ± std)", f"{goal.at('test')} of the chosen trial"]
+    header += [f"distinct {d.name} values" for d in space] + ["failed or diverged trials"]
+    lines = [
+        f"Best {goal.metric} found in {n_trials} trials per study, over {len(seeds)} study seeds:",
+        "",
+        "| method | " + " | ".join(header) + " |",
+        "|---|" + "---:|" * len(header),
+    ]
+    for s in summary:
+        found = "—" if s["best_mean"] is None else f"{s['best_mean']:.4f} ± {s['best_std']:.4f}"
+        cells = [s["method"], found, _fmt(s["test_of_chosen_mean"])]
+        cells += [f"{s['distinct_values'][d.name]:g}" for d in space] + [str(s["failed_trials"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(out_dir: Path, rows, summary, space, goal: Goal, n_trials, seeds, wall) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / f"{NAME}.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    content = {
+        "goal": goal.as_dict(),
+        "n_trials": n_trials,
+        "study_seeds": seeds,
+        "wall_time_s": wall,
+    }
+    content |= {"space": [asdict(d) for d in space], "summary": summary, "trials": rows}
+    (out_dir / f"{NAME}.json").write_text(json.dumps(content, indent=2) + "\n")
+    (out_dir / f"{NAME}.md").write_text(markdown_table(summary, space, goal, n_trials, seeds))
+    plot(out_dir / f"{NAME}.png", rows, space[0], goal, n_trials, seeds)
+
+
+def plot(path: Path, rows, key: Dimension, goal: Goal, n_trials: int, seeds: list[int]) -> None:
+    """Left: best found against trials spent. Right: the objective against the key dimension."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    steps = np.arange(1, n_trials + 1)
+    for method, marker in zip(dict.fromkeys(r["method"] for r in rows), "osx^", strict=False):
+        ours = [r for r in rows if r["method"] == method]
+        curves = np.full((len(seeds), n_trials), np.nan)
+        for r in ours:
+            best = r["best_so_far"]
+            curves[seeds.index(r["study_seed"]), r["trial"] - 1] = np.nan if best is None else best
+        (line,) = left.plot(steps, np.nanmean(curves, axis=0), marker=marker, label=method)
+        band = np.nanmin(curves, axis=0), np.nanmax(curves, axis=0)
+        left.fill_between(steps, *band, color=line.get_color(), alpha=0.15)
+        done = [r for r in ours if r[goal.metric] is not None]
+        x, y = [r[key.name] for r in done], [r[goal.metric] for r in done]
+        right.scatter(x, y, marker=marker, color=line.get_color(), alpha=0.6, label=method)
+    left.set_xticks(steps)
+    left.set(xlabel="trials spent", ylabel=f"best {goal.metric} so far")
+    left.set_title(f"Best found: mean over {len(seeds)} study seeds, band min–max")
+    right.set(xlabel=f"{key.name} ({key.path})", ylabel=goal.metric)
+    right.set_title("Where each method looked (all trials, all seeds)")
+    right.set_xscale("log" if key.log else "linear")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
