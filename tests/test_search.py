@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import run_cli
 
 QUICK = ["trainer.max_epochs=1", "diagnosis.baseline_model=null", "callbacks.progress_bar=null"]
@@ -23,7 +24,9 @@ def sweep(tmp_path: Path, *args: str) -> list[tuple[dict, dict]]:
 
 
 def _job(job: Path) -> tuple[dict, dict]:
-    overrides = dict(o.split("=", 1) for o in yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text()))
+    overrides = dict(
+        o.split("=", 1) for o in yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
+    )
     return overrides, json.loads((job / "summary.json").read_text())
 
 
@@ -32,7 +35,9 @@ def test_samplers_search_the_declared_space(tmp_path: Path, search: str):
     jobs = sweep(tmp_path, f"search={search}", "search.n_trials=3", "model=mlp")
     assert len(jobs) == 3
     lrs = [float(overrides["optimizer.lr"]) for overrides, _ in jobs]
-    assert len(set(lrs)) == 3 and all(1e-4 <= lr <= 3e-2 for lr in lrs), "log-uniform lr from conf/search/space/mlp.yaml"
+    assert len(set(lrs)) == 3 and all(1e-4 <= lr <= 3e-2 for lr in lrs), (
+        "log-uniform lr from conf/search/space/mlp.yaml"
+    )
     assert {int(overrides["model.net.hidden_units"]) for overrides, _ in jobs} <= {32, 64, 128, 256}
     for _, summary in jobs:
         assert summary["status"] == "completed" and 0 < summary["objective"] <= 1
@@ -42,11 +47,19 @@ def test_grid_search_takes_grid_points(tmp_path: Path):
     jobs = sweep(tmp_path, "search=grid", "search.n_trials=4", "model=linear")
     points = {(float(o["optimizer.lr"]), float(o["optimizer.weight_decay"])) for o, _ in jobs}
     assert len(points) == 4
-    assert all(lr in (1e-4, 3e-4, 1e-3, 3e-3, 1e-2) and wd in (0.0, 1e-4, 1e-3) for lr, wd in points)
+    assert all(
+        lr in (1e-4, 3e-4, 1e-3, 3e-3, 1e-2) and wd in (0.0, 1e-4, 1e-3) for lr, wd in points
+    )
 
 
 def test_local_parallel_caps_threads_per_job(tmp_path: Path):
-    jobs = sweep(tmp_path, "search=random", "search.n_trials=2", "hydra/launcher=local_parallel", "model=linear")
+    jobs = sweep(
+        tmp_path,
+        "search=random",
+        "search.n_trials=2",
+        "hydra/launcher=local_parallel",
+        "model=linear",
+    )
     assert len(jobs) == 2 and all(s["status"] == "completed" for _, s in jobs)
     import os
 
@@ -57,14 +70,20 @@ def test_local_parallel_caps_threads_per_job(tmp_path: Path):
 
 
 def test_submitit_local_launcher(tmp_path: Path):
-    jobs = sweep(tmp_path, "hydra/launcher=submitit_local", "model=linear", "optimizer.lr=1e-3,1e-2")
+    jobs = sweep(
+        tmp_path, "hydra/launcher=submitit_local", "model=linear", "optimizer.lr=1e-3,1e-2"
+    )
     assert [float(o["optimizer.lr"]) for o, _ in jobs] == [1e-3, 1e-2]
     assert all(s["status"] == "completed" for _, s in jobs)
 
 
 def test_a_failing_and_a_diverging_trial_do_not_stop_the_sweep(tmp_path: Path):
     jobs = sweep(
-        tmp_path, "model.net.kernel_size=3,9", "model.net.padding=0", "optimizer=sgd", "optimizer.lr=1e-2,1e6"
+        tmp_path,
+        "model.net.kernel_size=3,9",
+        "model.net.padding=0",
+        "optimizer=sgd",
+        "optimizer.lr=1e-2,1e6",
     )
     by_point = {(int(o["model.net.kernel_size"]), float(o["optimizer.lr"])): s for o, s in jobs}
     assert by_point[(3, 1e-2)]["status"] == "completed"
@@ -77,12 +96,22 @@ def test_a_failing_and_a_diverging_trial_do_not_stop_the_sweep(tmp_path: Path):
 def test_sqlite_study_resumes_with_more_trials(tmp_path: Path):
     optuna = pytest.importorskip("optuna")
     storage = f"sqlite:///{tmp_path}/studies/study.db"
-    args = ["search=random", "search.n_trials=2", f"search.storage={storage}", "search.study_name=resume", "model=linear"]
+    args = [
+        "search=random",
+        "search.n_trials=2",
+        f"search.storage={storage}",
+        "search.study_name=resume",
+        "model=linear",
+    ]
     sweep(tmp_path / "first", *args)
-    sweep(tmp_path / "second", *args, "search.seed=1")  # a new seed, or the sampler repeats its points
+    sweep(
+        tmp_path / "second", *args, "search.seed=1"
+    )  # a new seed, or the sampler repeats its points
     study = optuna.load_study(study_name="resume", storage=storage)
     assert len(study.trials) == 4
-    assert len({t.params["optimizer.lr"] for t in study.trials}) == 4, "the second sweep continued the study"
+    assert len({t.params["optimizer.lr"] for t in study.trials}) == 4, (
+        "the second sweep continued the study"
+    )
 
 
 def test_repeats_average_over_seeds(tmp_path: Path):
