@@ -62,9 +62,8 @@ def test_grid_2x2_writes_csv_markdown_and_plot(tmp_path: Path):
     for column in ("wall_time_s", "overrides", "run_dir"):
         assert column in columns
     assert "trainer.max_epochs" not in columns, "a fixed override is not a swept hyperparameter"
-    assert {(r["optimizer.lr"], r["model.net.dropout"]) for r in rows} == {
-        (lr, dropout) for lr in ("1e-3", "3e-3") for dropout in ("0", "0.25")
-    }
+    points = {(float(r["optimizer.lr"]), float(r["model.net.dropout"])) for r in rows}
+    assert points == {(lr, dropout) for lr in (1e-3, 3e-3) for dropout in (0, 0.25)}
     for row in rows:
         assert row["status"] == "completed"
         assert "trainer.max_epochs=1" in row["overrides"].split()

@@ -6,7 +6,6 @@ the run itself imports them when it starts.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -89,6 +88,8 @@ def _guarded(run: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
 
 def _mark_failed(output_dir: Path, cfg: DictConfig, exc: BaseException) -> None:
     """A trial that failed before writing its summary still gets one, marked failed."""
+    from practicum.methodology.summary import write_json
+
     summary_path = output_dir / "summary.json"
     if summary_path.exists():
         return
@@ -101,7 +102,7 @@ def _mark_failed(output_dir: Path, cfg: DictConfig, exc: BaseException) -> None:
         "run_dir": str(output_dir),
     }
     output_dir.mkdir(parents=True, exist_ok=True)
-    summary_path.write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(summary_path, summary)
 
 
 def _cap_threads_for_parallel_jobs(cfg: DictConfig, launcher: DictConfig) -> None:

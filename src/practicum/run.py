@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import json
+import statistics
 import time
 import traceback
 from pathlib import Path
@@ -76,6 +78,9 @@ def train_run(cfg: DictConfig) -> float | None:
         write_json(output_dir / "summary.json", summary)
         raise
 
+    if not trainer.is_global_zero:
+        # under DDP every rank trains and evaluates; only rank zero writes the run's files
+        return finite_or_none(metrics.get(goal.metric))
     history = read_history(output_dir / "metrics.csv")
     best = best_epoch(history, goal)
     settings = {"lr": float(cfg.optimizer.lr), "max_epochs": int(cfg.trainer.max_epochs)}
@@ -114,35 +119,44 @@ def train_run(cfg: DictConfig) -> float | None:
 
 def repeat_over_seeds(cfg: DictConfig) -> float:
     """`search.repeats=N`: train with seeds seed..seed+N-1 in seed_<s>/ and report their mean."""
+    started = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
-    runs = []
+    goal = Goal.from_config(cfg.goal)
+    runs, summaries = [], []
     for seed in range(int(cfg.seed), int(cfg.seed) + int(cfg.search.repeats)):
         single = cfg.copy()
         with open_dict(single):
             single.seed = seed
             single.search.repeats = 1
             single.paths.output_dir = str(output_dir / f"seed_{seed}")
-        value = train_run(single)
-        runs.append(
-            {"seed": seed, "objective": finite_or_none(value), "run_dir": single.paths.output_dir}
-        )
-    values = [r["objective"] for r in runs if r["objective"] is not None]
-    mean = sum(values) / len(values) if values else None
-    std = (
-        (sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)) ** 0.5 if values else None
-    )
+        value = finite_or_none(train_run(single))
+        runs.append({"seed": seed, "objective": value, "run_dir": single.paths.output_dir})
+        if value is not None:
+            summaries.append(
+                json.loads((Path(single.paths.output_dir) / "summary.json").read_text())
+            )
+    values = [run["objective"] for run in runs if run["objective"] is not None]
+    mean = statistics.fmean(values) if values else None
+    keys = set().union(*(s["metrics"] for s in summaries)) if summaries else set()
     summary = {
         "task_name": cfg.task_name,
         "run_dir": str(output_dir),
-        "goal": Goal.from_config(cfg.goal).as_dict(),
+        "goal": goal.as_dict(),
         "objective": mean,
-        "objective_std": std,
+        "objective_std": statistics.stdev(values) if len(values) > 1 else None,
+        "goal_met": goal.met(mean),
+        "metrics": {
+            k: statistics.fmean(s["metrics"][k] for s in summaries if k in s["metrics"])
+            for k in keys
+        },
         "seeds": runs,
-        "status": "completed" if len(values) == len(runs) else "failed",
-        "metrics": {Goal.from_config(cfg.goal).metric: mean} if mean is not None else {},
+        # the mean stands on the seeds that finished; a seed that failed is listed with objective null
+        "status": "completed" if values else "failed",
+        "wall_time_s": round(time.perf_counter() - started, 3),
     }
     write_json(output_dir / "summary.json", summary)
-    console.print(f"Mean over {len(runs)} seeds: {mean} ± {std}")
+    std = summary["objective_std"]
+    console.print(f"Mean {goal.metric} over {len(values)} of {len(runs)} seeds: {mean} (std {std})")
     return float("nan") if mean is None else mean
 
 

@@ -1,8 +1,7 @@
-"""Grid vs random vs quasi-random search at equal budgets (Bergstra & Bengio 2012): a study.
+"""Grid vs random vs quasi-random search at equal trial budgets (Bergstra & Bengio 2012).
 
-`experiment=grid_vs_random` gives each method `study.n_trials` trials over one space, per study
-seed. When one hyperparameter matters most, a grid repeats its few values of it; random and Sobol
-points try a new one every trial. Optuna's samplers choose points; each trial is a practicum run."""
+When one hyperparameter matters most, a grid spends its budget repeating its few values of it;
+random and Sobol points try a new one in every trial. Optuna's samplers choose the points."""
 
 from __future__ import annotations
 
@@ -37,7 +36,11 @@ class Dimension:
     path: str  # the config key it sets: "optimizer.lr"
     low: float
     high: float
-    log: bool
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.low < self.high or (self.log and self.low <= 0):
+            raise UserError(f"study.space.{self.name}: need low < high, and low > 0 when log: true")
 
     def grid(self, n: int) -> list[float]:
         """n evenly spaced values, ends included (evenly in log space for a log dimension)."""
@@ -45,12 +48,7 @@ class Dimension:
 
 
 def read_space(node: DictConfig) -> list[Dimension]:
-    space = []
-    for name, dim in node.items():
-        low, high, log = float(dim.low), float(dim.high), bool(dim.get("log", False))
-        if not low < high or (log and low <= 0):
-            raise UserError(f"study.space.{name}: need low < high, and low > 0 when log: true")
-        space.append(Dimension(str(name), str(dim.path), low, high, log))
+    space = [Dimension(str(name), **dim) for name, dim in OmegaConf.to_container(node).items()]
     if not space:
         raise UserError("study.space is empty: add lr: {path: optimizer.lr, low: 1e-5, high: 0.1}")
     return space
@@ -60,8 +58,8 @@ def make_sampler(method: str, space: list[Dimension], n_trials: int, seed: int):
     if method == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if method == "quasi_random":
-        # Optuna learns the space from the first trial, which its independent (random) sampler
-        # draws; every later trial is the next point of a scrambled Sobol sequence.
+        # Optuna learns the space from the first trial, which its independent sampler draws (the
+        # same point as random search's first); later trials follow one scrambled Sobol sequence.
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.QMCSampler(
             qmc_type="sobol", scramble=True, seed=seed, warn_independent_sampling=False
@@ -87,19 +85,18 @@ def trial_config(cfg: DictConfig, point: dict[str, float], space, seed: int, out
         trial.seed = seed
         trial.paths.output_dir = str(out)
         trial.trainer.max_epochs = int(cfg.study.max_epochs)
-        trial.trainer.enable_model_summary = False
-        trial.trainer.enable_progress_bar = False
+        trial.trainer.enable_model_summary = trial.trainer.enable_progress_bar = False
         trial.callbacks.progress_bar = None
         trial.callbacks.model_checkpoint.save_last = False
         trial.diagnosis.baseline_model = None
     return trial
 
 
-def run_trial(cfg: DictConfig, goal: Goal, keep_checkpoints: bool) -> dict[str, Any]:
+def run_trial(cfg: DictConfig, goal: Goal) -> dict[str, Any]:
     """Train one trial; a crash is recorded as a failed trial, not the end of the study."""
     from practicum import run
 
-    out = Path(cfg.paths.output_dir)
+    out, started = Path(cfg.paths.output_dir), time.perf_counter()
     was_quiet, run.console.quiet = run.console.quiet, True  # the trial's own tables stay quiet
     try:
         value = run.train_run(cfg)
@@ -112,14 +109,14 @@ def run_trial(cfg: DictConfig, goal: Goal, keep_checkpoints: bool) -> dict[str, 
         run.console.quiet = was_quiet
     summary = out / "summary.json"
     metrics = json.loads(summary.read_text()).get("metrics", {}) if summary.exists() else {}
-    if not keep_checkpoints:
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    return {goal.metric: value, goal.at("test"): metrics.get(goal.at("test")), "status": status}
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # the point is in the CSV: rerun it
+    row = {goal.metric: value, goal.at("test"): metrics.get(goal.at("test")), "status": status}
+    return row | {"wall_time_s": round(time.perf_counter() - started, 2), "run_dir": str(out)}
 
 
 def run_one_study(cfg: DictConfig, method: str, study_seed: int, space, goal: Goal) -> list[dict]:
     """`study.n_trials` trials proposed by one method's sampler; one row per trial."""
-    n_trials, keep = int(cfg.study.n_trials), bool(cfg.study.get("keep_checkpoints", False))
+    n_trials = int(cfg.study.n_trials)
     sampler = make_sampler(method, space, n_trials, study_seed)
     study = optuna.create_study(direction=f"{goal.mode}imize", sampler=sampler)
     rows: list[dict[str, Any]] = []
@@ -127,24 +124,19 @@ def run_one_study(cfg: DictConfig, method: str, study_seed: int, space, goal: Go
     # study.optimize, not ask/tell: GridSampler raises on its last tell (optuna issue #4121)
     def objective(trial: optuna.Trial) -> float | None:
         point = {d.name: trial.suggest_float(d.name, d.low, d.high, log=d.log) for d in space}
-        i, started = trial.number + 1, time.perf_counter()
+        i = trial.number + 1
         out = Path(cfg.paths.output_dir) / method / f"seed_{study_seed}" / f"trial_{i}"
         # trials of one study seed train with the same seed, whatever the method
-        result = run_trial(trial_config(cfg, point, space, cfg.seed + study_seed, out), goal, keep)
+        result = run_trial(trial_config(cfg, point, space, cfg.seed + study_seed, out), goal)
         value, best = result[goal.metric], rows[-1]["best_so_far"] if rows else None
         if value is not None and (best is None or goal.better(value, best)):
             best = value
-        wall = round(time.perf_counter() - started, 2)
-        rows.append(
-            {"method": method, "study_seed": study_seed, "trial": i, **point, **result}
-            | {"best_so_far": best, "wall_time_s": wall, "run_dir": str(out)}
-        )
+        row = {"method": method, "study_seed": study_seed, "trial": i, **point, **result}
+        rows.append(row | {"best_so_far": best})
         shown = " ".join(f"{name}={x:.3g}" for name, x in point.items())
-        console.print(
-            f"{method} seed {study_seed} trial {i}/{n_trials}: {shown} -> {goal.metric} "
-            f"{_fmt(value)} (best {_fmt(best)}, {wall:.1f} s)",
-            highlight=False,
-        )
+        line = f"{method} seed {study_seed} trial {i}/{n_trials}: {shown} -> {goal.metric} "
+        line += f"{_fmt(value)} (best {_fmt(best)}, {result['wall_time_s']:.1f} s)"
+        console.print(line, highlight=False, soft_wrap=True)
         return value  # None marks the trial failed for the sampler
 
     study.optimize(objective, n_trials=n_trials)
@@ -175,19 +167,20 @@ def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
 
 
+def _mean_distinct(studies: list[list[dict]], name: str) -> float:
+    """How many different values of `name` a study tried, on average over the studies."""
+    return statistics.fmean(len({r[name] for r in study}) for study in studies)
+
+
 def summarize(rows, space: list[Dimension], goal: Goal, seeds: list[int]) -> list[dict[str, Any]]:
     """One entry per method, best first: the best objective of each study, as mean ± std."""
     pick = max if goal.mode == "max" else min
     summary = []
     for method in dict.fromkeys(r["method"] for r in rows):
         ours = [r for r in rows if r["method"] == method]
-        chosen, distinct = [], {d.name: [] for d in space}
-        for seed in seeds:
-            study = [r for r in ours if r["study_seed"] == seed]
-            done = [r for r in study if r[goal.metric] is not None]
-            chosen += [pick(done, key=lambda r: r[goal.metric])] if done else []
-            for d in space:
-                distinct[d.name].append(len({f"{r[d.name]:.10g}" for r in study}))
+        studies = [[r for r in ours if r["study_seed"] == seed] for seed in seeds]
+        done = [[r for r in study if r[goal.metric] is not None] for study in studies]
+        chosen = [pick(trials, key=lambda r: r[goal.metric]) for trials in done if trials]
         bests = [r[goal.metric] for r in chosen]
         tests = [r[goal.at("test")] for r in chosen if r[goal.at("test")] is not None]
         summary.append(
@@ -197,26 +190,25 @@ def summarize(rows, space: list[Dimension], goal: Goal, seeds: list[int]) -> lis
                 "best_std": statistics.pstdev(bests) if bests else None,
                 "best_single": pick(bests) if bests else None,
                 "test_of_chosen_mean": statistics.fmean(tests) if tests else None,
-                "distinct_values": {name: statistics.fmean(n) for name, n in distinct.items()},
-                "failed_trials": sum(r["status"] != "completed" for r in ours),
+                "distinct_values": {d.name: _mean_distinct(studies, d.name) for d in space},
+                "failed_trials": sum(r[goal.metric] is None for study in studies for r in study),
             }
         )
-    return sorted(summary, key=lambda s: _rank(s["best_mean"], goal))
-
-
-def _rank(value: float | None, goal: Goal) -> float:
-    """Sort key: better first, missing last."""
-    return math.inf if value is None else (-value if goal.mode == "max" else value)
+    sign = -1 if goal.mode == "max" else 1  # best first, methods without a result last
+    summary.sort(key=lambda s: math.inf if s["best_mean"] is None else sign * s["best_mean"])
+    return summary
 
 
 def markdown_table(summary, space: list[Dimension], goal: Goal, n_trials, seeds) -> str:
-    header = [f"best {goal.metric} (mean ± std)", f"{goal.at('test')} of the chosen trial"]
-    header += [f"distinct {d.name} values" for d in space] + ["failed or diverged trials"]
+    test = goal.at("test")
+    columns = ["method", f"best {goal.metric}", test]
+    columns += [f"distinct {d.name}" for d in space] + ["failed"]
     lines = [
-        f"Best {goal.metric} found in {n_trials} trials per study, over {len(seeds)} study seeds:",
+        f"{n_trials} trials per study, {len(seeds)} study seeds. best: the best trial of each study, "
+        f"mean ± std; {test}: of that trial; distinct: values tried per study; failed: or diverged",
         "",
-        "| method | " + " | ".join(header) + " |",
-        "|---|" + "---:|" * len(header),
+        "| " + " | ".join(columns) + " |",
+        "|---|" + "---:|" * (len(columns) - 1),
     ]
     for s in summary:
         found = "—" if s["best_mean"] is None else f"{s['best_mean']:.4f} ± {s['best_std']:.4f}"
@@ -232,12 +224,7 @@ def write_outputs(out_dir: Path, rows, summary, space, goal: Goal, n_trials, see
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    content = {
-        "goal": goal.as_dict(),
-        "n_trials": n_trials,
-        "study_seeds": seeds,
-        "wall_time_s": wall,
-    }
+    content = dict(goal=goal.as_dict(), n_trials=n_trials, study_seeds=seeds, wall_time_s=wall)
     content |= {"space": [asdict(d) for d in space], "summary": summary, "trials": rows}
     (out_dir / f"{NAME}.json").write_text(json.dumps(content, indent=2) + "\n")
     (out_dir / f"{NAME}.md").write_text(markdown_table(summary, space, goal, n_trials, seeds))
@@ -246,34 +233,29 @@ def write_outputs(out_dir: Path, rows, summary, space, goal: Goal, n_trials, see
 
 def plot(path: Path, rows, key: Dimension, goal: Goal, n_trials: int, seeds: list[int]) -> None:
     """Left: best found against trials spent. Right: the objective against the key dimension."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig = Figure(figsize=(12, 4.8), layout="tight")
+    left, right = fig.subplots(1, 2)
     steps = np.arange(1, n_trials + 1)
     for method, marker in zip(dict.fromkeys(r["method"] for r in rows), "osx^", strict=False):
         ours = [r for r in rows if r["method"] == method]
-        curves = np.full((len(seeds), n_trials), np.nan)
-        for r in ours:
-            best = r["best_so_far"]
-            curves[seeds.index(r["study_seed"]), r["trial"] - 1] = np.nan if best is None else best
+        # one row per study seed; None (no trial of that study has succeeded yet) becomes NaN
+        curves = np.array(
+            [[r["best_so_far"] for r in ours if r["study_seed"] == s] for s in seeds], dtype=float
+        )
         (line,) = left.plot(steps, np.nanmean(curves, axis=0), marker=marker, label=method)
         band = np.nanmin(curves, axis=0), np.nanmax(curves, axis=0)
         left.fill_between(steps, *band, color=line.get_color(), alpha=0.15)
         done = [r for r in ours if r[goal.metric] is not None]
         x, y = [r[key.name] for r in done], [r[goal.metric] for r in done]
         right.scatter(x, y, marker=marker, color=line.get_color(), alpha=0.6, label=method)
-    left.set_xticks(steps)
-    left.set(xlabel="trials spent", ylabel=f"best {goal.metric} so far")
+    left.set(xticks=steps, xlabel="trials spent", ylabel=f"best {goal.metric} so far")
     left.set_title(f"Best found: mean over {len(seeds)} study seeds, band min–max")
     right.set(xlabel=f"{key.name} ({key.path})", ylabel=goal.metric)
-    right.set_title("Where each method looked (all trials, all seeds)")
     right.set_xscale("log" if key.log else "linear")
+    right.set_title("Where each method looked (all trials, all seeds)")
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)

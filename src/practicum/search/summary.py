@@ -23,17 +23,12 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from practicum.methodology.goal import Goal
-from practicum.methodology.history import read_history
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 STATUSES = ("completed", "failed", "diverged")
 EDGE = 0.1  # the outer 10% of a searched range counts as its edge
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-TRIAL_STYLE = dict(s=45, color="tab:blue", alpha=0.8, label="trial")
-BEST_STYLE = dict(marker="*", s=320, color="gold", edgecolor="black", zorder=3, label="best trial")
-FAILED_STYLE = dict(marker="x", s=70, color="tab:red", label="failed / diverged (no objective)")
-TARGET_STYLE = dict(color="tab:green", linestyle="--")
 
 
 @dataclass
@@ -91,12 +86,15 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         try:
+            sweep_dir = Path(config.hydra.sweep.dir)
+            if not sweep_dir.is_dir():  # the sweep stopped before its first job
+                return
             params = config.hydra.sweeper.get("params")
             params = OmegaConf.to_container(params, resolve=True) if params else {}
             script = Path(sys.argv[0]).name
             command = f"python {script}" if script.endswith(".py") else script
-            summarize_sweep(Path(config.hydra.sweep.dir), params, command)
-            print(f"Sweep summary: {Path(config.hydra.sweep.dir) / 'summary.md'}", flush=True)
+            summarize_sweep(sweep_dir, params, command)
+            print(f"Sweep summary: {sweep_dir / 'summary.md'}", flush=True)
         except Exception as exc:  # a summary must never turn a finished sweep into a failure
             log.warning("sweep summary not written: %s: %s", type(exc).__name__, exc)
             print(f"practicum: warning: sweep summary not written: {exc!r}", file=sys.stderr)
@@ -106,19 +104,26 @@ def summarize_sweep(
     sweep_dir: Path, sweeper_params: dict | None = None, command: str = "python train.py"
 ) -> dict[str, Any]:
     """Write summary.csv, summary.md and search.png; return the best trial, counts and warnings."""
+    from practicum.search.plots import plot_search  # plots import this module's Sweep
+
     sweep = read_sweep(Path(sweep_dir), sweeper_params, command)
     write_csv(sweep, sweep.dir / "summary.csv")
     (sweep.dir / "summary.md").write_text(markdown(sweep))
     plot_search(sweep, sweep.dir / "search.png")
-    best, counts = sweep.best, {status: sweep.count(status) for status in STATUSES}
-    if best:
-        best = {"job": best.job, "objective": best.objective, "run_dir": str(best.run_dir)} | {
-            "params": {key: best.params[key] for key in sweep.keys},
-            "command": reproduce(best, command),
-        }
+    best = None
+    if sweep.best is not None:
+        trial = sweep.best
+        params = {key: trial.params.get(key) for key in sweep.keys}
+        best = {"job": trial.job, "objective": trial.objective, "params": params}
+        best |= {"run_dir": str(trial.run_dir), "command": reproduce(trial, command)}
+    counts = {status: sweep.count(status) for status in STATUSES} | {"total": len(sweep.trials)}
     groups = [{**group, "trials": [t.job for t in group["trials"]]} for group in sweep.groups]
-    counts["total"] = len(sweep.trials)
-    return {"best": best, "counts": counts, "warnings": sweep.warnings, "groups": groups}
+    return {
+        "best": best,
+        "counts": counts,
+        "warnings": sweep.warnings,
+        "groups": groups,
+    }
 
 
 def read_sweep(sweep_dir: Path, sweeper_params: dict | None, command: str) -> Sweep:
@@ -247,6 +252,11 @@ def markdown(sweep: Sweep) -> str:
         ]
     else:
         lines += ["No trial completed with a finite objective."]
+    if sweep.groups and sweep.groups[0]["mean"] is not None:
+        top = sweep.groups[0]
+        setting = " ".join(f"{key}={value}" for key, value in top["params"].items())
+        score = f"{_fmt(top['mean'])} ± {_fmt(top['std'])}"
+        lines += ["", f"Best mean over seeds: `{setting}` ({score}); a single seed can be lucky."]
     if sweep.warnings:
         lines += ["", "## Warnings", "", *(f"- {warning}" for warning in sweep.warnings)]
     metrics = [goal.at(split) for split in SPLITS]
@@ -270,88 +280,6 @@ def markdown(sweep: Sweep) -> str:
             rows.append([*map(_short, group["params"].values()), seeds, finite, score])
         lines += ["", "## Mean ± std over seeds, best mean first", "", *_table(rows)]
     return "\n".join(lines) + "\n"
-
-
-def plot_search(sweep: Sweep, path: Path) -> None:
-    """One panel per hyperparameter (objective against value), then the best 3 trials' curves."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [key for key in sweep.keys if key != "seed"]
-    ncols = min(len(panels) + 1, 3)
-    nrows = math.ceil((len(panels) + 1) / ncols)
-    size = (5.4 * ncols, 4.4 * nrows + 0.6)
-    fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=False, layout="constrained")
-    for ax, key in zip(axes.flat, panels, strict=False):
-        _plot_hyperparameter(ax, key, sweep)
-    _plot_best_curves(axes.flat[len(panels)], sweep)
-    for ax in axes.flat[len(panels) + 1 :]:
-        ax.set_visible(False)
-    legend = {}
-    for ax in axes.flat[: len(panels)]:
-        legend.update(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
-    if legend:
-        fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncols=4, fontsize=10)
-    goal = sweep.goal
-    fig.suptitle(f"Sweep {sweep.dir.name}: objective {goal.metric} ({goal.mode}imize)", fontsize=13)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def _plot_hyperparameter(ax: Any, key: str, sweep: Sweep) -> None:
-    raw = [t.params.get(key, "") for t in sweep.ranked]
-    numeric = all(_number(v) is not None for v in raw)
-    ticks = sorted(set(raw), key=lambda v: (_number(v) is None, _number(v) or 0, v))
-    x = [_number(v) if numeric else ticks.index(v) for v in raw]
-    done = [(xi, t) for xi, t in zip(x, sweep.ranked, strict=True) if t.objective is not None]
-    failed = [xi for xi, t in zip(x, sweep.ranked, strict=True) if t.objective is None]
-    if done:
-        ax.scatter([xi for xi, _ in done], [t.objective for _, t in done], **TRIAL_STYLE)
-    if sweep.best is not None:
-        ax.scatter(x[sweep.ranked.index(sweep.best)], sweep.best.objective, **BEST_STYLE)
-    if math.isfinite(sweep.goal.target):
-        ax.axhline(sweep.goal.target, label=f"goal {sweep.goal.describe()}", **TARGET_STYLE)
-    if failed:  # they have no objective: a row of crosses below the lowest trial
-        low, high = ax.get_ylim()
-        ax.set_ylim(low - 0.15 * (high - low), high)
-        ax.scatter(failed, [low - 0.08 * (high - low)] * len(failed), **FAILED_STYLE)
-    if key in sweep.log_keys:
-        ax.set_xscale("log")
-    spec = str(sweep.params.get(key, ""))
-    if "interval(" in spec:  # show the whole range searched: where did the trials fall?
-        low, high = sorted(float(n) for n in NUMBER.findall(spec)[:2])
-        log_x = key in sweep.log_keys
-        pad = (high / low) ** 0.04 if log_x else 0.04 * (high - low)
-        ax.set_xlim(low / pad, high * pad) if log_x else ax.set_xlim(low - pad, high + pad)
-    elif len(ticks) <= 8:  # a grid or a choice: label the values tried
-        ax.set_xticks(
-            [_number(v) if numeric else i for i, v in enumerate(ticks)], map(_short, ticks)
-        )
-        ax.minorticks_off()
-    ax.set_xlabel(key + (" (log scale)" if key in sweep.log_keys else ""), fontsize=11)
-    ax.set_ylabel(f"objective ({sweep.goal.metric})", fontsize=11)
-    ax.grid(alpha=0.3)
-
-
-def _plot_best_curves(ax: Any, sweep: Sweep) -> None:
-    metric = sweep.goal.metric
-    for trial in [t for t in sweep.ranked if t.objective is not None][:3]:
-        # search.repeats=N: the trial's own runs are in seed_<s>/; show the first seed's
-        run_dir = Path((trial.summary.get("seeds") or [{}])[0].get("run_dir", trial.run_dir))
-        history = read_history(run_dir / "metrics.csv")
-        epochs = [epoch for epoch, values in history.items() if metric in values]
-        label = f"job {trial.job} ({_fmt(trial.objective)})"
-        ax.plot(epochs, [history[e][metric] for e in epochs], marker="o", label=label)
-    if math.isfinite(sweep.goal.target):
-        ax.axhline(sweep.goal.target, label="goal target", **TARGET_STYLE)
-    ax.set_title(f"best 3 trials: {metric} per epoch", fontsize=11)
-    ax.xaxis.get_major_locator().set_params(integer=True, min_n_ticks=1)
-    ax.set_xlabel("epoch", fontsize=11)
-    ax.set_ylabel(metric, fontsize=11)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=9)
 
 
 def _is_log_scale(key: str, trials: list[Trial], sweeper_params: dict) -> bool:
