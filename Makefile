@@ -5,12 +5,15 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: help install train test test-fast lint format clean tensorboard
+.PHONY: help install train test test-fast lint format clean tensorboard bench
 
 help:
 	@echo "make train   train the default baseline (ARGS='model=mlp optimizer=rmsprop' to swap parts)"
 	@echo "make test    run the test suite"
+	@echo "make bench   benchmark suite: fit vs a hand-written loop, start-up, sweeps, throughput, memory"
+	@echo "             (BENCH_ARGS='--quick' or '--only fit,startup'; results in benchmarks/results/)"
 	@echo "make lint    ruff lint + format check"
 	@echo "make clean   remove logs and caches (keeps .venv)"
 
@@ -39,6 +42,9 @@ lint: install
 format: install
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
+
+bench: install
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 tensorboard: install
 	$(VENV)/bin/tensorboard --logdir logs

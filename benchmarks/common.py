@@ -85,11 +85,11 @@ def run_process(
         process.returncode = os.waitstatus_to_exitcode(status)
         log.seek(0)
         output = log.read().decode(errors="replace")
-    rss_unit = 2**20 if sys.platform == "darwin" else 2**10  # bytes on macOS, KiB on Linux
+    peak_rss_bytes = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)  # KiB on Linux
     return ProcessRun(
         wall_s=wall_s,
         cpu_s=usage.ru_utime + usage.ru_stime,
-        peak_rss_mb=usage.ru_maxrss * 1024 / rss_unit / 1024,
+        peak_rss_mb=peak_rss_bytes / 2**20,
         returncode=process.returncode,
         output=output,
     )
@@ -103,9 +103,7 @@ def require_success(run: ProcessRun, what: str) -> ProcessRun:
 
 def run_worker(script: str, *args: str, what: str) -> dict[str, Any]:
     """Run one of the worker scripts in a fresh interpreter and return the measurements it reported."""
-    run = require_success(
-        run_process([sys.executable, str(BENCH_DIR / script), *args]), what
-    )
+    run = require_success(run_process([sys.executable, str(BENCH_DIR / script), *args]), what)
     for line in reversed(run.output.splitlines()):
         if line.startswith(RESULT_PREFIX):
             return json.loads(line[len(RESULT_PREFIX) :])

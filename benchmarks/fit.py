@@ -31,11 +31,15 @@ def run(settings: Settings, earlier: dict[str, Any], log=print) -> dict[str, Any
                     WORKERS[side], f"{tmp}/{side}-{i}", str(epochs), what=f"fit ({side})"
                 )
                 fits[side].append(result)
-                log(f"fit {i + 1}/{repeats} {side}: {result['fit_s']:.2f} s, val/acc {result['val_acc']:.4f}")
+                log(
+                    f"fit {i + 1}/{repeats} {side}: {result['fit_s']:.2f} s, val/acc {result['val_acc']:.4f}"
+                )
 
     sides = {side: summarize(results) for side, results in fits.items()}
     ratio = sides["practicum"]["fit_s"]["median"] / sides["by_hand"]["fit_s"]["median"]
-    paired = [p["fit_s"] / h["fit_s"] for p, h in zip(fits["practicum"], fits["by_hand"], strict=True)]
+    paired = [
+        p["fit_s"] / h["fit_s"] for p, h in zip(fits["practicum"], fits["by_hand"], strict=True)
+    ]
     accuracy_gap = abs(sides["practicum"]["val_acc"] - sides["by_hand"]["val_acc"])
     return {
         "epochs": epochs,

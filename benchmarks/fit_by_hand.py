@@ -15,7 +15,13 @@ import time
 from common import fit_config, profiled, report
 
 # The default config, spelled out: the loop below must not depend on practicum to build its model.
-NET = {"channels": [32, 64], "kernel_size": 3, "padding": "same", "batch_norm": True, "dropout": 0.25}
+NET = {
+    "channels": [32, 64],
+    "kernel_size": 3,
+    "padding": "same",
+    "batch_norm": True,
+    "dropout": 0.25,
+}
 LR = 3e-3
 BATCH_SIZE = 64
 SEED = 42
@@ -105,9 +111,14 @@ def check_same_settings(cfg) -> None:
     for key, want in expected.items():
         have = OmegaConf.select(cfg, key)
         if isinstance(want, dict):
-            have = {k: OmegaConf.to_object(have[k]) if OmegaConf.is_config(have[k]) else have[k] for k in want}
+            have = {
+                k: OmegaConf.to_object(have[k]) if OmegaConf.is_config(have[k]) else have[k]
+                for k in want
+            }
         if have != want:
-            raise SystemExit(f"practicum's default {key} is {have}, the hand-written loop uses {want}")
+            raise SystemExit(
+                f"practicum's default {key} is {have}, the hand-written loop uses {want}"
+            )
 
 
 if __name__ == "__main__":

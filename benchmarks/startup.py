@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.table import Table
 
-from common import Settings, mark, python_script, require_success, run_process, spread
+from common import BenchError, Settings, mark, python_script, require_success, run_process, spread
 
 TARGETS_S = {"train": 12.0, "help": 1.5}
 
@@ -30,7 +30,9 @@ def run(settings: Settings, earlier: dict[str, Any], log=print) -> dict[str, Any
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         for i in range(settings.count(3, 1)):
             trains.append(default_train_run(Path(tmp) / str(i)))
-            log(f"startup: python train.py {trains[-1]['wall_s']:.1f} s, goal met: {trains[-1]['goal_met']}")
+            log(
+                f"startup: python train.py {trains[-1]['wall_s']:.1f} s, goal met: {trains[-1]['goal_met']}"
+            )
     import_runs = [
         require_success(run_process(python_script("-c", "import lightning.pytorch")), "import")
         for _ in range(settings.count(3, 1))
@@ -61,7 +63,7 @@ def default_train_run(log_dir: Path) -> dict[str, Any]:
     )
     summaries = sorted(log_dir.glob("*/runs/*/summary.json"))
     if not summaries:
-        raise RuntimeError(f"python train.py wrote no summary.json:\n{run.tail()}")
+        raise BenchError(f"python train.py wrote no summary.json:\n{run.tail()}")
     summary = json.loads(summaries[-1].read_text())
     return {
         "wall_s": run.wall_s,

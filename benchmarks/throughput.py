@@ -70,7 +70,9 @@ def measure_family(tmp: str, family: str, chunks: int, steps_per_chunk: int) -> 
         loss.backward()
         optimizer.step()
 
-    rates = interleaved_rates({"task": task_step, "net": net_step}, batches, chunks, steps_per_chunk)
+    rates = interleaved_rates(
+        {"task": task_step, "net": net_step}, batches, chunks, steps_per_chunk
+    )
     results: dict[str, Any] = {"params": sum(p.numel() for p in task.net.parameters())}
     for name, chunk_rates in rates.items():
         results[f"{name}_samples_per_s"] = statistics.median(chunk_rates)

@@ -27,6 +27,15 @@ IGNORED_WARNINGS = (
 )
 
 
+def skip_gpu_probe_without_gpu() -> None:
+    """`import lightning` sets PYTORCH_NVML_BASED_CUDA_CHECK=1; on a CUDA build of torch with no GPU,
+    every optimizer step then probes the NVIDIA driver (0.23 -> 0.40 ms per Adam step here)."""
+    import torch
+
+    if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and not torch.cuda.is_available():
+        del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
+
+
 def quiet_known_warnings() -> None:
     for pattern in IGNORED_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
@@ -89,6 +98,7 @@ def build_loggers(cfg: DictConfig) -> list[Logger]:
 def build_trainer(cfg: DictConfig, quiet: bool = False) -> pl.Trainer:
     """The training Trainer; `quiet=True` gives one for evaluation: no logging, checkpoints or bar."""
     quiet_known_warnings()
+    skip_gpu_probe_without_gpu()
     _require_accelerator(str(cfg.trainer.get("accelerator", "auto")))
     if quiet:
         return instantiate(

@@ -1,0 +1,183 @@
+"""practicum's benchmark suite: does the template cost its user anything?
+
+    make bench                                  # everything (about 10 minutes on an idle 2-core machine)
+    make bench BENCH_ARGS="--quick"             # fewer repeats and shorter runs: a smoke test
+    .venv/bin/python benchmarks/run.py --only fit,startup
+
+Sections (each prints a table; all of them land in one JSON file):
+
+  fit         `trainer.fit` of practicum's default path (build_trainer: rich progress bar,
+              checkpointing, CSV logger, early stopping, lr monitor) vs a plain PyTorch loop
+              (fit_by_hand.py) on the same digits CNN, data split, seed, 20 epochs, batch 64,
+              Adam 3e-3 and cosine schedule; validation every epoch in both. Each fit runs in a
+              fresh process, sides alternating, and only the fit is timed. Target: ratio <= 1.10.
+  startup     wall time of `python train.py` (defaults, start to exit; it must meet its goal;
+              target <= 12 s), `--help` (target <= 1.5 s) and `--cfg job`.
+  sweep       4 random-search MLP trials: basic launcher vs `hydra/launcher=local_parallel`
+              (2 jobs). Target: parallel <= 0.65x serial.
+  throughput  training samples/s of the linear, MLP and CNN nets at batch 64 on digits,
+              in this process: through `task.training_step` and through the bare net.
+  memory      peak RSS of the default `python train.py`; RSS after epoch 10 and 100 of a
+              100-epoch fit (no growth expected).
+
+Options: --quick, --only SECTION[,SECTION], --repeats N (every section), --threads N (torch and
+OpenMP threads of every run; default: torch decides), --results-dir DIR.
+
+Results: benchmarks/results/<timestamp>.json and benchmarks/results/latest.json, with the machine,
+the load average before and after each section, and every raw measurement.
+
+Reading the numbers: the machine is shared, so each figure is a median over repeats run in
+alternation, and every table says the load average it ran under. Torch's threads fight other
+processes for the cores: under load, wall times grow far more than the ratios do. The workers
+accept `--profile FILE` (pyinstrument) to see where a fit's time goes:
+
+    .venv/bin/python benchmarks/fit_practicum.py /tmp/fit 20 --profile /tmp/fit.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+import fit
+import memory
+import startup
+import sweep
+import throughput
+from common import BENCH_DIR, ROOT, BenchError, Settings, load_average
+
+SECTIONS = {
+    "fit": fit,
+    "startup": startup,
+    "sweep": sweep,
+    "throughput": throughput,
+    "memory": memory,
+}
+console = Console()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="practicum's benchmark suite (see the docstring)")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, shorter runs")
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections: {', '.join(SECTIONS)}",
+    )
+    parser.add_argument("--repeats", type=int, help="repeats of every section (overrides defaults)")
+    parser.add_argument("--threads", type=int, help="torch/OpenMP threads of every run")
+    parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
+    args = parser.parse_args(argv)
+    args.sections = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = [name for name in args.sections if name not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section {', '.join(unknown)}: choose from {', '.join(SECTIONS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:  # before anything imports torch; the child processes inherit it
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[name] = str(args.threads)
+    settings = Settings(quick=args.quick, repeats=args.repeats)
+    started = time.perf_counter()
+    report: dict[str, Any] = {"machine": machine(), "settings": vars(settings), "sections": {}}
+    report["settings"]["threads"] = args.threads
+    failed = []
+    for name in args.sections:
+        section = SECTIONS[name]
+        console.rule(f"[bold]{name}")
+        load_before = load_average()
+        section_started = time.perf_counter()
+        try:
+            result = section.run(settings, report["sections"], log=progress)
+        except Exception as exc:
+            if not isinstance(exc, BenchError):
+                console.print_exception()
+            console.print(f"[red]{name} failed:[/red] {exc}")
+            failed.append(name)
+            report["sections"][name] = {"error": str(exc)}
+            continue
+        result["seconds"] = round(time.perf_counter() - section_started, 1)
+        result["load_before"], result["load_after"] = load_before, load_average()
+        report["sections"][name] = result
+        table = section.table(result)
+        load = f"load avg before {fmt_load(load_before)}, after {fmt_load(result['load_after'])}"
+        table.caption = f"{table.caption}\n{load}" if table.caption else load
+        console.print(table)
+
+    report["total_seconds"] = round(time.perf_counter() - started, 1)
+    path = write_results(report, args.results_dir)
+    console.print(f"Results: {path} (total {report['total_seconds']:.0f} s)", soft_wrap=True)
+    if failed:
+        console.print(f"[red]Failed sections: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+def progress(message: str) -> None:
+    console.print(f"[dim]{message}[/dim]", highlight=False)
+
+
+def fmt_load(load: list[float]) -> str:
+    return " / ".join(f"{v:.2f}" for v in load)
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on and with."""
+    versions = {}
+    for package in ("torch", "lightning", "hydra-core", "torchmetrics"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_at_start": load_average(),
+        "git": git_revision(),
+        "versions": versions,
+    }
+
+
+def git_revision() -> str | None:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return None
+    return f"{head}{' (uncommitted changes)' if dirty else ''}" if head else None
+
+
+def write_results(report: dict[str, Any], results_dir: Path) -> Path:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(report, indent=2, default=str) + "\n"
+    path = results_dir / f"{datetime.now():%Y-%m-%d_%H-%M-%S}.json"
+    path.write_text(text)
+    (results_dir / "latest.json").write_text(text)
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())
