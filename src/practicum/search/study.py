@@ -25,7 +25,6 @@ from rich.markdown import Markdown
 from practicum.errors import UserError
 from practicum.methodology.goal import Goal
 
-METHODS = ("grid", "random", "quasi_random")
 NAME = "grid_vs_random"
 console = Console()
 
@@ -47,8 +46,11 @@ class Dimension:
         return (np.geomspace if self.log else np.linspace)(self.low, self.high, n).tolist()
 
 
-def read_space(node: DictConfig) -> list[Dimension]:
-    space = [Dimension(str(name), **dim) for name, dim in OmegaConf.to_container(node).items()]
+def read_space(cfg: DictConfig) -> list[Dimension]:
+    space = [Dimension(str(k), **v) for k, v in OmegaConf.to_container(cfg.study.space).items()]
+    for dim in space:
+        if OmegaConf.select(cfg, dim.path, default=KeyError) is KeyError:
+            raise UserError(f"study.space.{dim.name}.path={dim.path!r} is not a key of the config")
     if not space:
         raise UserError("study.space is empty: add lr: {path: optimizer.lr, low: 1e-5, high: 0.1}")
     return space
@@ -67,12 +69,10 @@ def make_sampler(method: str, space: list[Dimension], n_trials: int, seed: int):
     if method == "grid":
         per_dim = round(n_trials ** (1 / len(space)))
         if per_dim ** len(space) != n_trials:
-            raise UserError(
-                f"study.n_trials={n_trials} is not a full grid over {len(space)} dimensions: "
-                f"use e.g. {per_dim ** len(space)} or {(per_dim + 1) ** len(space)}"
-            )
+            grids = f"{per_dim ** len(space)} or {(per_dim + 1) ** len(space)}"
+            raise UserError(f"study.n_trials={n_trials} is not a full grid: use e.g. {grids}")
         return optuna.samplers.GridSampler({d.name: d.grid(per_dim) for d in space}, seed=seed)
-    raise UserError(f"study.methods: unknown method {method!r}: use {', '.join(METHODS)}")
+    raise UserError(f"study.methods: unknown method {method!r}: use grid, random or quasi_random")
 
 
 def trial_config(cfg: DictConfig, point: dict[str, float], space, seed: int, out: Path):
@@ -86,9 +86,7 @@ def trial_config(cfg: DictConfig, point: dict[str, float], space, seed: int, out
         trial.paths.output_dir = str(out)
         trial.trainer.max_epochs = int(cfg.study.max_epochs)
         trial.trainer.enable_model_summary = trial.trainer.enable_progress_bar = False
-        trial.callbacks.progress_bar = None
-        trial.callbacks.model_checkpoint.save_last = False
-        trial.diagnosis.baseline_model = None
+        trial.callbacks.progress_bar = trial.diagnosis.baseline_model = None
     return trial
 
 
@@ -116,10 +114,9 @@ def run_trial(cfg: DictConfig, goal: Goal) -> dict[str, Any]:
 
 def run_one_study(cfg: DictConfig, method: str, study_seed: int, space, goal: Goal) -> list[dict]:
     """`study.n_trials` trials proposed by one method's sampler; one row per trial."""
-    n_trials = int(cfg.study.n_trials)
+    n_trials, rows = int(cfg.study.n_trials), []
     sampler = make_sampler(method, space, n_trials, study_seed)
     study = optuna.create_study(direction=f"{goal.mode}imize", sampler=sampler)
-    rows: list[dict[str, Any]] = []
 
     # study.optimize, not ask/tell: GridSampler raises on its last tell (optuna issue #4121)
     def objective(trial: optuna.Trial) -> float | None:
@@ -145,16 +142,14 @@ def run_one_study(cfg: DictConfig, method: str, study_seed: int, space, goal: Go
 
 def run_study(cfg: DictConfig) -> float | None:
     """Run every method for every study seed; write CSV, JSON, table and plot; print the table."""
-    goal, space = Goal.from_config(cfg.goal), read_space(cfg.study.space)
+    goal, space = Goal.from_config(cfg.goal), read_space(cfg)
     n_trials, seeds = int(cfg.study.n_trials), [int(s) for s in cfg.study.study_seeds]
     out_dir, started = Path(cfg.paths.output_dir), time.perf_counter()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    rows = []
-    for method in map(str, cfg.study.methods):
+    methods = [str(method) for method in cfg.study.methods]
+    for method in methods:
         make_sampler(method, space, n_trials, 0)  # a bad method or grid size fails before training
-    for method in map(str, cfg.study.methods):
-        for study_seed in seeds:
-            rows += run_one_study(cfg, method, study_seed, space, goal)
+    rows = [row for m in methods for s in seeds for row in run_one_study(cfg, m, s, space, goal)]
     summary = summarize(rows, space, goal, seeds)
     wall = round(time.perf_counter() - started, 1)
     write_outputs(out_dir, rows, summary, space, goal, n_trials, seeds, wall)
@@ -167,15 +162,9 @@ def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
 
 
-def _mean_distinct(studies: list[list[dict]], name: str) -> float:
-    """How many different values of `name` a study tried, on average over the studies."""
-    return statistics.fmean(len({r[name] for r in study}) for study in studies)
-
-
 def summarize(rows, space: list[Dimension], goal: Goal, seeds: list[int]) -> list[dict[str, Any]]:
     """One entry per method, best first: the best objective of each study, as mean ± std."""
-    pick = max if goal.mode == "max" else min
-    summary = []
+    pick, summary = (max if goal.mode == "max" else min), []
     for method in dict.fromkeys(r["method"] for r in rows):
         ours = [r for r in rows if r["method"] == method]
         studies = [[r for r in ours if r["study_seed"] == seed] for seed in seeds]
@@ -183,6 +172,7 @@ def summarize(rows, space: list[Dimension], goal: Goal, seeds: list[int]) -> lis
         chosen = [pick(trials, key=lambda r: r[goal.metric]) for trials in done if trials]
         bests = [r[goal.metric] for r in chosen]
         tests = [r[goal.at("test")] for r in chosen if r[goal.at("test")] is not None]
+        distinct = {d.name: [len({r[d.name] for r in study}) for study in studies] for d in space}
         summary.append(
             {
                 "method": method,
@@ -190,7 +180,7 @@ def summarize(rows, space: list[Dimension], goal: Goal, seeds: list[int]) -> lis
                 "best_std": statistics.pstdev(bests) if bests else None,
                 "best_single": pick(bests) if bests else None,
                 "test_of_chosen_mean": statistics.fmean(tests) if tests else None,
-                "distinct_values": {d.name: _mean_distinct(studies, d.name) for d in space},
+                "distinct_values": {name: statistics.fmean(n) for name, n in distinct.items()},
                 "failed_trials": sum(r[goal.metric] is None for study in studies for r in study),
             }
         )
@@ -205,7 +195,7 @@ def markdown_table(summary, space: list[Dimension], goal: Goal, n_trials, seeds)
     columns += [f"distinct {d.name}" for d in space] + ["failed"]
     lines = [
         f"{n_trials} trials per study, {len(seeds)} study seeds. best: the best trial of each study, "
-        f"mean ± std; {test}: of that trial; distinct: values tried per study; failed: or diverged",
+        f"mean ± std; {test}: of those trials; distinct: values tried per study; failed: failed or diverged.",
         "",
         "| " + " | ".join(columns) + " |",
         "|---|" + "---:|" * (len(columns) - 1),
@@ -219,7 +209,6 @@ def markdown_table(summary, space: list[Dimension], goal: Goal, n_trials, seeds)
 
 
 def write_outputs(out_dir: Path, rows, summary, space, goal: Goal, n_trials, seeds, wall) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / f"{NAME}.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -235,9 +224,8 @@ def plot(path: Path, rows, key: Dimension, goal: Goal, n_trials: int, seeds: lis
     """Left: best found against trials spent. Right: the objective against the key dimension."""
     from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
 
-    fig = Figure(figsize=(12, 4.8), layout="tight")
+    fig, steps = Figure(figsize=(12, 4.8), layout="tight"), np.arange(1, n_trials + 1)
     left, right = fig.subplots(1, 2)
-    steps = np.arange(1, n_trials + 1)
     for method, marker in zip(dict.fromkeys(r["method"] for r in rows), "osx^", strict=False):
         ours = [r for r in rows if r["method"] == method]
         # one row per study seed; None (no trial of that study has succeeded yet) becomes NaN
@@ -245,17 +233,17 @@ def plot(path: Path, rows, key: Dimension, goal: Goal, n_trials: int, seeds: lis
             [[r["best_so_far"] for r in ours if r["study_seed"] == s] for s in seeds], dtype=float
         )
         (line,) = left.plot(steps, np.nanmean(curves, axis=0), marker=marker, label=method)
-        band = np.nanmin(curves, axis=0), np.nanmax(curves, axis=0)
+        band = np.nanpercentile(curves, [25, 75], axis=0)
         left.fill_between(steps, *band, color=line.get_color(), alpha=0.15)
-        done = [r for r in ours if r[goal.metric] is not None]
-        x, y = [r[key.name] for r in done], [r[goal.metric] for r in done]
+        x, y = [r[key.name] for r in ours], np.array([r[goal.metric] for r in ours], dtype=float)
         right.scatter(x, y, marker=marker, color=line.get_color(), alpha=0.6, label=method)
     left.set(xticks=steps, xlabel="trials spent", ylabel=f"best {goal.metric} so far")
-    left.set_title(f"Best found: mean over {len(seeds)} study seeds, band min–max")
-    right.set(xlabel=f"{key.name} ({key.path})", ylabel=goal.metric)
+    left.set_title(f"Best found: mean of {len(seeds)} study seeds, band: quartiles")
+    right.set(
+        xlabel=f"{key.name} ({key.path})", ylabel=goal.metric, title="Every trial, every seed"
+    )
     right.set_xscale("log" if key.log else "linear")
-    right.set_title("Where each method looked (all trials, all seeds)")
+    left.legend()  # the right panel uses the same colors and markers
     for ax in (left, right):
         ax.grid(alpha=0.3)
-        ax.legend()
     fig.savefig(path, dpi=120)
