@@ -166,17 +166,19 @@ def load_average() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
 
-def current_rss_mb() -> float:
-    """This process's resident set size now (Linux /proc; the peak elsewhere)."""
+def current_rss_mb() -> dict[str, float]:
+    """This process's resident set now, in MiB: total, anonymous (heap) and file-backed (mapped
+    libraries). Linux /proc; elsewhere only the peak total is known."""
+    fields = {"VmRSS": "total", "RssAnon": "anon", "RssFile": "file"}
     try:
-        with open("/proc/self/statm") as statm:
-            pages = int(statm.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+        with open("/proc/self/status") as status:
+            lines = [line.split() for line in status if line.split(":")[0] in fields]
+        return {fields[line[0].rstrip(":")]: int(line[1]) / 1024 for line in lines}
     except OSError:
         import resource
 
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+        return {"total": peak / 2**20 if sys.platform == "darwin" else peak / 2**10}
 
 
 def mark(ok: bool | None) -> str:

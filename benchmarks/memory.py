@@ -22,7 +22,7 @@ def run(settings: Settings, earlier: dict[str, Any], log=print) -> dict[str, Any
     epochs = settings.size(GROWTH_EPOCHS, 30)
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
         startup = earlier.get("startup")
-        if startup:  # the startup section already ran the default run: reuse its processes
+        if startup and "train" in startup:  # the startup section ran the default run: reuse it
             peaks = [run["peak_rss_mb"] for run in startup["train"]["runs_detail"]]
         else:
             peaks = [default_train_run(Path(tmp) / "default")["peak_rss_mb"]]
@@ -33,13 +33,13 @@ def run(settings: Settings, earlier: dict[str, Any], log=print) -> dict[str, Any
     last = max(samples)
     first = min(FIRST_SAMPLE_EPOCH, last)
     middle = min(samples, key=lambda e: abs(e - (first + last) / 2))
-    growth_mb = samples[last] - samples[first]
+    growth_mb = samples[last]["total"] - samples[first]["total"]
     return {
         "default_run_peak_rss_mb": statistics.median(peaks),
         "default_run_peak_rss_runs": peaks,
         "growth_epochs": last,
-        "rss_mb": {first: samples[first], middle: samples[middle], last: samples[last]},
-        "rss_max_mb": max(samples.values()),
+        "rss_mb": {epoch: samples[epoch] for epoch in (first, middle, last)},
+        "rss_max_mb": max(sample["total"] for sample in samples.values()),
         "growth_mb": growth_mb,
         "growth_tolerance_mb": GROWTH_TOLERANCE_MB,
         "no_growth": growth_mb <= GROWTH_TOLERANCE_MB,
@@ -47,19 +47,26 @@ def run(settings: Settings, earlier: dict[str, Any], log=print) -> dict[str, Any
 
 
 def table(result: dict[str, Any]) -> Table:
-    table = Table(title="memory: resident set size (MiB)")
-    table.add_column("measure")
-    table.add_column("MiB", justify="right")
-    table.add_column("ok", justify="right")
-    table.add_row(
-        "peak RSS of `python train.py` (defaults)", f"{result['default_run_peak_rss_mb']:.0f}", ""
+    table = Table(
+        title="memory: resident set size (MiB)",
+        caption="anon: heap and tensors; file: mapped libraries (torch's CUDA libraries among them)",
     )
+    for column in ("measure", "total", "anon", "file", "ok"):
+        table.add_column(column, justify="left" if column == "measure" else "right")
+    peak = f"{result['default_run_peak_rss_mb']:.0f}"
+    table.add_row("peak RSS of `python train.py` (defaults)", peak, "", "", "")
     for epoch, mb in result["rss_mb"].items():
-        table.add_row(f"RSS after epoch {epoch} of {result['growth_epochs']}", f"{mb:.1f}", "")
+        table.add_row(
+            f"RSS after epoch {epoch} of a {result['growth_epochs']}-epoch fit",
+            *(f"{mb[kind]:.1f}" if kind in mb else "" for kind in ("total", "anon", "file")),
+            "",
+        )
     first, last = list(result["rss_mb"])[0], list(result["rss_mb"])[-1]
     table.add_row(
-        f"growth, epoch {first} -> {last} (tolerance {result['growth_tolerance_mb']:.0f})",
+        f"growth, epoch {first} -> {last} (tolerance {result['growth_tolerance_mb']:.0f} MiB)",
         f"{result['growth_mb']:+.1f}",
+        "",
+        "",
         mark(result["no_growth"]),
     )
     return table

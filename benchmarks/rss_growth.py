@@ -23,10 +23,10 @@ def main() -> None:
     from practicum.build import build_datamodule, build_task, build_trainer
 
     class RssSampler(pl.Callback):
-        """RSS in MiB at the end of each training epoch, keyed by epoch number (1-based)."""
+        """RSS in MiB (total, anon, file) at the end of each training epoch, by epoch (1-based)."""
 
         def __init__(self) -> None:
-            self.rss_mb: dict[int, float] = {}
+            self.rss_mb: dict[int, dict[str, float]] = {}
 
         def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
             self.rss_mb[trainer.current_epoch + 1] = current_rss_mb()

@@ -20,15 +20,18 @@ Sections (each prints a table; all of them land in one JSON file):
   memory      peak RSS of the default `python train.py`; RSS after epoch 10 and 100 of a
               100-epoch fit (no growth expected).
 
-Options: --quick, --only SECTION[,SECTION], --repeats N (every section), --threads N (torch and
-OpenMP threads of every run; default: torch decides), --results-dir DIR.
+Options: --quick, --only SECTION[,SECTION], --repeats N (every section), --results-dir DIR, and
+--threads N|torch|auto: torch/OpenMP threads of every process. `torch` leaves torch's default (one
+per core); `auto` (the default) does that on an idle machine and uses 1 thread when the machine is
+already busy: on a shared 2-core machine, two torch threads that must meet at every parallel region
+wait on other processes' time slices and a training step gets 10-40x slower, so the numbers would
+measure the neighbours. The tables say which setting ran; compare results measured alike.
 
 Results: benchmarks/results/<timestamp>.json and benchmarks/results/latest.json, with the machine,
 the load average before and after each section, and every raw measurement.
 
 Reading the numbers: the machine is shared, so each figure is a median over repeats run in
-alternation, and every table says the load average it ran under. Torch's threads fight other
-processes for the cores: under load, wall times grow far more than the ratios do. The workers
+alternation, and every table says the load average and thread setting it ran under. The workers
 accept `--profile FILE` (pyinstrument) to see where a fit's time goes:
 
     .venv/bin/python benchmarks/fit_practicum.py /tmp/fit 20 --profile /tmp/fit.txt
@@ -64,11 +67,16 @@ SECTIONS = {
     "throughput": throughput,
     "memory": memory,
 }
-console = Console()
+# a 1-minute load average from which the machine counts as busy (see --threads)
+BUSY_LOAD = 0.5
+# a pipe gets 80 columns by default; the tables need more
+console = Console(width=None if sys.stdout.isatty() else 120)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="practicum's benchmark suite (see the docstring)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="fewer repeats, shorter runs")
     parser.add_argument(
         "--only",
@@ -76,7 +84,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"comma-separated sections: {', '.join(SECTIONS)}",
     )
     parser.add_argument("--repeats", type=int, help="repeats of every section (overrides defaults)")
-    parser.add_argument("--threads", type=int, help="torch/OpenMP threads of every run")
+    parser.add_argument(
+        "--threads", default="auto", help="N, torch (its default) or auto (1 on a busy machine)"
+    )
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
     args = parser.parse_args(argv)
     args.sections = [name.strip() for name in args.only.split(",") if name.strip()]
@@ -88,13 +98,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.threads:  # before anything imports torch; the child processes inherit it
+    threads, threads_note = choose_threads(args.threads)
+    if threads:  # before anything imports torch; the child processes inherit it
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[name] = str(args.threads)
+            os.environ[name] = str(threads)
+    console.print(f"Threads per process: {threads_note}; see --help for --threads")
     settings = Settings(quick=args.quick, repeats=args.repeats)
     started = time.perf_counter()
     report: dict[str, Any] = {"machine": machine(), "settings": vars(settings), "sections": {}}
-    report["settings"]["threads"] = args.threads
+    report["settings"].update(threads=threads, threads_note=threads_note)
     failed = []
     for name in args.sections:
         section = SECTIONS[name]
@@ -114,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         result["load_before"], result["load_after"] = load_before, load_average()
         report["sections"][name] = result
         table = section.table(result)
-        load = f"load avg before {fmt_load(load_before)}, after {fmt_load(result['load_after'])}"
+        load = (
+            f"load avg before {fmt_load(load_before)}, after {fmt_load(result['load_after'])}; "
+            f"threads: {threads_note}"
+        )
         table.caption = f"{table.caption}\n{load}" if table.caption else load
         console.print(table)
 
@@ -124,6 +139,18 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         console.print(f"[red]Failed sections: {', '.join(failed)}")
     return 1 if failed else 0
+
+
+def choose_threads(requested: str) -> tuple[int | None, str]:
+    """The OMP/torch thread count for every process (None: torch's default), and why."""
+    if requested == "torch":
+        return None, "torch's default"
+    if requested != "auto":
+        return int(requested), f"{int(requested)} (--threads)"
+    load = os.getloadavg()[0]
+    if load >= BUSY_LOAD:
+        return 1, f"1 (auto: busy machine, load {load:.2f} at start)"
+    return None, f"torch's default (auto: idle machine, load {load:.2f} at start)"
 
 
 def progress(message: str) -> None:

@@ -70,6 +70,14 @@ class Task(pl.LightningModule):
         if not torch.isfinite(epoch_loss):
             self.trainer.should_stop = True
 
+    def transfer_batch_to_device(
+        self, batch: Any, device: torch.device, dataloader_idx: int
+    ) -> Any:
+        """Batches from in-memory tensors are already on the CPU: skip Lightning's walk over them."""
+        if device.type == "cpu":
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.run_config is not None:
             checkpoint[CONFIG_KEY] = self.run_config

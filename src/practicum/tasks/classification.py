@@ -33,15 +33,19 @@ class ClassificationTask(Task):
         self.criterion = _make_loss(loss, label_smoothing)
         metrics = MetricCollection(
             {
-                "acc": MulticlassAccuracy(num_classes, average="micro"),
-                "f1": MulticlassF1Score(num_classes, average="macro"),
+                # labels are checked once, against num_classes, when the data loads
+                "acc": MulticlassAccuracy(num_classes, average="micro", validate_args=False),
+                "f1": MulticlassF1Score(num_classes, average="macro", validate_args=False),
             }
         )
         # ModuleDict keys cannot be "train" (nn.Module.train), hence the suffix
         self.metrics = nn.ModuleDict({f"{s}_": metrics.clone(prefix=f"{s}/") for s in STAGES})
-        self.losses = nn.ModuleDict({f"{s}_": MeanMetric() for s in STAGES})
+        # NaN must reach the epoch mean (it means divergence), and the check would cost every step
+        self.losses = nn.ModuleDict({f"{s}_": MeanMetric(nan_strategy="disable") for s in STAGES})
         # the split that test_step reports as; run.py sets it to measure train and val after fit
         self.eval_split = "test"
+        # per-step outputs, fed to the metrics once per epoch: one update instead of one per step
+        self._epoch_outputs: dict[str, EpochBuffer] = {stage: EpochBuffer() for stage in STAGES}
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
@@ -50,9 +54,7 @@ class ClassificationTask(Task):
         x, y = batch
         logits = self(x)
         loss = self.criterion(logits, y)
-        # update() instead of calling the metric: no per-step compute, no host sync
-        self.losses[f"{stage}_"].update(loss.detach(), weight=y.numel())
-        self.metrics[f"{stage}_"].update(logits.detach(), y)
+        self._epoch_outputs[stage].add(logits.detach().argmax(dim=-1), y, loss.detach())
         return loss
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
@@ -70,6 +72,12 @@ class ClassificationTask(Task):
 
     def _log_epoch(self, stage: str) -> None:
         metrics, loss = self.metrics[f"{stage}_"], self.losses[f"{stage}_"]
+        buffer = self._epoch_outputs[stage]
+        if buffer.count:
+            preds, targets, mean_loss = buffer.drain()
+            metrics.update(preds, targets)
+            loss.update(mean_loss, weight=len(targets))
+        # compute() syncs the states across processes under DDP
         values = metrics.compute()
         values[f"{stage}/loss"] = loss.compute()
         self.log_dict(values, prog_bar=stage == "val")
@@ -86,6 +94,28 @@ class ClassificationTask(Task):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch(self.eval_split)
+
+
+class EpochBuffer:
+    """Predicted classes, targets and the loss sum of one epoch, kept on the device, no host sync."""
+
+    def __init__(self) -> None:
+        self.preds: list[Tensor] = []
+        self.targets: list[Tensor] = []
+        self.loss_sum: Tensor | float = 0.0
+        self.count = 0
+
+    def add(self, preds: Tensor, targets: Tensor, loss: Tensor) -> None:
+        self.preds.append(preds)
+        self.targets.append(targets)
+        self.loss_sum = self.loss_sum + loss * len(targets)
+        self.count += len(targets)
+
+    def drain(self) -> tuple[Tensor, Tensor, Tensor]:
+        """Everything added since the last drain, with the mean loss; the buffer starts empty again."""
+        out = torch.cat(self.preds), torch.cat(self.targets), self.loss_sum / self.count
+        self.__init__()
+        return out
 
 
 def _make_loss(name: str, label_smoothing: float) -> nn.Module:
