@@ -36,7 +36,7 @@ def sweep_command(log_dir: Path, epochs: int, launcher: str) -> list[str]:
 
 def run(settings: Settings, earlier: dict[str, Any], log=print) -> dict[str, Any]:
     # a trial takes about 3-4 s on this 2-core machine (one thread)
-    epochs = settings.size(60, 25)
+    epochs = settings.size(150, 25)
     repeats = settings.count(2, 1)
     sweeps: dict[str, list[dict[str, Any]]] = {name: [] for name in LAUNCHERS}
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
