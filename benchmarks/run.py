@@ -13,7 +13,7 @@ Sections (each prints a table; all of them land in one JSON file):
               fresh process, sides alternating, and only the fit is timed. Target: ratio <= 1.10.
   startup     wall time of `python train.py` (defaults, start to exit; it must meet its goal;
               target <= 12 s), `--help` (target <= 1.5 s) and `--cfg job`.
-  sweep       4 random-search MLP trials: basic launcher vs `hydra/launcher=local_parallel`
+  sweep       4 equal MLP trials (an lr grid): basic launcher vs `hydra/launcher=local_parallel`
               (2 jobs). Target: parallel <= 0.65x serial.
   throughput  training samples/s of the linear, MLP and CNN nets at batch 64 on digits,
               in this process: through `task.training_step` and through the bare net.
