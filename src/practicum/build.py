@@ -22,6 +22,8 @@ IGNORED_WARNINGS = (
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",  # Lightning internals on newer torch
     r".*is smaller than the logging interval.*",  # metrics are logged per epoch, not per step
     r".*callbacks used to create the checkpoint need to be provided.*",  # evaluation needs none
+    # practicum's tasks skip the transfer on CPU on purpose (Task.transfer_batch_to_device)
+    r".*overridden `transfer_batch_to_device` in `LightningModule`.*",
     # the run directory already holds .hydra/ and the log; the CSV logger only writes metrics.csv
     r".*exists and is not empty. Previous log files in this directory will be deleted.*",
 )
