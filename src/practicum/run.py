@@ -43,7 +43,6 @@ def train_run(cfg: DictConfig) -> float | None:
     started = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    goal = Goal.from_config(cfg.goal)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
 
@@ -57,30 +56,56 @@ def train_run(cfg: DictConfig) -> float | None:
 
     task = build_task(cfg)
     trainer = build_trainer(cfg)
-    summary: dict[str, Any] = {
-        "task_name": cfg.task_name,
-        "run_dir": str(output_dir),
-        "goal": goal.as_dict(),
-    }
-    try:
-        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        best_path = (
-            trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        )
-        splits = ("train", "val", "test") if cfg.get("test", True) else ("train", "val")
-        metrics = evaluate_splits(cfg, task, datamodule, splits, best_path or None)
-        baseline = linear_baseline(cfg, datamodule)
-    except Exception as exc:
-        if isinstance(exc, UserError):
-            raise
-        summary.update(status="failed", error=traceback.format_exception_only(exc)[-1].strip())
-        summary["wall_time_s"] = round(time.perf_counter() - started, 3)
-        write_json(output_dir / "summary.json", summary)
-        raise
-
+    metrics, baseline = fit_and_evaluate(cfg, task, trainer, datamodule, started)
     if not trainer.is_global_zero:
         # under DDP every rank trains and evaluates; only rank zero writes the run's files
-        return finite_or_none(metrics.get(goal.metric))
+        return finite_or_none(metrics.get(cfg.goal.metric))
+    return report_run(cfg, trainer, datamodule, metrics, baseline, started)
+
+
+def fit_and_evaluate(
+    cfg: DictConfig, task: Any, trainer: pl.Trainer, datamodule: Any, started: float
+) -> tuple[dict[str, float], dict[str, float] | None]:
+    """Fit, then measure the best checkpoint on every split (and the linear baseline beside it).
+
+    A crash leaves a summary.json marked failed, so the run directory never looks like a success.
+    """
+    output_dir = Path(cfg.paths.output_dir)
+    try:
+        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        splits = ("train", "val", "test") if cfg.get("test", True) else ("train", "val")
+        metrics = evaluate_splits(cfg, task, datamodule, splits, best_checkpoint(trainer))
+        return metrics, linear_baseline(cfg, datamodule)
+    except Exception as exc:
+        if not isinstance(exc, UserError):
+            failed = {
+                "task_name": cfg.task_name,
+                "run_dir": str(output_dir),
+                "goal": Goal.from_config(cfg.goal).as_dict(),
+                "status": "failed",
+                "error": traceback.format_exception_only(exc)[-1].strip(),
+                "wall_time_s": round(time.perf_counter() - started, 3),
+            }
+            write_json(output_dir / "summary.json", failed)
+        raise
+
+
+def best_checkpoint(trainer: pl.Trainer) -> str | None:
+    callback = trainer.checkpoint_callback
+    return (callback.best_model_path or None) if callback else None
+
+
+def report_run(
+    cfg: DictConfig,
+    trainer: pl.Trainer,
+    datamodule: Any,
+    metrics: dict[str, float],
+    baseline: dict[str, float] | None,
+    started: float,
+) -> float:
+    """Diagnose the run; write summary.json, report.md and curves.png; print the table and panel."""
+    output_dir = Path(cfg.paths.output_dir)
+    goal = Goal.from_config(cfg.goal)
     history = read_history(output_dir / "metrics.csv")
     best = best_epoch(history, goal)
     settings = {"lr": float(cfg.optimizer.lr), "max_epochs": int(cfg.trainer.max_epochs)}
@@ -88,19 +113,22 @@ def train_run(cfg: DictConfig) -> float | None:
     value = finite_or_none(metrics.get(goal.metric))
     if diagnosis.verdict == "diverged":
         value = None  # a sweeper must not rank a diverged trial by its leftover metrics
-    summary.update(
-        objective=value,
-        goal_met=goal.met(value),
-        verdict=diagnosis.verdict,
-        diagnosis=diagnosis.as_dict(),
-        metrics=metrics,
-        baseline=baseline,
-        best_epoch=best,
-        epochs_trained=len(history),
-        best_checkpoint=best_path or None,
-        status="diverged" if diagnosis.verdict == "diverged" else "completed",
-        wall_time_s=round(time.perf_counter() - started, 3),
-    )
+    summary = {
+        "task_name": cfg.task_name,
+        "run_dir": str(output_dir),
+        "goal": goal.as_dict(),
+        "objective": value,
+        "goal_met": goal.met(value),
+        "verdict": diagnosis.verdict,
+        "diagnosis": diagnosis.as_dict(),
+        "metrics": metrics,
+        "baseline": baseline,
+        "best_epoch": best,
+        "epochs_trained": len(history),
+        "best_checkpoint": best_checkpoint(trainer),
+        "status": "diverged" if diagnosis.verdict == "diverged" else "completed",
+        "wall_time_s": round(time.perf_counter() - started, 3),
+    }
     title = run_title(cfg, output_dir)
     curves = plot_curves(history, goal, best, output_dir / "curves.png", title)
     log_figure_to_loggers(trainer.loggers, curves, step=trainer.global_step)
