@@ -41,7 +41,7 @@ def test_help_lists_every_group_with_its_options():
     result = run_cli("train.py", "--help")
     assert result.returncode == 0
     for line in (
-        "model: cnn, linear, mlp",
+        "model: cnn, inception, linear, mlp, resnet, vgg",
         "optimizer: adam, adamw, rmsprop, sgd",
         "data: breast_cancer, csv, digits, wine",
     ):
@@ -68,7 +68,10 @@ def test_cfg_job_shows_the_override():
 
 
 BAD_INPUTS = [
-    (["model=nope"], "unknown model 'nope': choose one of cnn, linear, mlp"),
+    (
+        ["model=nope"],
+        "unknown model 'nope': choose one of cnn, inception, linear, mlp, resnet, vgg",
+    ),
     (["optimizer.lr=-0.001"], "optimizer.lr=-0.001 is invalid: lr must be a number > 0"),
     (["model.net.dropout=1.0"], "model.net.dropout=1.0 is invalid: dropout must be in [0, 1)"),
     (["data.batch_size=0"], "data.batch_size=0 is invalid: batch_size must be a whole number >= 1"),
