@@ -43,7 +43,7 @@ def test_help_lists_every_group_with_its_options():
     for line in (
         "model: cnn, inception, linear, mlp, resnet, vgg",
         "optimizer: adam, adamw, rmsprop, sgd",
-        "data: breast_cancer, csv, digits, wine",
+        "data: breast_cancer, cifar10, cifar100, csv, digits, fashion_mnist, image_folder, mnist, wine",
     ):
         assert line in result.stdout
     for group in (

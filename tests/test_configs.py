@@ -17,9 +17,11 @@ from practicum.build import (
 from practicum.methodology.goal import Goal
 from practicum.trust import instantiate
 from practicum.validate import validate
+from test_image_data import write_fixture
 
 from conftest import CONF_DIR, compose_train
 
+IMAGE_DATA = ("mnist", "fashion_mnist", "cifar10", "cifar100", "image_folder")
 GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
 OPTIONS = [
     (group, yaml.stem) for group in GROUPS for yaml in sorted((CONF_DIR / group).glob("*.yaml"))
@@ -54,6 +56,8 @@ def test_option_composes_and_instantiates(
         overrides += [f"data.path={csv_table}", "model=mlp"]
     if group == "data" and option in ("wine", "breast_cancer"):
         overrides.append("model=mlp")
+    if group == "data" and option in IMAGE_DATA:
+        overrides.append(f"data.root={write_fixture(option, tmp_path / 'imgdata')}")
     cfg = compose_train(tmp_path, overrides)
     validate(cfg)
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():

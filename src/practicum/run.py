@@ -236,6 +236,11 @@ def run_sanity_checks(cfg: DictConfig, datamodule: Any, output_dir: Path) -> flo
         write_checks,
     )
 
+    if not isinstance(getattr(datamodule, "splits", {}).get("train"), tuple):
+        raise UserError(
+            "debug=checks needs in-memory data (digits, wine, breast_cancer, csv); "
+            f"data={cfg.data.get('name')} is read from files"
+        )
     results = run_checks(build_task(cfg), datamodule, settings_from_config(cfg.checks))
     print_checks(results, console)
     path = write_checks(results, output_dir)

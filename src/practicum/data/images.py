@@ -1,0 +1,285 @@
+"""Image classification data from files on disk: MNIST, Fashion-MNIST, CIFAR-10/100 and ImageFolder.
+
+torchvision's dataset classes read the standard files; nothing downloads unless `download=true`.
+Splits: val is a seeded, stratified part of the official train set; test is the official test set.
+ImageFolder: `<root>/train` + `<root>/test` when both exist, else test is split off `<root>` too
+(`test_fraction`). Normalization: the published per-channel statistics for the standard datasets;
+ImageFolder computes them from up to 256 training images (`normalize: imagenet` for pretrained
+nets, `none` to skip). Augmentation (transforms v2) applies to `train_dataloader()` only; `loader()`
+without shuffling, as used for evaluation, gives the clean images of every split.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from PIL import Image
+from sklearn.model_selection import train_test_split
+from torch.utils.data import DataLoader, Dataset
+from torchvision import datasets
+from torchvision.transforms import v2
+
+from practicum.errors import UserError
+
+STATS = {  # published per-channel mean/std of the training sets
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashion_mnist": ((0.2860,), (0.3530,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def _files_checked(cls: type) -> type:
+    """A CIFAR class that checks that its files exist instead of hashing them (subsets load too)."""
+    lists = {k: [(name, None) for name, _ in getattr(cls, k)] for k in ("train_list", "test_list")}
+    return type(cls.__name__, (cls,), {**lists, "meta": {**cls.meta, "md5": None}})
+
+
+TENSOR_SETS = {
+    "mnist": datasets.MNIST,
+    "fashion_mnist": datasets.FashionMNIST,
+    "cifar10": _files_checked(datasets.CIFAR10),
+    "cifar100": _files_checked(datasets.CIFAR100),
+}
+EXPECTED = {  # a file that must exist under root (what the files are)
+    "mnist": "MNIST/raw/train-images-idx3-ubyte (the standard MNIST idx files)",
+    "fashion_mnist": "FashionMNIST/raw/train-images-idx3-ubyte (the Fashion-MNIST idx files)",
+    "cifar10": "cifar-10-batches-py/data_batch_1 (the CIFAR-10 python pickle batches)",
+    "cifar100": "cifar-100-python/train (the CIFAR-100 python pickle files)",
+}
+
+
+class _Images(Dataset):
+    """`(transform(image), label)` for the chosen indices of uint8 images (tensors or PIL via a loader)."""
+
+    def __init__(self, source, targets: np.ndarray, indices: np.ndarray, transform) -> None:
+        self.source, self.targets = source, targets
+        self.indices, self.transform = indices, transform
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        index = int(self.indices[i])
+        return self.transform(self.source(index)), int(self.targets[index])
+
+
+class TorchvisionImageData(pl.LightningDataModule):
+    def __init__(
+        self,
+        dataset: str = "mnist",
+        root: str = "data/mnist",
+        download: bool = False,
+        batch_size: int = 128,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.15,
+        split_seed: int = 0,
+        augment: str = "standard",
+        normalize: str = "auto",
+        image_size: int = 64,
+        channels: int = 3,
+        num_classes: int | str = "auto",
+        input_shape: Sequence[int] | str = "auto",
+        num_workers: int = 0,
+        pin_memory: bool | str = "auto",
+        persistent_workers: bool = True,
+    ) -> None:
+        super().__init__()
+        choices = {
+            "dataset": (dataset, (*TENSOR_SETS, "image_folder")),
+            "augment": (augment, ("none", "standard", "strong")),
+            "normalize": (normalize, ("auto", "imagenet", "none")),
+        }
+        for key, (value, allowed) in choices.items():
+            if value not in allowed:
+                raise UserError(f"data.{key}={value!r} is invalid: use one of {', '.join(allowed)}")
+        self.dataset, self.root, self.download = dataset, str(root), download
+        self.batch_size, self.split_seed = batch_size, split_seed
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.augment, self.normalize = augment, normalize
+        self.image_size, self.channels = image_size, channels
+        self.declared = {"num_classes": num_classes, "input_shape": input_shape}
+        self.num_workers, self.persistent_workers = num_workers, persistent_workers
+        self.pin_memory = torch.cuda.is_available() if pin_memory == "auto" else bool(pin_memory)
+        self.num_classes: int = 0
+        self.input_shape: list[int] = []
+        self.class_names: list[str] = []
+        self.splits: dict[str, Dataset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        parts = self._load_folder() if self.dataset == "image_folder" else self._load_tensors()
+        self.num_classes = len(self.class_names)
+        self._check_declared()
+        mean, std = self._statistics(parts)
+        tail = [v2.ToDtype(torch.float32, scale=True)]
+        tail += [v2.Normalize(mean, std)] if self.normalize != "none" else []
+        plain = v2.Compose([*self.base, *tail])
+        erasing = [v2.RandomErasing(p=0.25)] if self.augment == "strong" else []
+        augmented = v2.Compose([*self.base, *self._augmentation(), *tail, *erasing])
+        self.splits = {
+            name: _Images(source, targets, indices, plain)
+            for name, (source, targets, indices) in parts.items()
+        }
+        source, targets, indices = parts["train"]
+        self.splits["train_augmented"] = _Images(source, targets, indices, augmented)
+
+    def _load_tensors(self) -> dict:
+        cls, expected = TENSOR_SETS[self.dataset], EXPECTED[self.dataset]
+        if not self.download and not os.path.isfile(os.path.join(self.root, expected.split()[0])):
+            raise UserError(
+                f"data.root={self.root!r} lacks {os.path.join(self.root, expected)}: "
+                "put the files there, or pass data.download=true with network"
+            )
+        try:
+            train = cls(self.root, train=True, download=self.download)
+            test = cls(self.root, train=False, download=self.download)
+        except (RuntimeError, OSError, ValueError) as exc:
+            raise UserError(f"cannot read {self.dataset} files in {self.root!r}: {exc}") from exc
+
+        def images(ds) -> torch.Tensor:  # uint8, (n, C, H, W)
+            x = torch.as_tensor(np.asarray(ds.data))
+            return x.unsqueeze(1) if x.dim() == 3 else x.permute(0, 3, 1, 2).contiguous()
+
+        self.class_names = [str(c) for c in train.classes]
+        x_train, x_test = images(train), images(test)
+        y_train, y_test = np.asarray(train.targets), np.asarray(test.targets)
+        self.input_shape = list(x_train.shape[1:])
+        self.base = []
+        train_idx, val_idx = self._stratified(np.arange(len(y_train)), y_train, self.val_fraction)
+        return {
+            "train": (x_train.__getitem__, y_train, train_idx),
+            "val": (x_train.__getitem__, y_train, val_idx),
+            "test": (x_test.__getitem__, y_test, np.arange(len(y_test))),
+        }
+
+    def _load_folder(self) -> dict:
+        layout = "one subfolder of images per class, or train/ and test/ folders of those"
+        split_dirs = [os.path.join(self.root, s) for s in ("train", "test")]
+        separate = all(os.path.isdir(d) for d in split_dirs)
+        mode = {1: "L", 3: "RGB"}.get(self.channels)
+        if mode is None:
+            raise UserError(f"data.channels={self.channels} is invalid: use 1 or 3")
+
+        def load(path: str) -> Image.Image:
+            with Image.open(path) as image:
+                return image.convert(mode)
+
+        def folder(path: str) -> datasets.ImageFolder:
+            try:
+                return datasets.ImageFolder(path, loader=load)
+            except (FileNotFoundError, OSError) as exc:
+                raise UserError(f"data.root={self.root!r} lacks {layout}: {exc}") from exc
+
+        self.input_shape = [self.channels, self.image_size, self.image_size]
+        self.base = [v2.ToImage(), v2.Resize(self.image_size), v2.CenterCrop(self.image_size)]
+        if separate:
+            train, test = folder(split_dirs[0]), folder(split_dirs[1])
+            if test.classes != train.classes:
+                raise UserError(
+                    f"{split_dirs[1]} has classes {test.classes} but {split_dirs[0]} has "
+                    f"{train.classes}: use the same class subfolders in both"
+                )
+        else:
+            train = test = folder(self.root)
+        self.class_names = list(train.classes)
+        y_train, y_test = np.asarray(train.targets), np.asarray(test.targets)
+        rest = np.arange(len(y_train))
+        if separate:
+            test_idx = np.arange(len(y_test))
+        else:
+            rest, test_idx = self._stratified(rest, y_train, self.test_fraction)
+        val_share = self.val_fraction / (1.0 - (0.0 if separate else self.test_fraction))
+        train_idx, val_idx = self._stratified(rest, y_train, val_share)
+        train_source = lambda i: train.loader(train.samples[i][0])  # noqa: E731
+        test_source = lambda i: test.loader(test.samples[i][0])  # noqa: E731
+        return {
+            "train": (train_source, y_train, train_idx),
+            "val": (train_source, y_train, val_idx),
+            "test": (test_source, y_test, test_idx),
+        }
+
+    def _stratified(self, indices: np.ndarray, y: np.ndarray, fraction: float):
+        labels = y[indices]
+        counts = np.bincount(labels)
+        classes, held_out = int((counts > 0).sum()), math.ceil(fraction * len(labels))
+        # stratifying needs two examples per class and room for every class on both sides
+        enough = counts[counts > 0].min() >= 2 and classes <= min(held_out, len(labels) - held_out)
+        stratify = labels if enough else None
+        return train_test_split(
+            indices, test_size=fraction, random_state=self.split_seed, stratify=stratify
+        )
+
+    def _check_declared(self) -> None:
+        found = {"num_classes": self.num_classes, "input_shape": self.input_shape}
+        for key, declared in self.declared.items():
+            if declared == "auto":
+                continue
+            value = int(declared) if key == "num_classes" else list(declared)
+            if value != found[key]:
+                raise UserError(
+                    f"data.{key}={value} but {self.dataset} under {self.root!r} has {found[key]}: "
+                    f"set data.{key}={found[key]} (or auto)"
+                )
+
+    def _statistics(self, parts: dict) -> tuple[list[float], list[float]]:
+        if self.normalize == "imagenet":
+            mean, std = IMAGENET
+            if self.input_shape[0] == 1:
+                return [sum(mean) / 3], [sum(std) / 3]
+            return list(mean), list(std)
+        if self.dataset in STATS:
+            return [list(s) for s in STATS[self.dataset]]
+        if self.normalize == "none":
+            return [0.0], [1.0]
+        source, _, indices = parts["train"]
+        sample = np.random.default_rng(self.split_seed).permutation(indices)[:256]
+        to_float = v2.Compose([*self.base, v2.ToDtype(torch.float32, scale=True)])
+        x = torch.stack([to_float(source(int(i))) for i in sample])
+        std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+        return x.mean(dim=(0, 2, 3)).tolist(), std.tolist()
+
+    def _augmentation(self) -> list:
+        if self.augment == "none":
+            return []
+        size = self.input_shape[-1]
+        if self.dataset in ("mnist", "fashion_mnist"):
+            steps = [v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1))]
+        else:
+            steps = [v2.RandomCrop(size, padding=max(1, size // 8)), v2.RandomHorizontalFlip()]
+        if self.augment == "strong" and self.input_shape[0] == 3:
+            steps += [v2.RandAugment(num_ops=2, magnitude=9)]
+        return steps
+
+    def split_sizes(self) -> dict[str, int]:
+        return {name: len(self.splits[name]) for name in ("train", "val", "test")}
+
+    def loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        """Shuffled train batches are augmented; every other loader gives the clean images."""
+        dataset = self.splits["train_augmented" if split == "train" and shuffle else split]
+        seed = int(torch.initial_seed()) % 2**31  # follows `seed=` via seed_everything
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            generator=torch.Generator().manual_seed(seed) if shuffle else None,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader("test")
