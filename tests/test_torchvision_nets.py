@@ -127,3 +127,21 @@ def test_bad_depth_lists_the_valid_depths(make, valid):
 def test_vector_data_is_refused():
     with pytest.raises(UserError, match="image inputs"):
         InceptionV3((13,), 3)
+
+
+def test_model_level_pretrained_and_freeze_reach_the_net(tmp_path: Path):
+    from practicum.build import build_task
+
+    from conftest import compose_train
+
+    path = tmp_path / "weights.pth"
+    source = ResNet((1, 8, 8), 10)
+    torch.save(source.state_dict(), path)
+    cfg = compose_train(
+        tmp_path, ["model=resnet", f"model.pretrained={path}", "model.freeze_backbone=true"]
+    )
+    task = build_task(cfg)
+    for key, value in source.state_dict().items():
+        assert torch.equal(task.net.state_dict()[key], value), key
+    trainable = {name for name, p in task.net.named_parameters() if p.requires_grad}
+    assert trainable == {"backbone.fc.weight", "backbone.fc.bias"}

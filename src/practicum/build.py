@@ -47,8 +47,9 @@ def quiet_known_warnings() -> None:
         logging.getLogger("lightning").handlers.clear()
 
 
-# Keys that describe a config group's choice to practicum and the user; not constructor arguments.
-META_KEYS = ("name", "problem", "path_hint")
+# Keys that describe a config group's choice to practicum and the user, or that the config forwards
+# to a nested part by interpolation (model.pretrained -> model.net.pretrained); not constructor arguments.
+META_KEYS = ("name", "problem", "path_hint", "pretrained", "freeze_backbone")
 
 
 def _constructor_args(node: DictConfig) -> dict[str, Any]:
