@@ -15,7 +15,6 @@ import math
 import os
 from collections.abc import Sequence
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 from PIL import Image
@@ -24,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets
 from torchvision.transforms import v2
 
+from practicum.data.base import SplitDataModule
 from practicum.errors import UserError
 
 STATS = {  # published per-channel mean/std of the training sets
@@ -70,7 +70,7 @@ class _Images(Dataset):
         return self.transform(self.source(index)), int(self.targets[index])
 
 
-class TorchvisionImageData(pl.LightningDataModule):
+class TorchvisionImageData(SplitDataModule):
     def __init__(
         self,
         dataset: str = "mnist",
@@ -274,12 +274,3 @@ class TorchvisionImageData(pl.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and self.num_workers > 0,
         )
-
-    def train_dataloader(self) -> DataLoader:
-        return self.loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self.loader("test")

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
+from practicum.data.base import SplitDataModule
 from practicum.data.batches import TensorBatches
 from practicum.errors import UserError
 
 SPLITS = ("train", "val", "test")
 
 
-class InMemoryClassificationData(pl.LightningDataModule):
+class InMemoryClassificationData(SplitDataModule):
     """Subclasses implement `load_arrays()`; this class splits, normalizes and batches them.
 
     Normalization statistics come from the training split only, so nothing leaks from val/test.
@@ -129,12 +129,3 @@ class InMemoryClassificationData(pl.LightningDataModule):
     def loader(self, split: str, shuffle: bool = False) -> TensorBatches:
         seed = int(torch.initial_seed()) % 2**31  # follows `seed=` via seed_everything
         return TensorBatches(self.splits[split], self.batch_size, shuffle=shuffle, seed=seed)
-
-    def train_dataloader(self) -> TensorBatches:
-        return self.loader("train", shuffle=True)
-
-    def val_dataloader(self) -> TensorBatches:
-        return self.loader("val")
-
-    def test_dataloader(self) -> TensorBatches:
-        return self.loader("test")
