@@ -136,7 +136,7 @@ def compose_config(output_dir: str | Path, overrides: Sequence[str] = ()) -> Any
     return cfg
 
 
-def fit_config(output_dir: str | Path, epochs: int) -> Any:
+def fit_config(output_dir: str | Path, epochs: int, overrides: Sequence[str] = ()) -> Any:
     """The default config for a fixed-length fit: no early stop, no linear baseline."""
     return compose_config(
         output_dir,
@@ -144,6 +144,7 @@ def fit_config(output_dir: str | Path, epochs: int) -> Any:
             f"trainer.max_epochs={epochs}",
             f"callbacks.early_stopping.patience={epochs + 1}",
             "diagnosis.baseline_model=null",
+            *overrides,
         ],
     )
 
@@ -202,4 +203,6 @@ def profiled(path: str | None) -> Iterator[None]:
         yield
     finally:
         profiler.stop()
-        Path(path).write_text(profiler.output_text(unicode=True, show_all=False))
+        Path(path).write_text(
+            profiler.output_text(unicode=True, show_all=bool(os.environ.get("PROFILE_ALL")))
+        )

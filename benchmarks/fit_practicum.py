@@ -1,6 +1,6 @@
 """Worker: one fit along practicum's default training path, timed; run in a fresh process by fit.py.
 
-    python benchmarks/fit_practicum.py OUTPUT_DIR EPOCHS [--profile PROFILE.txt]
+    python benchmarks/fit_practicum.py OUTPUT_DIR EPOCHS [--profile PROFILE.txt] [KEY=VALUE ...]
 
 Builds everything as `python train.py` does (default config: logging, rich progress bar,
 checkpointing, CSV logger all on), then times `trainer.fit` alone: imports and building are not
@@ -20,6 +20,9 @@ def main() -> None:
     parser.add_argument("output_dir")
     parser.add_argument("epochs", type=int)
     parser.add_argument("--profile", help="write a pyinstrument text profile of the fit here")
+    parser.add_argument(
+        "overrides", nargs="*", help="config overrides (KEY=VALUE) to compare against the default"
+    )
     args = parser.parse_args()
 
     import lightning.pytorch as pl
@@ -27,7 +30,7 @@ def main() -> None:
     from practicum.build import build_datamodule, build_task, build_trainer
     from practicum.validate import validate
 
-    cfg = fit_config(args.output_dir, args.epochs)
+    cfg = fit_config(args.output_dir, args.epochs, args.overrides)
     validate(cfg)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
@@ -39,7 +42,7 @@ def main() -> None:
         trainer.fit(task, datamodule=datamodule)
     fit_s = time.perf_counter() - started
 
-    best = trainer.checkpoint_callback.best_model_score
+    best = trainer.checkpoint_callback.best_model_score if trainer.checkpoint_callback else None
     report(
         fit_s=fit_s,
         epochs=trainer.current_epoch,

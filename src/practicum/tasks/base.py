@@ -51,6 +51,9 @@ class Task(pl.LightningModule):
                 "this task was built without an optimizer; pass optimizer= to train it"
             )
         optimizer = self.optimizer_factory(self.parameter_groups())
+        if not optimizer.defaults.get("weight_decay"):
+            # nothing decays, so nothing needs exempting: one group is one pass per step, not two
+            optimizer = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])
         factory = self.scheduler_spec.get("factory")
         if factory is None:
             return optimizer
