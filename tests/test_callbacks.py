@@ -58,9 +58,9 @@ def test_progress_bar_shows_epoch_metrics_and_reads_them_once_per_epoch(
 
 
 def test_progress_bar_stops_without_waiting_out_its_redraw_interval():
+    from lightning.pytorch.callbacks.progress.rich_progress import CustomProgress
     from rich.console import Console
 
-    from lightning.pytorch.callbacks.progress.rich_progress import CustomProgress
     from practicum.callbacks import _RedrawThread
 
     progress = CustomProgress(
