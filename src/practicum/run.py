@@ -132,6 +132,10 @@ def report_run(
     title = run_title(cfg, output_dir)
     curves = plot_curves(history, goal, best, output_dir / "curves.png", title)
     log_figure_to_loggers(trainer.loggers, curves, step=trainer.global_step)
+    save_pictures = getattr(trainer.lightning_module, "save_pictures", None)
+    if save_pictures is not None:
+        # the task's own pictures of the best checkpoint, e.g. predictions on validation images
+        save_pictures(datamodule, output_dir)
     write_report(output_dir / "report.md", summary, diagnosis, goal, title)
     write_json(output_dir / "summary.json", summary)
 
