@@ -15,7 +15,8 @@ Sections (each prints a table; all of them land in one JSON file):
               target <= 12 s), `--help` (target <= 1.5 s) and `--cfg job`.
   sweep       4 equal MLP trials (an lr grid): basic launcher vs `hydra/launcher=local_parallel`
               (2 jobs). Target: parallel <= 0.65x serial.
-  throughput  training samples/s of the linear, MLP and CNN nets at batch 64 on digits,
+  throughput  training samples/s of each model family: linear, MLP, CNN at batch 64 on digits;
+              ResNet-18, VGG-11, Inception-V3 at batch 32 on synthetic 3x32x32 images;
               in this process: through `task.training_step` and through the bare net.
   memory      peak RSS of the default `python train.py`; RSS after epoch 10 and 100 of a
               100-epoch fit (no growth expected).

@@ -34,7 +34,8 @@ def test_quick_throughput_section_writes_numbers(tmp_path):
     assert len(stamped) == 1 and json.loads(stamped[0].read_text()) == latest
     assert latest["machine"]["cpus"] >= 1
     section = latest["sections"]["throughput"]
-    assert set(section["models"]) == {"linear", "mlp", "cnn"}
+    assert set(section["models"]) == {"linear", "mlp", "cnn", "resnet", "vgg", "inception"}
+    assert section["models"]["resnet"]["input"] == "synthetic 3x32x32"
     for numbers in section["models"].values():
         for key in ("task_samples_per_s", "net_samples_per_s", "task_ms_per_step"):
             assert math.isfinite(numbers[key]) and numbers[key] > 0

@@ -143,6 +143,18 @@ def test_mnist_idx_files(tmp_path):
     assert len(data.train_dataloader()) == 6
 
 
+def test_train_subset_keeps_val_and_test_whole(tmp_path):
+    root = write_mnist(tmp_path)
+    full = TorchvisionImageData("mnist", str(root), val_fraction=0.2)
+    small = TorchvisionImageData("mnist", str(root), val_fraction=0.2, train_subset=20)
+    full.setup(), small.setup()
+    assert small.split_sizes() == {"train": 20, "val": 12, "test": 20}
+    kept, train = small.splits["train"].indices, full.splits["train"].indices
+    assert set(kept.tolist()) < set(train.tolist())  # a subset of the same training split
+    assert np.array_equal(small.splits["val"].indices, full.splits["val"].indices)
+    assert len(set(small.splits["train"].targets[kept].tolist())) == 10  # stratified
+
+
 def test_fashion_mnist_reads_its_own_folder(tmp_path):
     data = TorchvisionImageData("fashion_mnist", str(write_mnist(tmp_path, "FashionMNIST")))
     data.setup()

@@ -80,6 +80,7 @@ class TorchvisionImageData(SplitDataModule):
         val_fraction: float = 0.1,
         test_fraction: float = 0.15,
         split_seed: int = 0,
+        train_subset: int | None = None,
         augment: str = "standard",
         normalize: str = "auto",
         image_size: int = 64,
@@ -100,7 +101,7 @@ class TorchvisionImageData(SplitDataModule):
             if value not in allowed:
                 raise UserError(f"data.{key}={value!r} is invalid: use one of {', '.join(allowed)}")
         self.dataset, self.root, self.download = dataset, str(root), download
-        self.batch_size, self.split_seed = batch_size, split_seed
+        self.batch_size, self.split_seed, self.train_subset = batch_size, split_seed, train_subset
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.augment, self.normalize = augment, normalize
         self.image_size, self.channels = image_size, channels
@@ -116,6 +117,7 @@ class TorchvisionImageData(SplitDataModule):
         if self.splits:
             return
         parts = self._load_folder() if self.dataset == "image_folder" else self._load_tensors()
+        parts["train"] = self._subset(*parts["train"])
         self.num_classes = len(self.class_names)
         self._check_declared()
         mean, std = self._statistics(parts)
@@ -205,6 +207,21 @@ class TorchvisionImageData(SplitDataModule):
             "val": (train_source, y_train, val_idx),
             "test": (test_source, y_test, test_idx),
         }
+
+    def _subset(self, source, targets: np.ndarray, indices: np.ndarray) -> tuple:
+        """`train_subset=N`: N training images (stratified), same val/test; how does error scale with data?"""
+        if self.train_subset is None or self.train_subset >= len(indices):
+            return source, targets, indices
+        labels = targets[indices]
+        counts = np.bincount(labels)
+        enough = counts[counts > 0].min() >= 2 and self.train_subset >= int((counts > 0).sum())
+        kept, _ = train_test_split(
+            indices,
+            train_size=self.train_subset,
+            random_state=self.split_seed,
+            stratify=labels if enough else None,
+        )
+        return source, targets, np.sort(kept)
 
     def _stratified(self, indices: np.ndarray, y: np.ndarray, fraction: float):
         labels = y[indices]
