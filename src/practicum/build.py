@@ -12,6 +12,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.loggers import CSVLogger, Logger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from practicum.checkpointing import RunCSVLogger
 from practicum.data.in_memory import InMemoryClassificationData
 from practicum.errors import UserError
 from practicum.tasks.base import Task
@@ -84,21 +85,27 @@ def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     return [instantiate(node) for node in entries.values() if node is not None]
 
 
-def build_loggers(cfg: DictConfig) -> list[Logger]:
-    """The chosen loggers, plus the CSV logger that every run directory gets."""
+def build_loggers(cfg: DictConfig, resume_step: int | None = None) -> list[Logger]:
+    """The chosen loggers, plus the CSV logger that every run directory gets (resuming, its
+    metrics.csv keeps the rows logged before `resume_step` and continues after them)."""
     entries = {name: node for name, node in (cfg.get("logger") or {}).items() if node is not None}
     if "wandb" in entries:
         _wandb_offline_without_credentials()
     loggers = [instantiate(node) for node in entries.values()]
     if not any(isinstance(logger, CSVLogger) for logger in loggers):
-        loggers.insert(0, CSVLogger(save_dir=cfg.paths.output_dir, name="", version=""))
+        loggers.insert(0, RunCSVLogger(save_dir=cfg.paths.output_dir, name="", version=""))
+    for logger in loggers:
+        if isinstance(logger, RunCSVLogger):
+            logger.keep_before_step = resume_step
     flat = _flat_config(cfg)
     for logger in loggers:
         logger.log_hyperparams(flat)
     return loggers
 
 
-def build_trainer(cfg: DictConfig, quiet: bool = False) -> pl.Trainer:
+def build_trainer(
+    cfg: DictConfig, quiet: bool = False, resume_step: int | None = None
+) -> pl.Trainer:
     """The training Trainer; `quiet=True` gives one for evaluation: no logging, checkpoints or bar."""
     quiet_known_warnings()
     skip_gpu_probe_without_gpu()
@@ -112,7 +119,8 @@ def build_trainer(cfg: DictConfig, quiet: bool = False) -> pl.Trainer:
             enable_progress_bar=False,
             enable_model_summary=False,
         )
-    return instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=build_loggers(cfg))
+    loggers = build_loggers(cfg, resume_step)
+    return instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers)
 
 
 def _require_accelerator(accelerator: str) -> None:

@@ -44,6 +44,34 @@ def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
                 )
 
 
+def resume_in_place(argv: list[str], cwd: Path | None = None) -> list[str]:
+    """`ckpt_path=last` continues a run in its own directory: the one named by `hydra.run.dir=`,
+    else the newest run under logs/<task_name>/runs/ that has checkpoints/last.ckpt. The config
+    files Hydra is about to rewrite there are kept in .hydra/before_resume_<n>/."""
+    if "ckpt_path=last" not in argv:
+        return argv
+    values = dict(arg.split("=", 1) for arg in argv if "=" in arg and not arg.startswith("-"))
+    run_dir = values.get("hydra.run.dir")
+    if run_dir is None:
+        log_dir = Path(values.get("paths.log_dir", (cwd or Path.cwd()) / "logs"))
+        runs = log_dir / values.get("task_name", "train") / "runs"
+        candidates = sorted(runs.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+        if not candidates:
+            raise UserError(
+                f"ckpt_path=last but no run under {runs} has checkpoints/last.ckpt: "
+                "pass hydra.run.dir=<the run directory to resume> or ckpt_path=<a .ckpt file>"
+            )
+        run_dir = str(candidates[-1].parents[1])
+        argv = [*argv, f"hydra.run.dir={run_dir}"]
+    saved = Path(run_dir) / ".hydra"
+    if saved.is_dir() and any(saved.glob("*.yaml")):
+        backup = saved / f"before_resume_{len(list(saved.glob('before_resume_*'))) + 1}"
+        backup.mkdir()
+        for path in saved.glob("*.yaml"):
+            shutil.copy2(path, backup / path.name)
+    return argv
+
+
 def _discard_unused_run_dir(output_dir: str | None) -> None:
     """Remove a run directory a refused run created, so it never looks like a run that happened."""
     if not output_dir:
@@ -143,6 +171,8 @@ def _evaluate(cfg: DictConfig) -> float | None:
 def _main(config_name: str, run: Callable[[DictConfig], Any]) -> None:
     try:
         check_group_choices(sys.argv[1:])
+        if config_name == "train":
+            sys.argv[1:] = resume_in_place(sys.argv[1:])
     except UserError as exc:
         report(str(exc))
         sys.exit(USER_ERROR_EXIT)

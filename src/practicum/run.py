@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 
 from practicum.build import build_datamodule, build_task, build_trainer, require_file
+from practicum.checkpointing import checkpoint_progress, resolve_ckpt_path
 from practicum.errors import UserError
 from practicum.methodology.curves import log_figure_to_loggers, plot_curves
 from practicum.methodology.diagnosis import diagnose
@@ -55,8 +56,13 @@ def train_run(cfg: DictConfig) -> float | None:
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     task = build_task(cfg)
-    trainer = build_trainer(cfg)
-    metrics, baseline = fit_and_evaluate(cfg, task, trainer, datamodule, started)
+    ckpt_path = resolve_ckpt_path(cfg)
+    resuming_here = (
+        ckpt_path is not None and Path(ckpt_path).resolve().parent.parent == output_dir.resolve()
+    )
+    resume_step = checkpoint_progress(ckpt_path)[1] if resuming_here else None
+    trainer = build_trainer(cfg, resume_step=resume_step)
+    metrics, baseline = fit_and_evaluate(cfg, task, trainer, datamodule, started, ckpt_path)
     if not trainer.is_global_zero:
         # under DDP every rank trains and evaluates; only rank zero writes the run's files
         return finite_or_none(metrics.get(cfg.goal.metric))
@@ -64,7 +70,12 @@ def train_run(cfg: DictConfig) -> float | None:
 
 
 def fit_and_evaluate(
-    cfg: DictConfig, task: Any, trainer: pl.Trainer, datamodule: Any, started: float
+    cfg: DictConfig,
+    task: Any,
+    trainer: pl.Trainer,
+    datamodule: Any,
+    started: float,
+    ckpt_path: str | None = None,
 ) -> tuple[dict[str, float], dict[str, float] | None]:
     """Fit, then measure the best checkpoint on every split (and the linear baseline beside it).
 
@@ -72,7 +83,16 @@ def fit_and_evaluate(
     """
     output_dir = Path(cfg.paths.output_dir)
     try:
-        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        try:
+            trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
+        except RuntimeError as exc:
+            if "loading state_dict" not in str(exc):
+                raise
+            raise UserError(
+                f"ckpt_path={ckpt_path} does not fit model={cfg.model.get('name')} "
+                f"data={cfg.data.get('name')}: it was trained with another model or data config; "
+                "pass a checkpoint of this configuration (or the overrides it was trained with)"
+            ) from exc
         splits = ("train", "val", "test") if cfg.get("test", True) else ("train", "val")
         metrics = evaluate_splits(cfg, task, datamodule, splits, best_checkpoint(trainer))
         return metrics, linear_baseline(cfg, datamodule)

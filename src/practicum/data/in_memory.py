@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,6 +43,8 @@ class InMemoryClassificationData(SplitDataModule):
         self.normalize = normalize
         self.train_subset = train_subset
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._shuffled: TensorBatches | None = None
+        self._shuffle_state: torch.Tensor | None = None
         self.num_classes: int = 0
         self.input_shape: list[int] = []
         self.class_names: list[str] = []
@@ -128,4 +131,17 @@ class InMemoryClassificationData(SplitDataModule):
 
     def loader(self, split: str, shuffle: bool = False) -> TensorBatches:
         seed = int(torch.initial_seed()) % 2**31  # follows `seed=` via seed_everything
-        return TensorBatches(self.splits[split], self.batch_size, shuffle=shuffle, seed=seed)
+        batches = TensorBatches(self.splits[split], self.batch_size, shuffle=shuffle, seed=seed)
+        if shuffle:
+            if self._shuffle_state is not None:  # resuming: continue the saved order of batches
+                batches.generator.set_state(self._shuffle_state)
+                self._shuffle_state = None
+            self._shuffled = batches
+        return batches
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in checkpoints: where the training batches' shuffling stands."""
+        return {"shuffle_state": self._shuffled.generator.get_state()} if self._shuffled else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._shuffle_state = state_dict.get("shuffle_state")

@@ -11,6 +11,8 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from practicum.checkpointing import RNG_KEY, restore_rng_state, rng_state
+
 OptimizerFactory = Callable[..., Optimizer]
 CONFIG_KEY = "practicum_config"
 
@@ -84,3 +86,10 @@ class Task(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if self.run_config is not None:
             checkpoint[CONFIG_KEY] = self.run_config
+        # dropout, augmentation and shuffling continue exactly when the run resumes from here
+        checkpoint[RNG_KEY] = rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        trainer = self._trainer
+        if RNG_KEY in checkpoint and trainer is not None and trainer.state.fn == "fit":
+            restore_rng_state(checkpoint[RNG_KEY])

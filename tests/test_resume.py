@@ -1,0 +1,112 @@
+"""A run killed from outside resumes from last.ckpt and ends exactly where the whole run ends."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+RUN = [
+    "trainer=deterministic",
+    "trainer.max_epochs=24",
+    "callbacks.early_stopping.patience=100",
+    "callbacks.progress_bar=null",
+    "diagnosis.baseline_model=null",
+]
+
+
+def _train(run_dir: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *RUN, f"hydra.run.dir={run_dir}", *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _history(run_dir: Path) -> list[tuple[int, str]]:
+    with open(run_dir / "metrics.csv", newline="") as file:
+        return [(int(r["epoch"]), r["val/acc"]) for r in csv.DictReader(file) if r.get("val/acc")]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_ends_like_the_uninterrupted_run(tmp_path: Path):
+    from practicum.checkpointing import checkpoint_progress
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    process = _train(whole)
+    assert process.wait(timeout=300) == 0, process.stdout.read()[-3000:]
+
+    process = _train(killed)
+    last = killed / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if last.is_file() and (checkpoint_progress(str(last))[0] or 0) >= 2:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=30) == -signal.SIGKILL
+    resumed_from = checkpoint_progress(str(last))[0]
+    assert not (killed / "summary.json").exists()
+
+    process = _train(killed, "ckpt_path=last")
+    output = process.communicate(timeout=300)[0]
+    assert process.returncode == 0, output[-3000:]
+
+    expected = json.loads((whole / "summary.json").read_text())
+    got = json.loads((killed / "summary.json").read_text())
+    print(
+        f"resumed from epoch {resumed_from}; whole: {expected['metrics']}; resumed: {got['metrics']}"
+    )
+    assert got["metrics"] == expected["metrics"]
+    assert got["best_epoch"] == expected["best_epoch"]
+    assert got["epochs_trained"] == expected["epochs_trained"] == 24
+    # the CSV history continues: every epoch once, the same values as the uninterrupted run
+    assert _history(killed) == _history(whole)
+    assert [epoch for epoch, _ in _history(killed)] == list(range(24))
+
+
+def test_resume_without_a_last_checkpoint_is_one_line(tmp_path: Path):
+    from conftest import run_cli
+
+    result = run_cli("train.py", "ckpt_path=last", f"hydra.run.dir={tmp_path / 'fresh'}")
+    assert result.returncode == 2
+    assert "ckpt_path=last but" in result.stderr and "last.ckpt does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_ckpt_path_last_picks_the_newest_run_with_a_last_checkpoint(tmp_path: Path):
+    import os as _os
+
+    from practicum.cli import resume_in_place
+    from practicum.errors import UserError
+
+    runs = tmp_path / "logs" / "train" / "runs"
+    for i, name in enumerate(["2026-01-01_00-00-00", "2026-01-02_00-00-00", "2026-01-03_00-00-00"]):
+        (runs / name / ".hydra").mkdir(parents=True)
+        (runs / name / ".hydra" / "config.yaml").write_text(f"seed: {i}\n")
+        if i < 2:  # the newest run never wrote a checkpoint
+            (runs / name / "checkpoints").mkdir()
+            (runs / name / "checkpoints" / "last.ckpt").write_bytes(b"x")
+            _os.utime(runs / name / "checkpoints" / "last.ckpt", (1000 + i, 1000 + i))
+    argv = resume_in_place(["ckpt_path=last", "seed=1"], cwd=tmp_path)
+    chosen = runs / "2026-01-02_00-00-00"
+    assert argv == ["ckpt_path=last", "seed=1", f"hydra.run.dir={chosen}"]
+    # the config files Hydra will rewrite are kept
+    assert (chosen / ".hydra" / "before_resume_1" / "config.yaml").read_text() == "seed: 1\n"
+    assert resume_in_place(["seed=1"], cwd=tmp_path) == ["seed=1"]
+    with pytest.raises(UserError, match="no run under"):
+        resume_in_place(["ckpt_path=last", "task_name=other"], cwd=tmp_path)
