@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -70,7 +71,7 @@ def test_cfg_job_shows_the_override():
 BAD_INPUTS = [
     (
         ["model=nope"],
-        "unknown model 'nope': choose one of cnn, inception, linear, mlp, resnet, vgg",
+        "unknown model 'nope': choose one of cnn,",
     ),
     (["optimizer.lr=-0.001"], "optimizer.lr=-0.001 is invalid: lr must be a number > 0"),
     (["model.net.dropout=1.0"], "model.net.dropout=1.0 is invalid: dropout must be in [0, 1)"),
@@ -81,6 +82,12 @@ BAD_INPUTS = [
     ),
     (["optimizer.lr=fast"], "optimizer.lr='fast' is invalid: lr must be a number > 0"),
     (["model.net._target_=os.system"], "model.net._target_='os.system' is not a trusted target"),
+    (["optimizer._target_=builtins.eval"], "optimizer._target_='builtins.eval' is not a trusted"),
+    (["model.net.dropout=1.5"], "model.net.dropout=1.5 is invalid"),
+    (["data=mnist", "data.root=/no/such/dir"], "/no/such/dir"),
+    (["data.num_classes=3"], "data.num_classes=3 but"),
+    (["ckpt_path=/no/such/file.ckpt"], "ckpt_path='/no/such/file.ckpt' does not exist"),
+    (["ckpt_path=last", "hydra.run.dir=/tmp/practicum-no-such-run"], "ckpt_path=last but"),
     (["data=csv"], "data.path must be set"),
     (["model=cnn", "data=wine"], "model=cnn needs image inputs"),
 ]
@@ -139,3 +146,47 @@ def test_eval_refuses_a_missing_checkpoint(tmp_path: Path):
     assert result.returncode == 2
     assert "ckpt_path=" in result.stderr and "does not exist" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_config_cannot_run_code(tmp_path: Path):
+    """An override naming subprocess.run as a target is refused before anything is built."""
+    marker = tmp_path / "ran"
+    result = run_cli(
+        "train.py",
+        "model.net._target_=subprocess.run",
+        f"+model.net.args=[touch,{marker}]",
+        f"paths.log_dir={tmp_path}/logs",
+    )
+    assert result.returncode == 2
+    assert "'subprocess.run' is not a trusted target" in result.stderr
+    assert not marker.exists()
+
+
+def test_secrets_never_reach_the_run_directory(tmp_path: Path):
+    secrets = {"WANDB_API_KEY": "wandb-secret-3f9c1", "OPENAI_API_KEY": "sk-secret-8d2e7"}
+    env_before = {k: os.environ.get(k) for k in secrets}
+    os.environ.update(secrets)
+    try:
+        result = run_cli(
+            "train.py",
+            "logger=many",
+            "trainer.max_epochs=2",
+            "diagnosis.baseline_model=null",
+            f"paths.log_dir={tmp_path}/logs",
+        )
+    finally:
+        for key, value in env_before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    assert result.returncode == 0, result.stderr[-2000:]
+    (run_dir,) = (tmp_path / "logs" / "train" / "runs").iterdir()
+    files = [p for p in run_dir.rglob("*") if p.is_file()]
+    assert len(files) > 5
+    for path in files:
+        content = path.read_bytes()
+        for value in secrets.values():
+            assert value.encode() not in content, f"{value} leaked into {path}"
+    for value in secrets.values():
+        assert value not in result.stdout + result.stderr

@@ -68,15 +68,23 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     """`ckpt_path=last` is this run directory's checkpoints/last.ckpt; any other value is a file."""
     path = cfg.get("ckpt_path")
-    if path != "last":
-        return None if path is None else str(path)
-    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
-    if not last.is_file():
+    if path is None:
+        return None
+    if path == "last":
+        path = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        if not path.is_file():
+            raise UserError(
+                f"ckpt_path=last but {path} does not exist: pass hydra.run.dir=<the run directory "
+                "to resume> or ckpt_path=<a .ckpt file>"
+            )
+    try:
+        checkpoint_progress(str(path))
+    except Exception as exc:  # truncated, not a torch file, or unsafe to load with weights_only
         raise UserError(
-            f"ckpt_path=last but {last} does not exist: pass hydra.run.dir=<the run directory to "
-            "resume> or ckpt_path=<a .ckpt file>"
-        )
-    return str(last)
+            f"ckpt_path={path} is not a readable checkpoint ({type(exc).__name__}): pass a .ckpt "
+            "file written by train.py"
+        ) from exc
+    return str(path)
 
 
 def checkpoint_progress(path: str) -> tuple[int | None, int | None]:

@@ -72,6 +72,26 @@ def resume_in_place(argv: list[str], cwd: Path | None = None) -> list[str]:
     return argv
 
 
+def check_log_dir(argv: list[str], cwd: Path | None = None) -> None:
+    """An unwritable `paths.log_dir` is one line before Hydra tries to create a run directory in it."""
+    if any(
+        arg in ("--help", "-h", "--hydra-help", "--info") or arg.startswith("--cfg") for arg in argv
+    ):
+        return
+    values = dict(arg.split("=", 1) for arg in argv if "=" in arg and not arg.startswith("-"))
+    log_dir = Path(values.get("paths.log_dir", (cwd or Path.cwd()) / "logs"))
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        probe = log_dir / f".practicum-write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(
+            f"paths.log_dir={log_dir} is not writable ({exc.strerror or type(exc).__name__}): "
+            "pass paths.log_dir=<a directory you can write>"
+        ) from exc
+
+
 def _discard_unused_run_dir(output_dir: str | None) -> None:
     """Remove a run directory a refused run created, so it never looks like a run that happened."""
     if not output_dir:
@@ -171,6 +191,7 @@ def _evaluate(cfg: DictConfig) -> float | None:
 def _main(config_name: str, run: Callable[[DictConfig], Any]) -> None:
     try:
         check_group_choices(sys.argv[1:])
+        check_log_dir(sys.argv[1:])
         if config_name == "train":
             sys.argv[1:] = resume_in_place(sys.argv[1:])
     except UserError as exc:
