@@ -86,6 +86,17 @@ RULES: list[tuple[str, str, Check, str]] = [
     ("goal", "mode", one_of("min", "max"), "max"),
     ("goal", "target", number, "0.98"),
     ("callbacks", "patience", positive_int, "10"),
+    # sequences and generative models
+    ("model", "hidden_size", positive_int, "64"),
+    ("model", "num_layers", positive_int, "1"),
+    ("model", "latent_dim", positive_int, "16"),
+    ("model", "beta", non_negative, "1.0"),
+    ("model", "lr", positive, "2e-4"),
+    ("model", "grid_size", positive_int, "64"),
+    ("model", "reference_size", positive_int, "256"),
+    ("data", "num_sequences", positive_int, "2000"),
+    ("data", "min_length", positive_int, "20"),
+    ("data", "max_length", positive_int, "40"),
 ]
 
 
@@ -156,6 +167,16 @@ def check_problem_match(cfg: DictConfig) -> None:
     if "model" not in cfg or "data" not in cfg:
         return
     wanted, given = cfg.model.get("problem"), cfg.data.get("problem")
+    if wanted == "generation" and given == "classification":
+        # generative models learn the images of labelled image data and ignore the labels
+        shape = cfg.data.get("input_shape")
+        if shape == "auto" or (isinstance(shape, ListConfig) and len(shape) == 3):
+            return
+        raise UserError(
+            f"model={cfg.model.get('name', '?')} generates images but data={cfg.data.get('name', '?')} "
+            f"holds inputs of shape {OmegaConf.to_container(shape) if isinstance(shape, ListConfig) else shape}: "
+            "pick image data (data=digits, mnist, fashion_mnist, cifar10, image_folder)"
+        )
     if wanted and given and wanted != given:
         raise UserError(
             f"model={cfg.model.get('name', '?')} solves {wanted} but data={cfg.data.get('name', '?')} "

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from practicum.methodology.evidence import baseline_line, values_line
 from practicum.methodology.goal import Goal
 from practicum.methodology.history import History
 
@@ -214,8 +215,17 @@ def diagnose(
     `settings` fills the advice with the run's own values: lr, max_epochs; `sizes` are the split
     sizes, used to tell a real val-test gap from sampling noise.
     """
+    from practicum.methodology.generative_diagnosis import (
+        diagnose_gan,
+        generative_kind,
+        vae_evidence,
+    )
+
+    kind = generative_kind(metrics)
+    if kind == "gan":  # a two-player game: its own signals and cases
+        return diagnose_gan(metrics, goal, history, best, settings)
     verdict = decide_verdict(metrics, goal, history, sizes)
-    evidence = [_values_line(metrics, goal)]
+    evidence = [values_line(metrics, goal)]
     noise = sampling_noise(metrics, goal, sizes)
     if (
         noise is not None
@@ -248,7 +258,7 @@ def diagnose(
         )
         first += ["regularize", "early_stopping"]
     if baseline:
-        evidence.append(_baseline_line(baseline, metrics, goal))
+        evidence.append(baseline_line(baseline, metrics, goal))
         model_value, base_value = metrics.get(goal.metric), baseline.get(goal.metric)
         if verdict == "goal_met" and goal.met(base_value):
             first.append("simplify")
@@ -259,6 +269,8 @@ def diagnose(
             and not goal.better(model_value, base_value)
         ):
             first.append("capacity")
+    if kind == "vae":
+        evidence += vae_evidence(metrics)
     return Diagnosis(
         verdict, HEADLINES[verdict], evidence, _ordered_steps(verdict, first, settings)
     )
@@ -280,24 +292,3 @@ def _ordered_steps(verdict: str, first: list[str], settings: dict[str, float | i
         "max_epochs": settings.get("max_epochs", "?"),
     }
     return [text.format(**values) for _, text in ordered]
-
-
-def _values_line(metrics: dict[str, float], goal: Goal) -> str:
-    parts = []
-    for split in ("train", "val", "test"):
-        value = metrics.get(goal.at(split))
-        if value is not None:
-            parts.append(f"{split} {value:.4f} ({'meets' if goal.met(value) else 'misses'})")
-    return f"Goal {goal.describe()}: " + ", ".join(parts) + "."
-
-
-def _baseline_line(baseline: dict[str, float], metrics: dict[str, float], goal: Goal) -> str:
-    value = baseline.get(goal.metric)
-    if value is None:
-        return "The linear baseline gave no value for the goal metric."
-    rabbit = (
-        "it already meets the goal: this may be a rabbit, not a job for a cannon."
-        if goal.met(value)
-        else "it misses the goal."
-    )
-    return f"A linear model on the same split reaches {goal.metric} = {value:.4f}; {rabbit}"

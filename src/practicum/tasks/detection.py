@@ -1,0 +1,134 @@
+"""Object detection: one task for every torchvision detector (Faster R-CNN, RetinaNet, FCOS).
+
+The detector computes its own losses in train mode and returns boxes in eval mode. Metrics: COCO
+mAP (`map`, over IoU 0.5:0.95), `map_50`, `map_75` and `mar_100` from torchmetrics'
+MeanAveragePrecision, on val/test (and on train in the evaluation after fit; not per training
+epoch, where it would cost a second pass over the training set).
+
+Validation loss: torchvision detectors return losses only in train mode, so val/test run the net
+twice per batch: in eval mode for the boxes that the metrics score, and in train mode under
+no_grad with every batch-norm layer kept in eval mode (nothing is updated) for the loss. That loss
+is the training objective on held-out images; its proposal sampling is random, like in training.
+Each loss component is logged too (`val/loss_classifier`, `val/loss_box_reg`, ...).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torchmetrics.detection import MeanAveragePrecision
+
+from practicum.tasks.base import OptimizerFactory, Task
+
+STAGES = ("train", "val", "test")
+Batch = tuple[list[Tensor], list[dict[str, Tensor]]]
+REPORTED = ("map", "map_50", "map_75", "mar_100")
+
+
+class DetectionTask(Task):
+    """Summed torchvision detection losses; mAP per stage; a picture of predictions after fit."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        num_classes: int,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: dict[str, Any] | None = None,
+        picture_images: int = 6,
+        picture_score: float = 0.5,
+    ) -> None:
+        super().__init__(net, optimizer, scheduler)
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        # every stage that measures boxes; train only in the evaluation after fit (eval_split)
+        self.maps = nn.ModuleDict({f"{s}_": MeanAveragePrecision(iou_type="bbox") for s in STAGES})
+        self.eval_split = "test"
+        self._loss_sums: dict[str, dict[str, Tensor]] = {s: {} for s in STAGES}
+        self._loss_counts = dict.fromkeys(STAGES, 0)
+
+    def forward(self, images: list[Tensor]) -> list[dict[str, Tensor]]:
+        return self.net(images)
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        images, targets = batch
+        losses = self.net(images, targets)
+        loss = sum(losses.values())
+        self._add_losses("train", losses, loss, len(images))
+        return loss
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, self.eval_split)
+
+    def _evaluate(self, batch: Batch, stage: str) -> None:
+        images, targets = batch
+        detections = self.net(images)
+        self.maps[f"{stage}_"].update(detections, targets)
+        losses = self.held_out_losses(images, targets)
+        self._add_losses(stage, losses, sum(losses.values()), len(images))
+
+    def held_out_losses(self, images: list[Tensor], targets: list[dict]) -> dict[str, Tensor]:
+        """The training losses on these images without changing the net (see the module docstring)."""
+        was_training = self.net.training
+        self.net.train()
+        for module in self.net.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+        try:
+            with torch.no_grad():
+                return self.net(images, targets)
+        finally:
+            self.net.train(was_training)
+
+    def _add_losses(self, stage: str, losses: dict[str, Tensor], loss: Tensor, n: int) -> None:
+        sums = self._loss_sums[stage]
+        for name, value in {"loss": loss, **losses}.items():
+            sums[name] = sums.get(name, 0.0) + value.detach() * n
+        self._loss_counts[stage] += n
+
+    def _log_epoch(self, stage: str, with_map: bool) -> None:
+        count = max(self._loss_counts[stage], 1)
+        values = {f"{stage}/{k}": v / count for k, v in self._loss_sums[stage].items()}
+        if with_map:
+            metric = self.maps[f"{stage}_"]
+            scores = metric.compute()
+            values.update({f"{stage}/{k}": scores[k].float() for k in REPORTED})
+            metric.reset()
+        self.log_dict(values, prog_bar=stage == "val", batch_size=count)
+        if stage == "train" and "train/loss" in values:
+            self.stop_if_diverged(values["train/loss"])
+        self._loss_sums[stage], self._loss_counts[stage] = {}, 0
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train", with_map=False)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val", with_map=True)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch(self.eval_split, with_map=True)
+
+    @torch.no_grad()
+    def save_pictures(self, datamodule: Any, output_dir: Path) -> Path:
+        """predictions.png: predicted boxes with labels and scores beside the true boxes."""
+        from practicum.methodology.pictures import detection_picture
+
+        was_training = self.net.training
+        self.net.eval()
+        dataset = datamodule.splits["val"]
+        examples = [dataset[i] for i in range(min(self.hparams.picture_images, len(dataset)))]
+        images = [image.to(self.device) for image, _ in examples]
+        detections = [{k: v.cpu() for k, v in d.items()} for d in self.net(images)]
+        self.net.train(was_training)
+        return detection_picture(
+            [image for image, _ in examples],
+            detections,
+            [target for _, target in examples],
+            datamodule.class_names,
+            self.hparams.picture_score,
+            output_dir / "predictions.png",
+        )

@@ -1,0 +1,142 @@
+"""What the generative tasks (VAE, GAN) share: the data's pixel range, epoch means, image grids,
+and the k-nearest-neighbour precision/recall of samples against real images.
+
+Generative models train on image data of any labelled problem; the labels are ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from practicum.nets.shapes import require_image_shape
+from practicum.tasks.base import OptimizerFactory, Task
+
+STAGES = ("train", "val", "test")
+
+
+class GenerativeTask(Task):
+    """Maps the data module's normalized images to [0, 1] with the training split's per-channel
+    minimum and maximum (kept as buffers, so checkpoints carry them), whatever the normalization."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        in_shape: list[int],
+        optimizer: OptimizerFactory | None = None,
+        scheduler: dict[str, Any] | None = None,
+        samples_dir: str | None = None,
+        grid_size: int = 64,
+        reference_size: int = 256,
+    ) -> None:
+        super().__init__(net, optimizer, scheduler)
+        channels, _, _ = require_image_shape(in_shape, "vae/gan")
+        self.register_buffer("data_low", torch.zeros(channels, 1, 1))
+        self.register_buffer("data_high", torch.ones(channels, 1, 1))
+        self.samples_dir = samples_dir
+        self.grid_size = grid_size
+        self.reference_size = reference_size
+        # the split that test_step reports as; run.py sets it to measure train and val after fit
+        self.eval_split = "test"
+        self._sums: dict[str, dict[str, Tensor]] = {stage: {} for stage in STAGES}
+        self._counts: dict[str, int] = dict.fromkeys(STAGES, 0)
+        self._real: list[Tensor] = []
+
+    # -- pixel range ----------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if stage == "fit" and datamodule is not None:
+            self.fit_data_range(datamodule.loader("train"))
+
+    @torch.no_grad()
+    def fit_data_range(self, batches: Any, max_batches: int = 50) -> None:
+        low = high = None
+        for i, batch in enumerate(batches):
+            if i == max_batches:
+                break
+            x = batch[0].transpose(0, 1).flatten(1)  # (channels, pixels)
+            low = x.min(1).values if low is None else torch.minimum(low, x.min(1).values)
+            high = x.max(1).values if high is None else torch.maximum(high, x.max(1).values)
+        if low is not None:
+            self.data_low.copy_(low.view_as(self.data_low))
+            self.data_high.copy_(torch.maximum(high, low + 1e-6).view_as(self.data_high))
+
+    def to_unit(self, x: Tensor) -> Tensor:
+        """Normalized images -> [0, 1]."""
+        return ((x - self.data_low) / (self.data_high - self.data_low)).clamp(0.0, 1.0)
+
+    # -- epoch means ----------------------------------------------------------------------------
+    def accumulate(self, stage: str, values: dict[str, Tensor], count: int) -> None:
+        sums = self._sums[stage]
+        for name, value in values.items():
+            sums[name] = sums.get(name, 0.0) + value.detach() * count
+        self._counts[stage] += count
+
+    def epoch_means(self, stage: str) -> dict[str, Tensor]:
+        count = max(self._counts[stage], 1)
+        means = {f"{stage}/{name}": total / count for name, total in self._sums[stage].items()}
+        self._sums[stage], self._counts[stage] = {}, 0
+        return means
+
+    def collect_real(self, x: Tensor) -> None:
+        """Keep the first `reference_size` images of the split for precision/recall."""
+        held = sum(len(t) for t in self._real)
+        if held < self.reference_size:
+            self._real.append(self.to_unit(x[: self.reference_size - held]).detach())
+
+    def drain_real(self) -> Tensor | None:
+        real, self._real = self._real, []
+        return torch.cat(real) if real else None
+
+    # -- pictures -------------------------------------------------------------------------------
+    def fitting(self) -> bool:
+        trainer = self._trainer
+        return trainer is not None and trainer.state.fn == "fit" and not trainer.sanity_checking
+
+    def grid_path(self, folder: str) -> Path:
+        root = self.samples_dir or str(Path(self.trainer.default_root_dir) / "samples")
+        return Path(root) / folder / f"epoch_{self.current_epoch:03d}.png"
+
+
+def save_grid(images: Tensor, path: Path, nrow: int = 8) -> Path:
+    """Images in [0, 1] as one PNG grid; tiny images are enlarged (nearest) to at least 32 px."""
+    from torchvision.utils import save_image
+
+    images = images.detach().float().cpu().clamp(0.0, 1.0)
+    scale = max(1, 32 // min(images.shape[-2:]))
+    if scale > 1:
+        images = nn.functional.interpolate(images, scale_factor=scale, mode="nearest")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(images, path, nrow=nrow, padding=2, pad_value=0.5)
+    return path
+
+
+@torch.no_grad()
+def knn_precision_recall(real: Tensor, fake: Tensor, k: int = 3) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019) in pixel space.
+
+    Each set's manifold is the union of balls reaching each point's k-th nearest neighbour in
+    that set. Precision: the share of samples inside the real manifold (do they look real?);
+    recall: the share of real images inside the samples' manifold (is the variety covered?).
+    """
+    real, fake = real.flatten(1).float(), fake.flatten(1).float()
+    k = min(k, len(real) - 1, len(fake) - 1)
+    if k < 1:
+        return float("nan"), float("nan")
+
+    def radii(points: Tensor) -> Tensor:
+        # the k-th smallest distance, skipping the point itself at distance 0
+        return torch.cdist(points, points).kthvalue(k + 1, dim=1).values
+
+    to_real = torch.cdist(fake, real)  # (fake, real)
+    precision = (to_real <= radii(real)[None, :]).any(dim=1).float().mean()
+    to_fake = to_real.T.contiguous()  # (real, fake)
+    recall = (to_fake <= radii(fake)[None, :]).any(dim=1).float().mean()
+    return float(precision), float(recall)
+
+
+def harmonic_mean(a: float, b: float) -> float:
+    return 0.0 if a + b == 0 else 2 * a * b / (a + b)

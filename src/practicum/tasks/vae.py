@@ -1,0 +1,132 @@
+"""Variational autoencoder (Kingma & Welling 2014): the ELBO split into reconstruction and KL.
+
+Pixels, mapped to [0, 1], get a Bernoulli likelihood (binary cross-entropy on the decoder's logits).
+Logged per image, in nats, once per epoch and stage:
+- `recon`: the expected negative log-likelihood of the image under its reconstruction;
+- `kl`: KL(q(z|x) || N(0, I)), the information the code carries about the image;
+- `nelbo`: recon + kl, the negative ELBO, an upper bound on -log p(x) (the goal metric: lower is better);
+- `loss`: recon + beta * kl, the training objective (beta = 1 is the plain VAE; beta > 1 a beta-VAE).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn.functional import binary_cross_entropy_with_logits
+
+from practicum.tasks.base import OptimizerFactory
+from practicum.tasks.generative import (
+    GenerativeTask,
+    harmonic_mean,
+    knn_precision_recall,
+    save_grid,
+)
+
+
+class VAETask(GenerativeTask):
+    """Writes samples/samples/epoch_NNN.png (decoded fixed codes) and samples/reconstructions/
+    epoch_NNN.png (validation images above their reconstructions) after each training epoch."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        in_shape: list[int],
+        optimizer: OptimizerFactory | None = None,
+        scheduler: dict[str, Any] | None = None,
+        beta: float = 1.0,
+        samples_dir: str | None = None,
+        grid_size: int = 64,
+        reference_size: int = 256,
+    ) -> None:
+        super().__init__(
+            net, in_shape, optimizer, scheduler, samples_dir, grid_size, reference_size
+        )
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        self.beta = beta
+        # fixed codes: the sample grids of successive epochs show the same points of the latent space
+        generator = torch.Generator().manual_seed(0)
+        codes = torch.randn(max(grid_size, reference_size), net.latent_dim, generator=generator)
+        self.register_buffer("fixed_codes", codes, persistent=False)
+        self._shown: Tensor | None = None
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.net(x)
+
+    def elbo_terms(self, x: Tensor) -> dict[str, Tensor]:
+        """Per-image means of the reconstruction term, the KL term, the negative ELBO and the loss."""
+        target = self.to_unit(x)
+        logits, mean, log_var = self(target)
+        batch = len(x)
+        recon = binary_cross_entropy_with_logits(logits, target, reduction="sum") / batch
+        kl = -0.5 * (1 + log_var - mean.pow(2) - log_var.exp()).sum() / batch
+        return {"loss": recon + self.beta * kl, "nelbo": recon + kl, "recon": recon, "kl": kl}
+
+    def _shared_step(self, batch: Any, stage: str) -> Tensor:
+        x = batch[0]
+        terms = self.elbo_terms(x)
+        self.accumulate(stage, terms, len(x))
+        if stage != "train":
+            self.collect_real(x)
+        if stage == "val" and self._shown is None:
+            self._shown = x[:16].detach()
+        return terms["loss"]
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch: Any, batch_idx: int) -> None:
+        self._shared_step(batch, self.eval_split)
+
+    @torch.no_grad()
+    def sample(self, count: int) -> Tensor:
+        """Decoded fixed codes, as images in [0, 1]."""
+        return torch.sigmoid(self.net.decode(self.fixed_codes[:count]))
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """Images above their reconstructions (the posterior mean decoded), in [0, 1]."""
+        target = self.to_unit(x)
+        mean, _ = self.net.encode(target)
+        return torch.cat([target, torch.sigmoid(self.net.decode(mean))])
+
+    def _log_epoch(self, stage: str) -> None:
+        values = self.epoch_means(stage)
+        real = self.drain_real()
+        if real is not None:
+            # the same k-NN precision/recall the GAN reports, so the two can be compared
+            precision, recall = knn_precision_recall(real, self.sample(len(real)))
+            values[f"{stage}/precision"] = torch.tensor(precision)
+            values[f"{stage}/recall"] = torch.tensor(recall)
+            values[f"{stage}/quality"] = torch.tensor(harmonic_mean(precision, recall))
+        self.log_dict(values, prog_bar=stage == "val", sync_dist=True)
+        if stage == "train":
+            self.stop_if_diverged(values["train/loss"])
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+        if self.fitting():
+            save_grid(self.sample(self.grid_size), self.grid_path("samples"))
+            if self._shown is not None:
+                save_grid(self.reconstruct(self._shown), self.grid_path("reconstructions"))
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_validation_epoch_start(self) -> None:
+        self._shown = None
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch(self.eval_split)
+
+    def save_pictures(self, datamodule: Any, output_dir: Path) -> None:
+        """samples.png and reconstructions.png of the best checkpoint, in the run directory."""
+        self.eval()
+        save_grid(self.sample(self.grid_size), Path(output_dir) / "samples.png")
+        x = next(iter(datamodule.loader("val")))[0][:16].to(self.device)
+        save_grid(self.reconstruct(x), Path(output_dir) / "reconstructions.png")
