@@ -42,9 +42,12 @@ def test_help_lists_every_group_with_its_options():
     result = run_cli("train.py", "--help")
     assert result.returncode == 0
     for line in (
-        "model: cnn, inception, linear, mlp, resnet, vgg",
+        "model: cnn, faster_rcnn, fcn, gan, gru, inception, linear, lstm, mlp, resnet, retinanet, "
+        "segnet, vae, vgg",
         "optimizer: adam, adamw, rmsprop, sgd",
-        "data: breast_cancer, cifar10, cifar100, csv, digits, fashion_mnist, image_folder, mnist, wine",
+        "data: adding, breast_cancer, cifar10, cifar100, coco, csv, csv_sequences, digits, "
+        "digits_rows, fashion_mnist, image_folder, mnist, shapes_detection, shapes_segmentation, "
+        "voc_segmentation, wine",
     ):
         assert line in result.stdout
     for group in (

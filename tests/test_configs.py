@@ -129,3 +129,13 @@ def test_weight_decay_skips_biases_and_norms(tmp_path: Path):
         p.numel() for p in task.parameters()
     )
     assert isinstance(instantiate(cfg.optimizer)(groups), torch.optim.AdamW)
+
+
+@pytest.mark.parametrize("model", sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml")))
+def test_every_model_has_a_search_space_of_real_keys(tmp_path: Path, model: str):
+    from omegaconf import OmegaConf
+
+    space = OmegaConf.load(CONF_DIR / "search" / "space" / f"{model}.yaml")
+    cfg = compose_train(tmp_path, [f"model={model}"])
+    for key in space:
+        assert OmegaConf.select(cfg, key) is not None, f"search/space/{model}.yaml: {key}"

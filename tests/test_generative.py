@@ -21,7 +21,7 @@ def _history(run_dir: Path, key: str) -> list[float]:
 
 
 def _grids(run_dir: Path, folder: str) -> list[Path]:
-    paths = sorted((run_dir / "samples" / folder).glob("epoch_*.png"))
+    paths = sorted((run_dir / "grids" / folder).glob("epoch_*.png"))
     for path in paths:
         with Image.open(path) as image:
             assert min(image.size) >= 64  # a grid of enlarged 8x8 images, not one tiny picture

@@ -188,6 +188,12 @@ def _evaluate(cfg: DictConfig) -> float | None:
     return evaluate_run(cfg)
 
 
+def _predict(cfg: DictConfig) -> int:
+    from practicum.predict import predict_run
+
+    return predict_run(cfg)
+
+
 def _main(config_name: str, run: Callable[[DictConfig], Any]) -> None:
     try:
         check_group_choices(sys.argv[1:])
@@ -213,3 +219,8 @@ def train() -> None:
 def evaluate() -> None:
     """`python eval.py ckpt_path=...`: rebuild a checkpoint's model and data, test it."""
     _main("eval", _evaluate)
+
+
+def predict() -> None:
+    """`python predict.py ckpt_path=... input=...`: a trained classifier's predictions for new inputs."""
+    _main("predict", _predict)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -274,6 +275,22 @@ class TorchvisionImageData(SplitDataModule):
         if self.augment == "strong" and self.input_shape[0] == 3:
             steps += [v2.RandAugment(num_ops=2, magnitude=9)]
         return steps
+
+    def encode_images(self, paths: Sequence[Path | str]) -> torch.Tensor:
+        """Image files preprocessed as the evaluation images were (size, channels, normalization)."""
+        mode = "L" if self.input_shape[0] == 1 else "RGB"
+        size = list(self.input_shape[1:])
+        batch = []
+        for path in paths:
+            try:
+                with Image.open(path) as image:
+                    pixels = v2.functional.pil_to_tensor(image.convert(mode))
+            except OSError as exc:
+                raise UserError(f"{path} is not a readable image ({exc})") from exc
+            if not self.base and list(pixels.shape[1:]) != size:
+                pixels = v2.functional.resize(pixels, size, antialias=True)
+            batch.append(self.splits["val"].transform(pixels))
+        return torch.stack(batch)
 
     def split_sizes(self) -> dict[str, int]:
         return {name: len(self.splits[name]) for name in ("train", "val", "test")}

@@ -64,6 +64,7 @@ class InMemoryClassificationData(SplitDataModule):
         self._check_declared()
         parts = self._split(x, y)
         mean, std = self._statistics(parts["train"][0])
+        self.mean, self.std = mean, std
         self.splits = {
             name: (
                 torch.as_tensor((xs - mean) / std, dtype=torch.float32),
@@ -74,6 +75,17 @@ class InMemoryClassificationData(SplitDataModule):
 
     def describe(self) -> str:
         return type(self).__name__
+
+    def encode(self, rows: np.ndarray) -> torch.Tensor:
+        """New examples (one row of raw feature values each) preprocessed as the training data was."""
+        width = int(np.prod(self.input_shape))
+        if rows.ndim != 2 or rows.shape[1] != width:
+            raise UserError(
+                f"each input row needs {width} values (the training features, shape "
+                f"{self.input_shape}), got rows of {rows.shape[-1]}"
+            )
+        x = rows.reshape(len(rows), *self.input_shape)
+        return torch.as_tensor((x - self.mean) / self.std, dtype=torch.float32)
 
     def _check_declared(self) -> None:
         declared = self.declared_num_classes

@@ -97,7 +97,7 @@ class GenerativeTask(Task):
         return trainer is not None and trainer.state.fn == "fit" and not trainer.sanity_checking
 
     def grid_path(self, folder: str) -> Path:
-        root = self.samples_dir or str(Path(self.trainer.default_root_dir) / "samples")
+        root = self.samples_dir or str(Path(self.trainer.default_root_dir) / "grids")
         return Path(root) / folder / f"epoch_{self.current_epoch:03d}.png"
 
 
