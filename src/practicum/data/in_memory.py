@@ -143,7 +143,16 @@ class InMemoryClassificationData(SplitDataModule):
 
     def loader(self, split: str, shuffle: bool = False) -> TensorBatches:
         seed = int(torch.initial_seed()) % 2**31  # follows `seed=` via seed_everything
-        batches = TensorBatches(self.splits[split], self.batch_size, shuffle=shuffle, seed=seed)
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        batches = TensorBatches(
+            self.splits[split],
+            self.batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            rank=rank,
+            world_size=world,
+        )
         if shuffle:
             if self._shuffle_state is not None:  # resuming: continue the saved order of batches
                 batches.generator.set_state(self._shuffle_state)
