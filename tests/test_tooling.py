@@ -1,0 +1,47 @@
+"""Developer tooling: the pre-commit hooks pass on the repository; the CI workflows are valid."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+
+def test_workflows_are_valid_and_run_the_documented_commands():
+    workflows = {
+        p.name: yaml.safe_load(p.read_text())
+        for p in (ROOT / ".github" / "workflows").glob("*.yml")
+    }
+    assert set(workflows) >= {"tests.yml", "lint.yml"}
+    for name, flow in workflows.items():
+        assert flow["jobs"], name
+        for job in flow["jobs"].values():
+            assert job["runs-on"] and job["steps"], name
+    commands = [s.get("run", "") for s in workflows["tests.yml"]["jobs"]["test"]["steps"]]
+    assert "make test" in commands
+    assert any("download.pytorch.org/whl/cpu" in c for c in commands)  # CPU torch on runners
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs the git checkout")
+def test_pre_commit_hooks_pass_on_the_repository():
+    pre_commit = Path(sys.executable).parent / "pre-commit"
+    if not pre_commit.exists():
+        pre_commit = Path(shutil.which("pre-commit") or "pre-commit")
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    ids = {hook["id"] for repo in config["repos"] for hook in repo["hooks"]}
+    assert {"ruff-check", "ruff-format"} <= ids
+    result = subprocess.run(
+        [str(pre_commit), "run", "--all-files", "--show-diff-on-failure"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "ruff check" in result.stdout and "Passed" in result.stdout
