@@ -110,3 +110,30 @@ def test_ckpt_path_last_picks_the_newest_run_with_a_last_checkpoint(tmp_path: Pa
     assert resume_in_place(["seed=1"], cwd=tmp_path) == ["seed=1"]
     with pytest.raises(UserError, match="no run under"):
         resume_in_place(["ckpt_path=last", "task_name=other"], cwd=tmp_path)
+
+
+@pytest.mark.slow
+def test_ctrl_c_saves_a_checkpoint_and_marks_the_run_interrupted(tmp_path: Path):
+    from practicum.checkpointing import checkpoint_progress
+
+    run_dir = tmp_path / "run"
+    process = _train(run_dir)
+    last = run_dir / "checkpoints" / "last.ckpt"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        if last.is_file() and (checkpoint_progress(str(last))[0] or 0) >= 1:
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    process.send_signal(signal.SIGINT)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode != 0
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert summary["resume"] == f"python train.py ckpt_path=last hydra.run.dir={run_dir}"
+    assert "Resume with: python train.py ckpt_path=last" in output
+    # the checkpoint written on the interrupt is the newest, later than the last epoch's
+    epoch, step = checkpoint_progress(str(last))
+    assert step is not None and step > 0
+    saved = sorted((run_dir / "checkpoints").glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    assert saved and checkpoint_progress(str(saved[-1]))[1] >= step

@@ -116,3 +116,25 @@ def test_early_stopping_stops_on_the_goal_metric(tmp_path: Path):
         ["callbacks.early_stopping.patience=1", "trainer.max_epochs=30", "optimizer.lr=1e-1"],
     )
     assert summary["epochs_trained"] < 30
+
+
+def test_ema_callback_and_compile_switch_train(tmp_path: Path):
+    """`callbacks=ema` averages the weights; `model.compile=true` compiles the net in place."""
+    value, summary, run_dir = train(
+        tmp_path,
+        [
+            "callbacks=ema",
+            "callbacks.progress_bar=null",
+            "model=mlp",
+            "model.compile=true",
+            "trainer.max_epochs=3",
+            "diagnosis.baseline_model=null",
+        ],
+    )
+    _assert_summary_is_real(summary, run_dir)
+    assert summary["metrics"]["val/acc"] > 0.8
+    import torch
+
+    checkpoint = torch.load(summary["best_checkpoint"], weights_only=True)
+    assert any("EMAWeightAveraging" in key for key in checkpoint["callbacks"])
+    assert not any("_orig_mod" in key for key in checkpoint["state_dict"])  # loads uncompiled too

@@ -52,7 +52,7 @@ def quiet_known_warnings() -> None:
 
 # Keys that describe a config group's choice to practicum and the user, or that the config forwards
 # to a nested part by interpolation (model.pretrained -> model.net.pretrained); not constructor arguments.
-META_KEYS = ("name", "problem", "path_hint", "pretrained", "freeze_backbone")
+META_KEYS = ("name", "problem", "path_hint", "pretrained", "freeze_backbone", "compile")
 
 
 def _constructor_args(node: DictConfig) -> dict[str, Any]:
@@ -78,6 +78,9 @@ def build_task(cfg: DictConfig, with_optimizer: bool = True) -> Task:
         wiring["optimizer"] = instantiate(cfg.optimizer)
         wiring["scheduler"] = instantiate(cfg.scheduler, _convert_="all")
     task = instantiate(_constructor_args(cfg.model), _convert_="all", **wiring)
+    if cfg.model.get("compile"):
+        # in place: the state dict keeps its keys, so checkpoints load with or without compiling
+        task.net.compile()
     task.run_config = OmegaConf.to_container(cfg, resolve=True)
     return task
 

@@ -96,18 +96,33 @@ def fit_and_evaluate(
         splits = ("train", "val", "test") if cfg.get("test", True) else ("train", "val")
         metrics = evaluate_splits(cfg, task, datamodule, splits, best_checkpoint(trainer))
         return metrics, linear_baseline(cfg, datamodule)
+    except (KeyboardInterrupt, SystemExit) as exc:
+        # Ctrl-C: Lightning saved a checkpoint (save_on_exception) and exits; say how to go on
+        if trainer.interrupted:
+            resume = f"python train.py ckpt_path=last hydra.run.dir={output_dir}"
+            _write_unfinished(cfg, output_dir, started, "interrupted", exc, resume=resume)
+            console.print(f"Interrupted; checkpoint saved. Resume with: {resume}", soft_wrap=True)
+        raise
     except Exception as exc:
         if not isinstance(exc, UserError):
-            failed = {
-                "task_name": cfg.task_name,
-                "run_dir": str(output_dir),
-                "goal": Goal.from_config(cfg.goal).as_dict(),
-                "status": "failed",
-                "error": traceback.format_exception_only(exc)[-1].strip(),
-                "wall_time_s": round(time.perf_counter() - started, 3),
-            }
-            write_json(output_dir / "summary.json", failed)
+            _write_unfinished(cfg, output_dir, started, "failed", exc)
         raise
+
+
+def _write_unfinished(
+    cfg: DictConfig, output_dir: Path, started: float, status: str, exc: BaseException, **extra: str
+) -> None:
+    """A summary.json that says the run did not finish, so the directory never looks like a success."""
+    summary = {
+        "task_name": cfg.task_name,
+        "run_dir": str(output_dir),
+        "goal": Goal.from_config(cfg.goal).as_dict(),
+        "status": status,
+        "error": traceback.format_exception_only(exc)[-1].strip() or type(exc).__name__,
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        **extra,
+    }
+    write_json(output_dir / "summary.json", summary)
 
 
 def best_checkpoint(trainer: pl.Trainer) -> str | None:
