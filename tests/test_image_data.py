@@ -282,3 +282,23 @@ def _flatten(node):
             yield from _flatten(value)
     else:
         yield node
+
+
+def test_a_corrupt_image_file_is_one_clear_line(tmp_path):
+    from conftest import run_cli
+
+    root = write_image_folder(tmp_path / "images")
+    broken = root / "dog" / "3.png"
+    broken.write_bytes(broken.read_bytes()[:40])  # truncated mid-file
+    result = run_cli(
+        "train.py",
+        "data=image_folder",
+        f"data.root={root}",
+        "data.image_size=16",
+        "trainer.max_epochs=1",
+        f"paths.log_dir={tmp_path}/logs",
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("practicum: error:")]
+    assert len(errors) == 1 and "3.png is not a readable image" in errors[0]
+    assert "Traceback" not in result.stderr

@@ -172,8 +172,13 @@ class TorchvisionImageData(SplitDataModule):
             raise UserError(f"data.channels={self.channels} is invalid: use 1 or 3")
 
         def load(path: str) -> Image.Image:
-            with Image.open(path) as image:
-                return image.convert(mode)
+            try:
+                with Image.open(path) as image:
+                    return image.convert(mode)
+            except OSError as exc:  # truncated or not an image at all
+                raise UserError(
+                    f"{path} is not a readable image ({exc}): replace or remove the file"
+                ) from exc
 
         def folder(path: str) -> datasets.ImageFolder:
             try:
