@@ -137,3 +137,33 @@ def test_ctrl_c_saves_a_checkpoint_and_marks_the_run_interrupted(tmp_path: Path)
     assert step is not None and step > 0
     saved = sorted((run_dir / "checkpoints").glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
     assert saved and checkpoint_progress(str(saved[-1]))[1] >= step
+
+
+def test_a_checkpoint_of_another_model_is_one_clear_line(tmp_path: Path):
+    from conftest import run_cli, train
+
+    _, summary, _ = train(
+        tmp_path, ["model=mlp", "trainer.max_epochs=1", "diagnosis.baseline_model=null"]
+    )
+    result = run_cli(
+        "train.py",
+        "model=cnn",
+        f"ckpt_path={summary['best_checkpoint']}",
+        f"paths.log_dir={tmp_path}/logs",
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("practicum: error:")]
+    assert len(errors) == 1 and "does not fit model=cnn data=digits" in errors[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_a_truncated_checkpoint_is_one_clear_line(tmp_path: Path):
+    from conftest import run_cli, train
+
+    _, summary, _ = train(tmp_path, ["trainer.max_epochs=1", "diagnosis.baseline_model=null"])
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(Path(summary["best_checkpoint"]).read_bytes()[:1000])
+    for script in ("train.py", "eval.py"):
+        result = run_cli(script, f"ckpt_path={broken}", f"paths.log_dir={tmp_path}/logs")
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert "is not a readable checkpoint" in result.stderr and "Traceback" not in result.stderr
