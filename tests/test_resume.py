@@ -167,3 +167,39 @@ def test_a_truncated_checkpoint_is_one_clear_line(tmp_path: Path):
         result = run_cli(script, f"ckpt_path={broken}", f"paths.log_dir={tmp_path}/logs")
         assert result.returncode == 2, result.stderr[-2000:]
         assert "is not a readable checkpoint" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_save_cut_off_midway_leaves_the_previous_checkpoint_whole(tmp_path: Path, monkeypatch):
+    import torch
+    from fsspec.implementations.local import LocalFileOpener
+
+    from conftest import train
+
+    _, summary, run_dir = train(tmp_path, ["trainer.max_epochs=1", "diagnosis.baseline_model=null"])
+    from practicum.build import build_trainer
+    from practicum.run import load_run_config
+
+    last = run_dir / "checkpoints" / "last.ckpt"
+    before = last.read_bytes()
+    cfg = load_run_config(str(last))
+    trainer = build_trainer(cfg, quiet=True)
+
+    class Killed(Exception):
+        pass
+
+    def write_half(self, data):
+        LocalFileOpener_write(self, data[: len(data) // 2])
+        raise Killed
+
+    LocalFileOpener_write = LocalFileOpener.write
+    monkeypatch.setattr(LocalFileOpener, "write", write_half)
+    checkpoint = torch.load(last, weights_only=True)
+    with pytest.raises(Killed):
+        trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, str(last))
+    monkeypatch.undo()
+    assert last.read_bytes() == before  # no truncated last.ckpt
+    assert not [
+        p
+        for p in last.parent.iterdir()
+        if p.name not in {last.name, Path(summary["best_checkpoint"]).name}
+    ]
