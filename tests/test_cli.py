@@ -193,3 +193,27 @@ def test_secrets_never_reach_the_run_directory(tmp_path: Path):
             assert value.encode() not in content, f"{value} leaked into {path}"
     for value in secrets.values():
         assert value not in result.stdout + result.stderr
+
+
+def test_unwritable_log_dir_and_empty_data_are_one_line(tmp_path: Path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("f0,f1,label\n")
+    cases = [
+        (
+            ["paths.log_dir=/proc/practicum-logs"],
+            "paths.log_dir=/proc/practicum-logs is not writable",
+        ),
+        (
+            ["data=csv", f"data.path={empty}", "model=mlp", f"paths.log_dir={tmp_path}/logs"],
+            "empty",
+        ),
+    ]
+    for args, message in cases:
+        result = run_cli("train.py", *args)
+        assert result.returncode == 2, result.stderr[-2000:]
+        errors = [
+            line for line in result.stderr.splitlines() if line.startswith("practicum: error:")
+        ]
+        assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
+        assert "Traceback" not in result.stderr
+    assert not list((tmp_path / "logs").glob("*/runs/*"))
