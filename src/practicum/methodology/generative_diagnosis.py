@@ -50,7 +50,7 @@ GAN_REMEDIES = {
     "goal_met": [
         "Confirm it holds over seeds: `python train.py -m seed=0,1,2`.",
         "Raise the bar: `goal.target=...` (real validation images against real training images score about 0.9 on digits).",
-        "Look at samples.png and samples/: a number is only a proxy for what the images show.",
+        "Look at samples.png and grids/samples/: a number is only a proxy for what the images show.",
     ],
 }
 

@@ -33,7 +33,7 @@ from practicum.tasks.generative import (
 
 
 class GANTask(GenerativeTask):
-    """Writes samples/samples/epoch_NNN.png (the same fixed noise every epoch) after each epoch."""
+    """Writes grids/samples/epoch_NNN.png (the same fixed noise every epoch) after each epoch."""
 
     def __init__(
         self,

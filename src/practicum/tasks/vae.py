@@ -27,7 +27,7 @@ from practicum.tasks.generative import (
 
 
 class VAETask(GenerativeTask):
-    """Writes samples/samples/epoch_NNN.png (decoded fixed codes) and samples/reconstructions/
+    """Writes grids/samples/epoch_NNN.png (decoded fixed codes) and grids/reconstructions/
     epoch_NNN.png (validation images above their reconstructions) after each training epoch."""
 
     def __init__(
