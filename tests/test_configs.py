@@ -23,7 +23,10 @@ from test_image_data import write_fixture
 from conftest import CONF_DIR, compose_train
 
 IMAGE_DATA = ("mnist", "fashion_mnist", "cifar10", "cifar100", "image_folder")
-GROUPS = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
+# recipe/ holds settings a model config pulls in, not a group to choose on the command line
+GROUPS = sorted(
+    p.name for p in CONF_DIR.iterdir() if p.is_dir() and p.name not in ("hydra", "recipe")
+)
 OPTIONS = [
     (group, yaml.stem) for group in GROUPS for yaml in sorted((CONF_DIR / group).glob("*.yaml"))
 ]
@@ -167,3 +170,17 @@ def test_every_model_has_a_search_space_of_real_keys(tmp_path: Path, model: str)
     cfg = compose_train(tmp_path, [f"model={model}"])
     for key in space:
         assert OmegaConf.select(cfg, key) is not None, f"search/space/{model}.yaml: {key}"
+
+
+@pytest.mark.parametrize("recipe", sorted(p.stem for p in (CONF_DIR / "recipe").glob("*.yaml")))
+def test_each_recipe_sets_its_models_defaults(tmp_path: Path, recipe: str):
+    from omegaconf import OmegaConf
+
+    settings = OmegaConf.load(CONF_DIR / "recipe" / f"{recipe}.yaml")
+    cfg = compose_train(tmp_path, [f"model={recipe}"])
+    for key, value in OmegaConf.to_container(settings).items():
+        for inner, expected in value.items():
+            assert cfg[key][inner] == expected, f"recipe/{recipe}.yaml: {key}.{inner}"
+    # command-line overrides still win over a recipe
+    cfg = compose_train(tmp_path, [f"model={recipe}", "trainer.max_epochs=2", "optimizer.lr=0.05"])
+    assert cfg.trainer.max_epochs == 2 and cfg.optimizer.lr == 0.05
