@@ -70,6 +70,20 @@ class Task(pl.LightningModule):
             scheduler["monitor"] = self.scheduler_spec["monitor"]
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
+    def log_epoch_metrics(self, stage: str, metrics: Any, loss: Any) -> dict[str, Tensor]:
+        """Log a stage's epoch metrics and mean loss, then reset both for the next epoch.
+
+        compute() syncs the metric states across processes under DDP; a non-finite training loss
+        stops the run."""
+        values = metrics.compute()
+        values[f"{stage}/loss"] = loss.compute()
+        self.log_dict(values, prog_bar=stage == "val")
+        if stage == "train":
+            self.stop_if_diverged(values["train/loss"])
+        metrics.reset()
+        loss.reset()
+        return values
+
     def stop_if_diverged(self, epoch_loss: Tensor) -> None:
         """A non-finite epoch loss ends training: nothing useful can follow, and the report says why."""
         if not torch.isfinite(epoch_loss):

@@ -77,14 +77,7 @@ class ClassificationTask(Task):
             preds, targets, mean_loss = buffer.drain()
             metrics.update(preds, targets)
             loss.update(mean_loss, weight=len(targets))
-        # compute() syncs the states across processes under DDP
-        values = metrics.compute()
-        values[f"{stage}/loss"] = loss.compute()
-        self.log_dict(values, prog_bar=stage == "val")
-        if stage == "train":
-            self.stop_if_diverged(values["train/loss"])
-        metrics.reset()
-        loss.reset()
+        self.log_epoch_metrics(stage, metrics, loss)
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")

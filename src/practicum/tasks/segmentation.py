@@ -70,14 +70,7 @@ class SegmentationTask(Task):
         self._shared_step(batch, self.eval_split)
 
     def _log_epoch(self, stage: str) -> None:
-        metrics, loss = self.metrics[f"{stage}_"], self.losses[f"{stage}_"]
-        values = metrics.compute()
-        values[f"{stage}/loss"] = loss.compute()
-        self.log_dict(values, prog_bar=stage == "val")
-        if stage == "train":
-            self.stop_if_diverged(values["train/loss"])
-        metrics.reset()
-        loss.reset()
+        self.log_epoch_metrics(stage, self.metrics[f"{stage}_"], self.losses[f"{stage}_"])
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
