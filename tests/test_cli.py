@@ -217,3 +217,25 @@ def test_unwritable_log_dir_and_empty_data_are_one_line(tmp_path: Path):
         assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
         assert "Traceback" not in result.stderr
     assert not list((tmp_path / "logs").glob("*/runs/*"))
+
+
+def test_a_run_prints_and_saves_its_config_tree(tmp_path: Path):
+    result = run_cli(
+        "train.py",
+        "model=mlp",
+        "optimizer.lr=0.002",
+        "trainer.max_epochs=1",
+        "diagnosis.baseline_model=null",
+        f"paths.log_dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (run_dir,) = (tmp_path / "train" / "runs").iterdir()
+    saved = (run_dir / "config_tree.txt").read_text()
+    assert saved.splitlines()[0] == "config (train)"
+    for line in ("optimizer", "lr: 0.002", "hidden_units", "model", "max_epochs: 1"):
+        assert line in saved, line
+    # data and model come first, as a reader looks for them
+    assert (
+        saved.index("data") < saved.index("model") < saved.index("optimizer") < saved.index("paths")
+    )
+    assert "lr: 0.002" in result.stdout

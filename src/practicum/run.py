@@ -19,6 +19,7 @@ from rich.console import Console
 
 from practicum.build import build_datamodule, build_task, build_trainer, require_file
 from practicum.checkpointing import checkpoint_progress, resolve_ckpt_path
+from practicum.config_tree import show_config
 from practicum.errors import UserError
 from practicum.methodology.curves import log_figure_to_loggers, plot_curves
 from practicum.methodology.diagnosis import diagnose
@@ -44,6 +45,7 @@ def train_run(cfg: DictConfig) -> float | None:
     started = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    show_config(cfg, output_dir, console)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
 
