@@ -97,7 +97,8 @@ def _discard_unused_run_dir(output_dir: str | None) -> None:
     if not output_dir:
         return
     path = Path(output_dir)
-    if path.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in path.iterdir()):
+    unused = (".hydra", "config_tree.txt")  # written before anything ran
+    if path.is_dir() and all(p.name in unused or p.suffix == ".log" for p in path.iterdir()):
         shutil.rmtree(path, ignore_errors=True)
 
 
