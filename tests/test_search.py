@@ -123,3 +123,15 @@ def test_repeats_average_over_seeds(tmp_path: Path):
     assert math.isfinite(summary["objective_std"])
     for run in summary["seeds"]:
         assert (Path(run["run_dir"]) / "summary.json").is_file()
+
+
+def test_wandb_gets_one_run_per_trial_grouped_by_sweep(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    sweep(tmp_path, "logger=wandb", "model=linear", "optimizer.lr=1e-3,1e-2")
+    (sweep_dir,) = (tmp_path / "train" / "multiruns").iterdir()
+    group = f"train-{sweep_dir.name}".encode()
+    for job in ("0", "1"):
+        # each trial's own offline run; its run record names the sweep's group and the trial
+        (run_file,) = (sweep_dir / job / "wandb").glob("offline-run-*/run-*.wandb")
+        record = run_file.read_bytes()
+        assert group in record and f"train-linear-digits-trial{job}".encode() in record

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import netrc
 import os
 import warnings
 from typing import Any
@@ -12,6 +11,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.loggers import CSVLogger, Logger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from practicum import wandb_runs
 from practicum.checkpointing import RunCSVLogger
 from practicum.data.in_memory import InMemoryClassificationData
 from practicum.errors import UserError
@@ -95,8 +95,11 @@ def build_loggers(cfg: DictConfig, resume_step: int | None = None) -> list[Logge
     metrics.csv keeps the rows logged before `resume_step` and continues after them)."""
     entries = {name: node for name, node in (cfg.get("logger") or {}).items() if node is not None}
     if "wandb" in entries:
-        _wandb_offline_without_credentials()
-    loggers = [instantiate(node) for node in entries.values()]
+        wandb_runs.offline_without_credentials()
+    loggers = [
+        instantiate(node, **(wandb_runs.sweep_identity(node) if name == "wandb" else {}))
+        for name, node in entries.items()
+    ]
     if not any(isinstance(logger, CSVLogger) for logger in loggers):
         loggers.insert(0, RunCSVLogger(save_dir=cfg.paths.output_dir, name="", version=""))
     for logger in loggers:
@@ -135,18 +138,6 @@ def _require_accelerator(accelerator: str) -> None:
         raise UserError(
             f"trainer.accelerator={accelerator} but no CUDA GPU is visible: use trainer=cpu or trainer.accelerator=auto"
         )
-
-
-def _wandb_offline_without_credentials() -> None:
-    """W&B must never block on a login prompt or a network it cannot reach."""
-    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE"):
-        return
-    try:
-        logged_in = netrc.netrc().authenticators("api.wandb.ai") is not None
-    except (FileNotFoundError, netrc.NetrcParseError):
-        logged_in = False
-    if not logged_in:
-        os.environ["WANDB_MODE"] = "offline"
 
 
 def _flat_config(cfg: DictConfig) -> dict[str, Any]:

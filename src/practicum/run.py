@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 
+from practicum import wandb_runs
 from practicum.build import build_datamodule, build_task, build_trainer, require_file
 from practicum.checkpointing import checkpoint_progress, resolve_ckpt_path
 from practicum.config_tree import show_config
@@ -64,11 +65,19 @@ def train_run(cfg: DictConfig) -> float | None:
     )
     resume_step = checkpoint_progress(ckpt_path)[1] if resuming_here else None
     trainer = build_trainer(cfg, resume_step=resume_step)
-    metrics, baseline = fit_and_evaluate(cfg, task, trainer, datamodule, started, ckpt_path)
-    if not trainer.is_global_zero:
-        # under DDP every rank trains and evaluates; only rank zero writes the run's files
-        return finite_or_none(metrics.get(cfg.goal.metric))
-    return report_run(cfg, trainer, datamodule, metrics, baseline, started)
+    try:
+        metrics, baseline = fit_and_evaluate(cfg, task, trainer, datamodule, started, ckpt_path)
+        if trainer.is_global_zero:
+            value = report_run(cfg, trainer, datamodule, metrics, baseline, started)
+        else:
+            # under DDP every rank trains and evaluates; only rank zero writes the run's files
+            value = finite_or_none(metrics.get(cfg.goal.metric))
+    except BaseException:
+        wandb_runs.finish(failed=True)
+        raise
+    # the next trial of a sweep in this process must get its own W&B run
+    wandb_runs.finish()
+    return value
 
 
 def fit_and_evaluate(
@@ -172,7 +181,7 @@ def report_run(
     save_pictures = getattr(trainer.lightning_module, "save_pictures", None)
     if save_pictures is not None:
         # the task's own pictures of the best checkpoint, e.g. predictions on validation images
-        save_pictures(datamodule, output_dir)
+        save_pictures(datamodule, output_dir, title)
     write_report(output_dir / "report.md", summary, diagnosis, goal, title)
     write_json(output_dir / "summary.json", summary)
 
@@ -230,7 +239,10 @@ def repeat_over_seeds(cfg: DictConfig) -> float:
 
 
 def run_title(cfg: DictConfig, output_dir: Path) -> str:
-    return f"{cfg.task_name}: model={cfg.model.get('name')} data={cfg.data.get('name')} ({output_dir.name})"
+    """What plots and reports are titled with: the run's parts and its name (a sweep's trial number)."""
+    trial = wandb_runs.sweep_trial()
+    name = f"{trial[0]} trial {trial[1]}" if trial else output_dir.name
+    return f"{cfg.task_name}: model={cfg.model.get('name')} data={cfg.data.get('name')} ({name})"
 
 
 def evaluate_splits(
@@ -299,7 +311,7 @@ def apply_lr_range_test(cfg: DictConfig, datamodule: Any, output_dir: Path) -> f
     result = lr_range_test(
         build_task(cfg), datamodule, seed=int(cfg.seed), **settings.test_kwargs()
     )
-    result.save_plot(output_dir / "lr_range.png")
+    result.save_plot(output_dir / "lr_range.png", run_title(cfg, output_dir))
     write_json(output_dir / "lr_range.json", result.as_dict())
     console.print(
         f"LR range test: suggested lr {result.suggestion:.3g} (the loss was lowest at {result.min_loss_lr:.3g}); "

@@ -38,7 +38,7 @@ class LRRangeResult:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def save_plot(self, path: str | Path) -> Path:
+    def save_plot(self, path: str | Path, title: str = "") -> Path:
         """Write the loss-vs-lr curve with the suggestion marked to a PNG."""
         import matplotlib
 
@@ -67,7 +67,8 @@ class LRRangeResult:
             ax.set_xlabel("learning rate (log scale)")
             ax.set_ylabel("training loss (smoothed)")
             stop = "stopped early: loss diverged" if self.stopped_early else "full sweep"
-            ax.set_title(f"Learning-rate range test ({len(self.lrs)} steps, {stop})")
+            heading = f"Learning-rate range test ({len(self.lrs)} steps, {stop})"
+            ax.set_title(f"{title}\n{heading}" if title else heading, fontsize=11)
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(loc="best")
             fig.tight_layout()

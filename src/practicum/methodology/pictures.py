@@ -34,6 +34,7 @@ def detection_picture(
     class_names: list[str],
     min_score: float,
     path: Path,
+    title: str = "",
 ) -> Path:
     """One panel per image: true boxes dashed white, predictions (score >= min_score) in colour."""
     plt = _pyplot()
@@ -72,10 +73,8 @@ def detection_picture(
                 bbox={"facecolor": colour, "alpha": 0.85, "pad": 1, "lw": 0},
             )
         ax.set_title(f"{int(keep.sum())} predicted, {len(truth['boxes'])} true", fontsize=11)
-    fig.suptitle(
-        f"Predictions on validation images (score >= {min_score:g}; true boxes dashed)",
-        fontsize=13,
-    )
+    heading = f"Predictions on validation images (score >= {min_score:g}; true boxes dashed)"
+    fig.suptitle(f"{title}\n{heading}" if title else heading, fontsize=13)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -88,6 +87,7 @@ def segmentation_picture(
     masks: list[Tensor],
     class_names: list[str],
     path: Path,
+    title: str = "",
 ) -> Path:
     """One row per image: the image, its true mask, the predicted mask (ignored pixels white)."""
     plt = _pyplot()
@@ -111,7 +111,8 @@ def segmentation_picture(
                 ax.set_title(("image", "true mask", "predicted mask")[col], fontsize=12)
     legend = [Patch(color=colours(i), label=_name(class_names, i)) for i in range(count)]
     fig.legend(handles=legend[:20], loc="lower center", ncol=min(len(legend), 6), fontsize=10)
-    fig.suptitle("Predicted vs true masks on validation images", fontsize=13)
+    heading = "Predicted vs true masks on validation images"
+    fig.suptitle(f"{title}\n{heading}" if title else heading, fontsize=13)
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
     fig.savefig(path, dpi=100)
     plt.close(fig)

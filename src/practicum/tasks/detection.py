@@ -113,7 +113,7 @@ class DetectionTask(Task):
         self._log_epoch(self.eval_split, with_map=True)
 
     @torch.no_grad()
-    def save_pictures(self, datamodule: Any, output_dir: Path) -> Path:
+    def save_pictures(self, datamodule: Any, output_dir: Path, title: str = "") -> Path:
         """predictions.png: predicted boxes with labels and scores beside the true boxes."""
         from practicum.methodology.pictures import detection_picture
 
@@ -131,4 +131,5 @@ class DetectionTask(Task):
             datamodule.class_names,
             self.hparams.picture_score,
             output_dir / "predictions.png",
+            title,
         )

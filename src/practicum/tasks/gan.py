@@ -182,7 +182,7 @@ class GANTask(GenerativeTask):
     def on_test_epoch_end(self) -> None:
         self._log_epoch(self.eval_split)
 
-    def save_pictures(self, datamodule: Any, output_dir: Path) -> None:
+    def save_pictures(self, datamodule: Any, output_dir: Path, title: str = "") -> None:
         """samples.png of the best checkpoint, in the run directory."""
         self.eval()
         save_grid(self.sample(self.grid_size), Path(output_dir) / "samples.png")

@@ -82,7 +82,7 @@ class SegmentationTask(Task):
         self._log_epoch(self.eval_split)
 
     @torch.no_grad()
-    def save_pictures(self, datamodule: Any, output_dir: Path) -> Path:
+    def save_pictures(self, datamodule: Any, output_dir: Path, title: str = "") -> Path:
         """predictions.png: image, true mask and predicted mask for a few validation images."""
         from practicum.methodology.pictures import segmentation_picture
 
@@ -99,4 +99,5 @@ class SegmentationTask(Task):
             [mask for _, mask in examples],
             datamodule.class_names,
             output_dir / "predictions.png",
+            title,
         )
