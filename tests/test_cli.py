@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ print("HEAVY:", ",".join(heavy))
 """
 
 
+@pytest.mark.smoke
 @pytest.mark.parametrize("flag", [["--help"], ["--cfg", "job"]])
 def test_help_and_cfg_do_not_import_torch(flag: list[str]):
     result = subprocess.run(
@@ -62,6 +64,7 @@ def test_help_lists_every_group_with_its_options():
         assert group in result.stdout
 
 
+@pytest.mark.smoke
 def test_cfg_job_shows_the_override():
     result = run_cli(
         "train.py", "--cfg", "job", "model=mlp", "optimizer=rmsprop", "optimizer.lr=3e-3"
@@ -93,10 +96,20 @@ BAD_INPUTS = [
     (["ckpt_path=last", "hydra.run.dir=/tmp/practicum-no-such-run"], "ckpt_path=last but"),
     (["data=csv"], "data.path must be set"),
     (["model=cnn", "data=wine"], "model=cnn needs image inputs"),
+    pytest.param(
+        ["-m", "hydra/launcher=slurm"],
+        "hydra/launcher=slurm needs a SLURM cluster",
+        marks=pytest.mark.skipif(shutil.which("srun") is not None, reason="on a SLURM cluster"),
+    ),
 ]
 
 
-@pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def _args(case) -> list[str]:
+    return case.values[0] if hasattr(case, "values") else case[0]
+
+
+@pytest.mark.smoke
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS, ids=[" ".join(_args(case)) for case in BAD_INPUTS])
 def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], message: str):
     result = run_cli("train.py", *args, f"paths.log_dir={tmp_path}/logs")
     assert result.returncode == 2
@@ -107,6 +120,7 @@ def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], message: s
     assert runs == [], f"a refused run left a run directory behind: {runs}"
 
 
+@pytest.mark.smoke
 def test_cli_run_writes_the_run_directory(tmp_path: Path):
     result = run_cli(
         "train.py",
@@ -144,6 +158,7 @@ def test_eval_reproduces_the_test_metrics(tmp_path: Path):
         assert evaluated[name] == pytest.approx(summary["metrics"][name], abs=1e-6)
 
 
+@pytest.mark.smoke
 def test_eval_refuses_a_missing_checkpoint(tmp_path: Path):
     result = run_cli("eval.py", f"ckpt_path={tmp_path}/nope.ckpt", f"paths.log_dir={tmp_path}/logs")
     assert result.returncode == 2

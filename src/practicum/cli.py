@@ -44,6 +44,15 @@ def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
                 )
 
 
+def check_launcher(argv: list[str]) -> None:
+    """The SLURM launcher off a cluster is one line, not submitit's traceback."""
+    if "hydra/launcher=slurm" in argv and shutil.which("srun") is None:
+        raise UserError(
+            "hydra/launcher=slurm needs a SLURM cluster and this machine has no `srun` on PATH: "
+            "run the command on a login node, or try the same path here with hydra/launcher=submitit_local"
+        )
+
+
 def resume_in_place(argv: list[str], cwd: Path | None = None) -> list[str]:
     """`ckpt_path=last` continues a run in its own directory: the one named by `hydra.run.dir=`,
     else the newest run under logs/<task_name>/runs/ that has checkpoints/last.ckpt. The config
@@ -199,6 +208,7 @@ def _main(config_name: str, run: Callable[[DictConfig], Any]) -> None:
     try:
         check_group_choices(sys.argv[1:])
         check_log_dir(sys.argv[1:])
+        check_launcher(sys.argv[1:])
         if config_name == "train":
             sys.argv[1:] = resume_in_place(sys.argv[1:])
     except UserError as exc:
