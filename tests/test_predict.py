@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
+
 from test_image_data import write_image_folder
 
 from conftest import run_cli, train
@@ -16,6 +18,7 @@ def _predictions(tmp_path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(file))
 
 
+@pytest.mark.smoke
 def test_predict_csv_rows_of_raw_digits(tmp_path: Path):
     from sklearn.datasets import load_digits
 

@@ -53,6 +53,28 @@ def check_launcher(argv: list[str]) -> None:
         )
 
 
+SPACE_CHOICE = "search/space@hydra.sweeper.params"
+
+
+def default_search_space(argv: list[str], conf_dir: Path = CONF_DIR) -> list[str]:
+    """`search=random model=<m>` searches conf/search/space/<m>.yaml, or default.yaml (learning rate
+    and weight decay) when <m> has none: a new model needs no search file to be tuned."""
+    values = dict(arg.split("=", 1) for arg in argv if "=" in arg and not arg.startswith("-"))
+    search, model = values.get("search"), values.get("model", "")
+    if not search or not model.isidentifier() or SPACE_CHOICE in values:
+        return argv
+    search_file = conf_dir / "search" / f"{search}.yaml"
+    uses_model_space = search_file.is_file() and SPACE_CHOICE in search_file.read_text()
+    if not uses_model_space or (conf_dir / "search" / "space" / f"{model}.yaml").is_file():
+        return argv
+    print(
+        f"practicum: model={model} has no conf/search/space/{model}.yaml: "
+        "searching conf/search/space/default.yaml (learning rate, weight decay)",
+        file=sys.stderr,
+    )
+    return [*argv, f"{SPACE_CHOICE}=default"]
+
+
 def resume_in_place(argv: list[str], cwd: Path | None = None) -> list[str]:
     """`ckpt_path=last` continues a run in its own directory: the one named by `hydra.run.dir=`,
     else the newest run under logs/<task_name>/runs/ that has checkpoints/last.ckpt. The config
@@ -211,6 +233,7 @@ def _main(config_name: str, run: Callable[[DictConfig], Any]) -> None:
         check_launcher(sys.argv[1:])
         if config_name == "train":
             sys.argv[1:] = resume_in_place(sys.argv[1:])
+            sys.argv[1:] = default_search_space(sys.argv[1:])
     except UserError as exc:
         report(str(exc))
         sys.exit(USER_ERROR_EXIT)

@@ -1,0 +1,448 @@
+"""Every shell command in the README runs, so the README cannot drift from the code.
+
+The commands are the lines of the README's ```bash blocks, the `$ ` lines of its output blocks
+(whose printed lines must match) and the `python ...` / `make ...` spans of its prose. Each runs
+from the project root as written, with these changes and no others:
+- sizes: train commands get one epoch, no linear baseline and no progress bar (SMALL); searches
+  two trials, the grid-vs-random study one seed of four one-epoch trials; file datasets small images;
+- places: runs write under a temporary `paths.log_dir`; placeholders (`/path/to/...`, `/data/...`,
+  `<timestamp>`, `...`) become files this test writes in the real formats;
+- projects: `copier copy` generates from this checkout into a temporary folder with the answers
+  given up front; the rename script runs in a fork copied to a temporary folder, never here;
+- hardware: a command that needs a GPU or a SLURM cluster this machine lacks must stop with one
+  clear `practicum: error:` line instead.
+`make test` is the one command not run here: it is the command that runs this test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from functools import cached_property
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+README = ROOT / "README.md"
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
+INLINE = re.compile(r"`((?:python|make|source|copier|\.venv/bin/[\w-]+) [^`]+)`")
+COMMENT = re.compile(r"\s+#\s.*$")
+NOT_RUN = {"make test"}
+
+SMALL = {
+    "trainer.max_epochs": "1",
+    "diagnosis.baseline_model": "null",
+    "callbacks.progress_bar": "null",
+}
+SMALL_SEARCH = {"search.n_trials": "2"}
+SMALL_STUDY = {"study.n_trials": "4", "study.study_seeds": "[0]", "study.max_epochs": "1"}
+SMALL_FILE_DATA = {"data.image_size": "48", "data.batch_size": "4"}
+
+
+def readme_commands() -> dict[str, list[str] | None]:
+    """{command: the lines it prints, where the README shows them (else None)}, in README order."""
+    text = README.read_text()
+    commands: dict[str, list[str] | None] = {}
+    for language, body in FENCE.findall(text):
+        lines = body.splitlines()
+        for i, line in enumerate(lines):
+            if language == "bash" and line.strip() and not line.lstrip().startswith("#"):
+                commands.setdefault(COMMENT.sub("", line).strip(), None)
+            elif language == "" and line.startswith("$ "):
+                printed = []
+                for following in lines[i + 1 :]:
+                    if following.startswith("$ "):
+                        break
+                    printed.append(following)
+                commands[line[2:].strip()] = printed
+    for command in INLINE.findall(FENCE.sub("", text)):
+        commands.setdefault(command, None)
+    return commands
+
+
+COMMANDS = readme_commands()
+
+
+def test_the_readme_commands_are_found():
+    assert set(COMMANDS) >= NOT_RUN
+    assert {"make train", "python train.py", "python train.py --help"} <= set(COMMANDS)
+    assert len(COMMANDS) > 40, len(COMMANDS)
+
+
+class Workspace:
+    """The files the README's placeholders stand for, written on first use."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.logs = root / "logs"
+
+    def train(self, log_dir: Path, *overrides: str) -> Path:
+        result = _run(_python_command("python train.py " + " ".join(overrides), log_dir))
+        assert result.returncode == 0, result.stderr[-3000:]
+        (run_dir,) = log_dir.glob("train/runs/*")
+        return run_dir
+
+    @cached_property
+    def digits_run(self) -> Path:
+        """The run `<timestamp>` and `ckpt_path=last` stand for: the newest in the workspace's logs."""
+        return self.train(self.logs)
+
+    @cached_property
+    def image_run(self) -> Path:
+        from test_image_data import write_image_folder
+
+        folder = write_image_folder(self.root / "image_folder", per_class=8)
+        return self.train(
+            self.root / "image_logs",
+            "data=image_folder",
+            f"data.root={folder}",
+            "data.image_size=16",
+        )
+
+    @cached_property
+    def new_images(self) -> Path:
+        from test_image_data import write_image_folder
+
+        return write_image_folder(self.root / "new_images", per_class=2)
+
+    @cached_property
+    def table(self) -> Path:
+        from sklearn.datasets import load_wine
+
+        wine = load_wine()
+        rows = [",".join(f"f{i}" for i in range(wine.data.shape[1])) + ",label"]
+        rows += [
+            ",".join(f"{v:.4f}" for v in x) + f",{wine.target_names[y]}"
+            for x, y in zip(wine.data, wine.target, strict=True)
+        ]
+        path = self.root / "table.csv"
+        path.write_text("\n".join(rows) + "\n")
+        return path
+
+    @cached_property
+    def new_rows(self) -> Path:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        rows = [",".join(f"pixel_{i}" for i in range(64)) + ",label"]
+        rows += [
+            ",".join(str(int(v)) for v in x) + f",{y}"
+            for x, y in zip(digits.data[:20], digits.target[:20], strict=True)
+        ]
+        path = self.root / "new_rows.csv"
+        path.write_text("\n".join(rows) + "\n")
+        return path
+
+    @cached_property
+    def arrays(self) -> Path:
+        import numpy as np
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        path = self.root / "arrays.npz"
+        np.savez(path, x=digits.images[:, None], y=digits.target)
+        return path
+
+    @cached_property
+    def sequences(self) -> Path:
+        from test_sequences import _write_sequences_csv
+
+        return _write_sequences_csv(self.root / "my_sequences.csv")
+
+    @cached_property
+    def coco(self) -> tuple[Path, Path]:
+        from test_detection import write_coco
+
+        return write_coco(self.root / "coco", count=12, size=64)
+
+    @cached_property
+    def voc(self) -> Path:
+        from test_segmentation import write_voc
+
+        return write_voc(self.root / "VOC2012")
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Workspace:
+    return Workspace(tmp_path_factory.mktemp("readme"))
+
+
+def fill(command: str, ws: Workspace) -> str:
+    """The command with its placeholders replaced by real files of the workspace."""
+    if "input=/path/to/images/" in command:
+        command = command.replace(
+            "ckpt_path=...", f"ckpt_path={ws.image_run}/checkpoints/last.ckpt"
+        )
+        command = command.replace("/path/to/images/", f"{ws.new_images}/")
+    replacements = {
+        "logs/train/runs/<timestamp>": lambda: str(ws.digits_run),
+        "/path/to/table.csv": lambda: str(ws.table),
+        "/path/to/arrays.npz": lambda: str(ws.arrays),
+        "input=new_rows.csv": lambda: f"input={ws.new_rows}",
+        "data.path=my_sequences.csv": lambda: f"data.path={ws.sequences}",
+        "/data/images": lambda: str(ws.coco[0]),
+        "/data/instances.json": lambda: str(ws.coco[1]),
+        "/data/VOCdevkit/VOC2012": lambda: str(ws.voc),
+    }
+    for placeholder, value in replacements.items():
+        if placeholder in command:
+            command = command.replace(placeholder, value())
+    leftover = re.search(r"<[a-z_]+>|\.\.\.|/path/to|/data/", command)
+    assert leftover is None, f"no file for the placeholder {leftover.group()!r} in: {command}"
+    return command
+
+
+def _set(tokens: list[str], values: dict[str, str]) -> list[str]:
+    """Override keys in place where the command sets them, else append them."""
+    tokens = list(tokens)
+    for key, value in values.items():
+        at = [i for i, t in enumerate(tokens) if t.split("=", 1)[0] == key]
+        if at:
+            tokens[at[0]] = f"{key}={value}"
+        else:
+            tokens.append(f"{key}={value}")
+    return tokens
+
+
+def _small_overrides(tokens: list[str], log_dir: Path) -> list[str]:
+    if "--help" in tokens or "--cfg" in tokens:
+        return tokens
+    values = {**SMALL, "paths.log_dir": str(log_dir)}
+    if any(t.startswith("search=") for t in tokens):
+        values |= SMALL_SEARCH
+    if "experiment=grid_vs_random" in tokens:
+        values |= SMALL_STUDY
+    if any(t in ("data=coco", "data=voc_segmentation") for t in tokens):
+        values |= SMALL_FILE_DATA
+    if tokens[1] in ("eval.py", "predict.py"):
+        values = {"paths.log_dir": str(log_dir)}
+    elif tokens[1] != "train.py":
+        return tokens
+    return _set(tokens, values)
+
+
+def _python_command(command: str, log_dir: Path) -> str:
+    tokens = shlex.split(command)
+    return shlex.join(_small_overrides(tokens, log_dir))
+
+
+def _make_command(command: str, log_dir: Path) -> str:
+    tokens = shlex.split(command)
+    if tokens[1] == "train":
+        given = [t.split("=", 1)[1] for t in tokens if t.startswith("ARGS=")]
+        args = _small_overrides(["python", "train.py", *shlex.split(" ".join(given))], log_dir)[2:]
+        return f"make train ARGS={shlex.quote(' '.join(args))}"
+    if tokens[1] == "bench":
+        return f"make bench BENCH_ARGS='--quick --only startup --results-dir {log_dir}'"
+    return command
+
+
+def _run(
+    command: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: int = 1200
+) -> subprocess.CompletedProcess:
+    if "rename_project" in command:
+        assert cwd != ROOT, "the rename rewrites the project it runs in"
+    return subprocess.run(
+        ["bash", "-c", command],
+        cwd=cwd,
+        env=env or ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+# `python` in the README is the project's interpreter (after `source .venv/bin/activate`)
+ENV = {
+    **os.environ,
+    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    "PYTHONWARNINGS": "ignore::DeprecationWarning",
+    "COLUMNS": "120",
+    "WANDB_MODE": "offline",
+}
+
+
+COPIER_ANSWERS = (
+    "--defaults --data 'project_name=Leaf Classifier' --data package_name=leafnet "
+    "--data 'author_name=Ada Lovelace'"
+)
+# git needs an identity for the commit copier makes of a checkout's uncommitted changes
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "readme test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "readme test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+}
+
+
+def missing_hardware(command: str) -> str | None:
+    """What this machine lacks to run the command for real, if anything."""
+    needs_gpu = "trainer=gpu" in command or re.search(r"trainer=ddp(\s|$)", command)
+    if needs_gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            return "no CUDA GPU is visible"
+    if "hydra/launcher=slurm" in command and shutil.which("srun") is None:
+        return "needs a SLURM cluster"
+    return None
+
+
+RUN = [c for c in COMMANDS if c not in NOT_RUN]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", RUN)
+def test_readme_command_runs(command: str, workspace: Workspace, tmp_path: Path):
+    log_dir = (
+        workspace.logs
+        if ("<timestamp>" in command or "ckpt_path=" in command)
+        else tmp_path / "logs"
+    )
+    runnable, cwd, env = prepare(command, workspace, log_dir, tmp_path)
+    if command == "make tensorboard":
+        _check_tensorboard(runnable)
+        return
+    result = _run(runnable, cwd=cwd, env=env)
+    output = result.stdout + result.stderr
+    lacking = missing_hardware(command)
+    if lacking:
+        errors = [
+            line for line in result.stderr.splitlines() if line.startswith("practicum: error:")
+        ]
+        assert result.returncode == 2 and len(errors) == 1, output[-3000:]
+        assert "Traceback" not in result.stderr
+        return
+    printed = COMMANDS[command]
+    if printed is not None:
+        lines = {line.strip() for line in output.splitlines()}
+        missing = [line for line in printed if line.strip() and line.strip() not in lines]
+        assert not missing, (
+            f"the README shows lines this command did not print: {missing}\n{output[-3000:]}"
+        )
+        return
+    assert result.returncode == 0, f"{runnable}\n{output[-4000:]}"
+    assert "Traceback" not in output, output[-4000:]
+    _check_files(command, log_dir, tmp_path, output)
+
+
+def prepare(
+    command: str, ws: Workspace, log_dir: Path, tmp_path: Path
+) -> tuple[str, Path, dict[str, str]]:
+    """The command as it runs here, the folder it runs in, and its environment."""
+    if command.startswith("copier copy"):
+        # a new project from this checkout into the test's folder, the answers given up front
+        runnable = command.replace("<path or git URL of practicum>", shlex.quote(str(ROOT)))
+        runnable = runnable.replace(" my-project", f" {tmp_path / 'my-project'} {COPIER_ANSWERS}")
+        return runnable, tmp_path, {**ENV, **GIT_IDENTITY}
+    if "rename_project.py" in command:
+        # it rewrites the project it sits in: a fork of it, never this checkout
+        return command, _fork(tmp_path), ENV
+    if "pre-commit install" in command:
+        return command, _git_scratch(tmp_path), ENV
+    runnable = fill(command, ws)
+    if runnable.startswith("python "):
+        runnable = _python_command(runnable, log_dir)
+    elif runnable.startswith("make "):
+        runnable = _make_command(runnable, log_dir)
+    elif runnable.startswith("source "):
+        runnable += " && python -c 'import sys; print(sys.prefix)'"
+    return runnable, ROOT, ENV
+
+
+def _fork(tmp_path: Path) -> Path:
+    """The project as a fresh clone has it: no git metadata, environment, runs or caches."""
+    fork = tmp_path / "fork"
+    ignored = ("*.git", ".venv", "logs", "__pycache__", "*_cache", "*.egg-info", "results", "wandb")
+    shutil.copytree(ROOT, fork, ignore=shutil.ignore_patterns(*ignored))
+    return fork
+
+
+def _check_files(command: str, log_dir: Path, tmp_path: Path, output: str) -> None:
+    """A train command that ran leaves what it promises: a finished summary, a sweep summary."""
+    tokens = command.split()
+    if tokens[:2] == ["python", "train.py"] and not {"--help", "--cfg"} & set(tokens):
+        if "-m" in tokens:
+            assert list(log_dir.glob("train/multiruns/*/summary.md")), output[-3000:]
+        elif "experiment=grid_vs_random" in tokens:
+            assert list(log_dir.glob("grid_vs_random/runs/*/grid_vs_random.md")), output[-3000:]
+        elif "debug=checks" in tokens:
+            assert list(log_dir.glob("*/runs/*/checks.json")), output[-3000:]
+        else:
+            summaries = [json.loads(p.read_text()) for p in log_dir.glob("*/runs/*/summary.json")]
+            assert summaries and all(s["status"] == "completed" for s in summaries), output[-3000:]
+    if command.startswith("source "):
+        assert Path(output.strip().splitlines()[-1]).name == ".venv", output
+    if command.startswith("copier copy"):
+        assert (tmp_path / "my-project" / "src" / "leafnet" / "cli.py").is_file(), output
+    if "rename_project.py" in command:
+        assert (tmp_path / "fork" / "src" / "leafnet" / "cli.py").is_file(), output
+        assert not (tmp_path / "fork" / "src" / "practicum").exists()
+    if "pre-commit install" in command:
+        assert (tmp_path / "scratch" / ".git" / "hooks" / "pre-commit").is_file()
+
+
+def _git_scratch(tmp_path: Path) -> Path:
+    """A git repository with the project's pre-commit config and .venv, for `pre-commit install`."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=scratch, check=True)
+    shutil.copy(ROOT / ".pre-commit-config.yaml", scratch)
+    (scratch / ".venv").symlink_to(ROOT / ".venv")
+    return scratch
+
+
+def _check_tensorboard(command: str) -> None:
+    """`make tensorboard` serves the logs folder: wait for its address, then stop it."""
+    server = subprocess.Popen(
+        ["bash", "-c", command],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    seen = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = server.stdout.readline()
+            if not line and server.poll() is not None:
+                break
+            seen.append(line)
+            if "http://" in line:
+                break
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    assert any("http://" in line for line in seen), "".join(seen)[-3000:]
+
+
+def test_the_readme_config_files_are_the_shipped_ones():
+    """A YAML block that starts with `_target_:` shows a config file: it must equal that file."""
+    import yaml
+
+    shown = [
+        yaml.safe_load(body) for lang, body in FENCE.findall(README.read_text()) if lang == "yaml"
+    ]
+    configs = [block for block in shown if isinstance(block, dict) and "_target_" in block]
+    assert len(configs) >= 2
+    for block in configs:
+        group = "model" if ".tasks." in block["_target_"] else "data"
+        shipped = yaml.safe_load((ROOT / "conf" / group / f"{block['name']}.yaml").read_text())
+        assert block == shipped, f"README's conf/{group}/{block['name']}.yaml differs from the file"
+
+
+def test_the_readme_pictures_exist():
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README.read_text())
+    assert pictures and all((ROOT / picture).is_file() for picture in pictures), pictures
