@@ -223,7 +223,9 @@ def test_unwritable_log_dir_and_empty_data_are_one_line(tmp_path: Path):
     for args, message in cases:
         result = run_cli("train.py", *args)
         assert result.returncode == 2, result.stderr[-2000:]
-        errors = [line for line in result.stderr.splitlines() if line.startswith("practicum: error:")]
+        errors = [
+            line for line in result.stderr.splitlines() if line.startswith("practicum: error:")
+        ]
         assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
         assert "Traceback" not in result.stderr
     assert not list((tmp_path / "logs").glob("*/runs/*"))
