@@ -138,3 +138,24 @@ def test_ema_callback_and_compile_switch_train(tmp_path: Path):
     checkpoint = torch.load(summary["best_checkpoint"], weights_only=True)
     assert any("EMAWeightAveraging" in key for key in checkpoint["callbacks"])
     assert not any("_orig_mod" in key for key in checkpoint["state_dict"])  # loads uncompiled too
+
+
+def test_tensorboard_and_wandb_get_the_outcome(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    overrides = ["logger=many", "trainer.max_epochs=2", "diagnosis.baseline_model=null"]
+    _, summary, run_dir = train(tmp_path, overrides)
+    import wandb
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    wandb.finish()
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    assert "report/text_summary" in events.Tags()["tensors"]
+    assert "curves" in events.Tags()["images"]
+    (report,) = events.Tensors("report/text_summary")
+    assert f"`{summary['verdict']}`" in report.tensor_proto.string_val[0].decode()
+    # W&B's run summary holds the outcome and the best checkpoint's metrics (offline run file)
+    (record_file,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    record = record_file.read_bytes()
+    for text in ("goal_met", summary["verdict"], "best/test/acc", "best_epoch"):
+        assert text.encode() in record, text

@@ -26,7 +26,7 @@ from practicum.methodology.curves import log_figure_to_loggers, plot_curves
 from practicum.methodology.diagnosis import diagnose
 from practicum.methodology.goal import Goal
 from practicum.methodology.history import best_epoch, read_history
-from practicum.methodology.report import print_panel, write_report
+from practicum.methodology.report import print_panel, send_to_loggers, write_report
 from practicum.methodology.summary import finite_or_none, print_metrics_table, write_json
 from practicum.tasks.base import CONFIG_KEY
 
@@ -182,7 +182,8 @@ def report_run(
     if save_pictures is not None:
         # the task's own pictures of the best checkpoint, e.g. predictions on validation images
         save_pictures(datamodule, output_dir, title)
-    write_report(output_dir / "report.md", summary, diagnosis, goal, title)
+    report = write_report(output_dir / "report.md", summary, diagnosis, goal, title)
+    send_to_loggers(trainer.loggers, summary, report, step=trainer.global_step)
     write_json(output_dir / "summary.json", summary)
 
     print_metrics_table(metrics, goal, title=f"Best checkpoint (epoch {best})", console=console)

@@ -12,6 +12,8 @@ from practicum.methodology.diagnosis import Diagnosis
 from practicum.methodology.goal import Goal
 
 SPLITS = ("train", "val", "test")
+# what W&B's run table shows for each run, beside the best checkpoint's metrics
+OUTCOME_KEYS = ("goal_met", "verdict", "objective", "best_epoch", "epochs_trained", "status")
 
 
 def write_report(
@@ -80,3 +82,17 @@ def print_panel(
 
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
+
+
+def send_to_loggers(loggers: list, summary: dict[str, Any], report: Path, step: int) -> None:
+    """The outcome where runs are compared: W&B's run summary (goal met, verdict, the best
+    checkpoint's metrics: columns to sort and filter runs by) and report.md as TensorBoard text."""
+    for logger in loggers:
+        kind = type(logger).__name__
+        if kind == "WandbLogger":
+            outcome = {key: summary.get(key) for key in OUTCOME_KEYS}
+            best = {f"best/{name}": value for name, value in summary.get("metrics", {}).items()}
+            logger.experiment.summary.update({**outcome, **best})
+        elif kind == "TensorBoardLogger":
+            logger.experiment.add_text("report", report.read_text(), global_step=step)
+            logger.experiment.flush()
