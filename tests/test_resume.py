@@ -177,7 +177,7 @@ def test_a_save_cut_off_midway_leaves_the_previous_checkpoint_whole(tmp_path: Pa
 
     _, summary, run_dir = train(tmp_path, ["trainer.max_epochs=1", "diagnosis.baseline_model=null"])
     from practicum.build import build_trainer
-    from practicum.run import load_run_config
+    from practicum.evaluate import load_run_config
 
     last = run_dir / "checkpoints" / "last.ckpt"
     before = last.read_bytes()

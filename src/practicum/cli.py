@@ -215,7 +215,7 @@ def _train(cfg: DictConfig) -> float | None:
 
 
 def _evaluate(cfg: DictConfig) -> float | None:
-    from practicum.run import evaluate_run
+    from practicum.evaluate import evaluate_run
 
     return evaluate_run(cfg)
 

@@ -28,7 +28,7 @@ console = Console()
 
 def predict_run(cfg: DictConfig) -> int:
     """Predict every input; return how many were predicted."""
-    from practicum.run import load_run_config
+    from practicum.evaluate import load_run_config
 
     run_cfg = load_run_config(str(cfg.ckpt_path))
     if run_cfg.model.get("problem") != "classification":

@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-import json
-import statistics
 import time
 import traceback
 from pathlib import Path
@@ -14,11 +12,11 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 from rich.console import Console
 
 from practicum import wandb_runs
-from practicum.build import build_datamodule, build_task, build_trainer, require_file
+from practicum.build import build_datamodule, build_task, build_trainer
 from practicum.checkpointing import checkpoint_progress, resolve_ckpt_path
 from practicum.config_tree import show_config
 from practicum.errors import UserError
@@ -28,7 +26,6 @@ from practicum.methodology.goal import Goal
 from practicum.methodology.history import best_epoch, read_history
 from practicum.methodology.report import print_panel, send_to_loggers, write_report
 from practicum.methodology.summary import finite_or_none, print_metrics_table, write_json
-from practicum.tasks.base import CONFIG_KEY
 
 console = Console()
 
@@ -42,6 +39,8 @@ def train_run(cfg: DictConfig) -> float | None:
 
         return run_study(cfg)
     if int((cfg.get("search") or {}).get("repeats", 1)) > 1:
+        from practicum.search.repeats import repeat_over_seeds
+
         return repeat_over_seeds(cfg)
     started = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
@@ -196,49 +195,6 @@ def report_run(
     return float("nan") if value is None else value
 
 
-def repeat_over_seeds(cfg: DictConfig) -> float:
-    """`search.repeats=N`: train with seeds seed..seed+N-1 in seed_<s>/ and report their mean."""
-    started = time.perf_counter()
-    output_dir = Path(cfg.paths.output_dir)
-    goal = Goal.from_config(cfg.goal)
-    runs, summaries = [], []
-    for seed in range(int(cfg.seed), int(cfg.seed) + int(cfg.search.repeats)):
-        single = cfg.copy()
-        with open_dict(single):
-            single.seed = seed
-            single.search.repeats = 1
-            single.paths.output_dir = str(output_dir / f"seed_{seed}")
-        value = finite_or_none(train_run(single))
-        runs.append({"seed": seed, "objective": value, "run_dir": single.paths.output_dir})
-        if value is not None:
-            summaries.append(
-                json.loads((Path(single.paths.output_dir) / "summary.json").read_text())
-            )
-    values = [run["objective"] for run in runs if run["objective"] is not None]
-    mean = statistics.fmean(values) if values else None
-    keys = set().union(*(s["metrics"] for s in summaries)) if summaries else set()
-    summary = {
-        "task_name": cfg.task_name,
-        "run_dir": str(output_dir),
-        "goal": goal.as_dict(),
-        "objective": mean,
-        "objective_std": statistics.stdev(values) if len(values) > 1 else None,
-        "goal_met": goal.met(mean),
-        "metrics": {
-            k: statistics.fmean(s["metrics"][k] for s in summaries if k in s["metrics"])
-            for k in keys
-        },
-        "seeds": runs,
-        # the mean stands on the seeds that finished; a seed that failed is listed with objective null
-        "status": "completed" if values else "failed",
-        "wall_time_s": round(time.perf_counter() - started, 3),
-    }
-    write_json(output_dir / "summary.json", summary)
-    std = summary["objective_std"]
-    console.print(f"Mean {goal.metric} over {len(values)} of {len(runs)} seeds: {mean} (std {std})")
-    return float("nan") if mean is None else mean
-
-
 def run_title(cfg: DictConfig, output_dir: Path) -> str:
     """What plots and reports are titled with: the run's parts and its name (a sweep's trial number)."""
     trial = wandb_runs.sweep_trial()
@@ -292,7 +248,7 @@ def run_sanity_checks(cfg: DictConfig, datamodule: Any, output_dir: Path) -> flo
 
     if not isinstance(getattr(datamodule, "splits", {}).get("train"), tuple):
         raise UserError(
-            "debug=checks needs in-memory data (digits, wine, breast_cancer, csv); "
+            "debug=checks needs in-memory data (digits, wine, breast_cancer, csv, npz); "
             f"data={cfg.data.get('name')} is read from files"
         )
     results = run_checks(build_task(cfg), datamodule, settings_from_config(cfg.checks))
@@ -324,52 +280,3 @@ def apply_lr_range_test(cfg: DictConfig, datamodule: Any, output_dir: Path) -> f
             cfg.optimizer.lr = float(result.suggestion)
         console.print(f"Training with optimizer.lr={result.suggestion:.3g}")
     return float(result.suggestion)
-
-
-def load_run_config(ckpt_path: str) -> DictConfig:
-    """The resolved config a checkpoint was trained with: enough to rebuild its data and model."""
-    require_file(
-        ckpt_path,
-        "ckpt_path",
-        "pass the path of a .ckpt file written by train.py (its checkpoints/ folder)",
-    )
-    try:
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as exc:
-        raise UserError(
-            f"ckpt_path={ckpt_path!r} is not a readable checkpoint ({type(exc).__name__})"
-        ) from exc
-    if CONFIG_KEY not in checkpoint:
-        raise UserError(
-            f"ckpt_path={ckpt_path!r} has no practicum config: it was not written by train.py"
-        )
-    return OmegaConf.create(checkpoint[CONFIG_KEY])
-
-
-def evaluate_run(cfg: DictConfig) -> float | None:
-    """Evaluate a checkpoint on one split with the same build code as training; write eval.json."""
-    run_cfg = load_run_config(str(cfg.ckpt_path))
-    if cfg.split not in ("train", "val", "test"):
-        raise UserError(f"split={cfg.split!r} is invalid: use train, val or test")
-    output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    run_cfg.trainer = cfg.trainer  # where to run comes from this command, not from the checkpoint
-    pl.seed_everything(run_cfg.seed, workers=True, verbose=False)
-    datamodule = build_datamodule(run_cfg)
-    task = build_task(run_cfg, with_optimizer=False)
-    metrics = evaluate_splits(run_cfg, task, datamodule, (cfg.split,), str(cfg.ckpt_path))
-    goal = Goal.from_config(run_cfg.goal)
-    write_json(
-        output_dir / "eval.json",
-        {"ckpt_path": str(cfg.ckpt_path), "split": cfg.split, "metrics": metrics},
-    )
-    print_metrics_table(
-        metrics,
-        goal,
-        title=f"{Path(str(cfg.ckpt_path)).name} on the {cfg.split} split",
-        console=console,
-    )
-    console.print(
-        f"Checkpoint: {cfg.ckpt_path}\nResults: {output_dir / 'eval.json'}", soft_wrap=True
-    )
-    return metrics.get(goal.at(cfg.split))
