@@ -195,3 +195,16 @@ def test_each_recipe_sets_its_models_defaults(tmp_path: Path, recipe: str):
     # command-line overrides still win over a recipe
     cfg = compose_train(tmp_path, [f"model={recipe}", "trainer.max_epochs=2", "optimizer.lr=0.05"])
     assert cfg.trainer.max_epochs == 2 and cfg.optimizer.lr == 0.05
+
+
+def test_wandb_goes_offline_when_its_server_does_not_answer(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)  # credentials, but no network to use them on
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # the discard port: nothing listens
+    from practicum.wandb_runs import offline_without_credentials
+
+    offline_without_credentials()
+    import os
+
+    assert os.environ["WANDB_MODE"] == "offline"
+    assert "127.0.0.1 does not answer; logging offline" in capsys.readouterr().err

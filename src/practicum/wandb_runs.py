@@ -5,20 +5,51 @@ from __future__ import annotations
 
 import netrc
 import os
+import socket
 import sys
+import urllib.parse
 from typing import Any
 
 
 def offline_without_credentials() -> None:
-    """W&B must never block on a login prompt or a network it cannot reach."""
-    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_MODE"):
+    """W&B must never block on a login prompt or a network it cannot reach: without credentials,
+    or when its server does not answer, it logs offline into the run directory."""
+    if os.environ.get("WANDB_MODE"):
         return
     try:
-        logged_in = netrc.netrc().authenticators("api.wandb.ai") is not None
+        logged_in = netrc.netrc().authenticators(_host()) is not None
     except (FileNotFoundError, netrc.NetrcParseError):
         logged_in = False
-    if not logged_in:
+    if not (os.environ.get("WANDB_API_KEY") or logged_in):
         os.environ["WANDB_MODE"] = "offline"
+    elif not _reachable(_host(), _port()):
+        print(
+            f"W&B: {_host()} does not answer; logging offline into the run directory "
+            "(upload later with `wandb sync`)",
+            file=sys.stderr,
+        )
+        os.environ["WANDB_MODE"] = "offline"
+
+
+def _base_url() -> urllib.parse.SplitResult:
+    return urllib.parse.urlsplit(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
+
+
+def _host() -> str:
+    return _base_url().hostname or "api.wandb.ai"
+
+
+def _port() -> int:
+    url = _base_url()
+    return url.port or (80 if url.scheme == "http" else 443)
+
+
+def _reachable(host: str, port: int, timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def sweep_trial() -> tuple[str, int] | None:
