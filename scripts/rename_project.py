@@ -130,6 +130,9 @@ def update_pyproject(path: Path, name: str, author: str) -> None:
 def update_readme(path: Path, name: str) -> None:
     """The project's name as the heading; the template-only section goes, the rest stays true."""
     text = TEMPLATE_SECTION.sub("", path.read_text())
+    # the intro speaks of a template to fork; the new project is the fork
+    text = text.replace("Hydra template that puts", "Hydra project that puts", 1)
+    text = text.replace("\nFork it (or copy it) as the starter of your own project.", "", 1)
     heading = f"# {name}\n\n{README_NOTE}\n"
     text = re.sub(r"^# .*\n", lambda _: heading, text, count=1, flags=re.M)
     path.write_text(text)

@@ -111,6 +111,7 @@ def test_copier_generates_a_renamed_project(generated: Path):
     readme = (generated / "README.md").read_text()
     assert readme.startswith(f"# Leaf Classifier\n\n{NOTE}\n")
     assert "## Start your own project" not in readme
+    assert "Hydra project that puts" in readme and "Fork it" not in readme
     assert "leafnet: error:" in readme  # the shown error lines follow the new name
     answers = (generated / ".copier-answers.yml").read_text()
     assert "package_name: leafnet" in answers
