@@ -203,3 +203,65 @@ def test_a_save_cut_off_midway_leaves_the_previous_checkpoint_whole(tmp_path: Pa
         for p in last.parent.iterdir()
         if p.name not in {last.name, Path(summary["best_checkpoint"]).name}
     ]
+
+
+@pytest.mark.parametrize("on_train_epoch_end", [True, False])
+def test_last_checkpoint_is_the_last_epoch_even_when_the_best_is_older(
+    tmp_path: Path, on_train_epoch_end: bool
+):
+    """Lightning 2.6's save_last writes last.ckpt only with a new best; RunCheckpoint every epoch."""
+    import lightning.pytorch as pl
+    import torch
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from practicum.checkpointing import RunCheckpoint, checkpoint_progress
+
+    scores = [0.5, 0.9, 0.7, 0.6]  # the best epoch is 1 of 0..3
+
+    class Scripted(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = torch.nn.Linear(4, 1)
+
+        def training_step(self, batch, batch_idx):
+            return self.layer(batch[0]).pow(2).mean()
+
+        def validation_step(self, batch, batch_idx):
+            self.layer(batch[0])
+
+        def on_validation_epoch_end(self):
+            self.log("val/acc", scores[self.current_epoch])
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    data = DataLoader(TensorDataset(torch.randn(16, 4)), batch_size=8)
+    ends = {}
+    for kind in (ModelCheckpoint, RunCheckpoint):
+        folder = tmp_path / kind.__name__
+        callback = kind(
+            dirpath=folder,
+            filename="epoch_{epoch:03d}",
+            monitor="val/acc",
+            mode="max",
+            save_top_k=1,
+            save_last=True,
+            auto_insert_metric_name=False,
+            save_on_train_epoch_end=on_train_epoch_end,
+        )
+        trainer = pl.Trainer(
+            max_epochs=len(scores),
+            callbacks=[callback],
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
+        trainer.fit(Scripted(), train_dataloaders=data, val_dataloaders=data)
+        ends[kind] = checkpoint_progress(str(folder / "last.ckpt"))
+        assert sorted(p.name for p in folder.glob("*.ckpt")) == ["epoch_001.ckpt", "last.ckpt"]
+        assert callback.best_model_path == str(folder / "epoch_001.ckpt")
+    # four epochs of two steps: the last checkpoint is after epoch 3, step 8
+    assert ends[RunCheckpoint] == (3, 8)
+    # (what this guards against: Lightning's own last.ckpt stays at the best epoch)
+    assert ends[ModelCheckpoint][1] == 4

@@ -5,7 +5,7 @@ optimizer, the scheduler, the loops and the callbacks; practicum adds what decid
 run: the random states (dropout, augmentation, shuffling) and the metrics history in metrics.csv,
 which continues from the checkpoint's epoch instead of starting over. Lightning writes checkpoint
 files through an fsspec transaction (a temporary file moved into place), so a run killed while
-saving leaves the previous `last.ckpt` whole.
+saving leaves the previous `last.ckpt` whole, and `RunCheckpoint` writes it after every epoch.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ import random
 from pathlib import Path
 from typing import Any
 
+import lightning.pytorch as pl
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
@@ -94,6 +96,30 @@ def checkpoint_progress(path: str) -> tuple[int | None, int | None]:
         return None, None
     epoch, step = checkpoint.get("epoch"), checkpoint.get("global_step")
     return (None if epoch is None else int(epoch)), (None if step is None else int(step))
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint whose `last.ckpt` is always the last finished epoch.
+
+    Since Lightning 2.6, `save_last=True` writes last.ckpt only when a top-k checkpoint was saved
+    in the same step: with `save_top_k: 1` it is a copy of the best epoch, and a run resumed from
+    it repeats every epoch since. This writes it after every epoch (every validation, when saving
+    follows validation instead of the training epoch), as `ckpt_path=last` needs."""
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_behind(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_if_behind(trainer)
+
+    def _save_last_if_behind(self, trainer: pl.Trainer) -> None:
+        # skipped also when this step's top-k save already wrote last.ckpt
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 class RunCSVLogger(CSVLogger):
