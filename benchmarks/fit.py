@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from common import Settings, mark, run_worker, spread
+from common import BenchError, Settings, mark, run_worker, spread
 
 EPOCHS = 20
 TARGET_RATIO = 1.10
@@ -40,6 +40,14 @@ def run(settings: Settings, earlier: dict[str, Any], log=print) -> dict[str, Any
     paired = [
         p["fit_s"] / h["fit_s"] for p, h in zip(fits["practicum"], fits["by_hand"], strict=True)
     ]
+    # the same number of steps on both sides; what practicum adds per step, epoch costs included
+    step_counts = {r["steps"] for side in fits.values() for r in side}
+    if len(step_counts) != 1:
+        raise BenchError(f"the two sides ran different numbers of training steps: {step_counts}")
+    (steps,) = step_counts
+    extra_ms_per_step = (
+        1000 * (sides["practicum"]["fit_s"]["median"] - sides["by_hand"]["fit_s"]["median"]) / steps
+    )
     accuracy_gap = abs(sides["practicum"]["val_acc"] - sides["by_hand"]["val_acc"])
     return {
         "epochs": epochs,
@@ -48,6 +56,9 @@ def run(settings: Settings, earlier: dict[str, Any], log=print) -> dict[str, Any
         "sides": sides,
         "ratio": ratio,
         "paired_ratio_median": statistics.median(paired),
+        "steps": steps,
+        "extra_ms_per_step": extra_ms_per_step,
+        "by_hand_ms_per_step": 1000 * sides["by_hand"]["fit_s"]["median"] / steps,
         "target_ratio": TARGET_RATIO,
         "meets_target": ratio <= TARGET_RATIO,
         "accuracy_gap": accuracy_gap,
@@ -93,4 +104,11 @@ def table(result: dict[str, Any]) -> Table:
         end_section=True,
     )
     table.add_row("median of paired ratios", f"{result['paired_ratio_median']:.2f}x")
+    table.add_row(
+        f"extra time per step ({result['steps']} steps)",
+        f"{result['extra_ms_per_step']:.2f} ms",
+        "",
+        "",
+        f"by hand: {result['by_hand_ms_per_step']:.2f} ms",
+    )
     return table

@@ -62,6 +62,7 @@ def main() -> None:
     loss_fn = nn.CrossEntropyLoss()
     shuffle = torch.Generator().manual_seed(SEED)
     val_accs = []
+    steps = 0
 
     started = time.perf_counter()
     with profiled(args.profile):
@@ -77,6 +78,7 @@ def main() -> None:
                 loss.backward()
                 optimizer.step()
                 train_loss += loss.item() * len(y)
+                steps += 1
             scheduler.step()
 
             model.eval()
@@ -91,6 +93,7 @@ def main() -> None:
     report(
         fit_s=fit_s,
         epochs=args.epochs,
+        steps=steps,
         val_acc=val_accs[-1],
         best_val_acc=max(val_accs),
         train_loss=train_loss / len(y_train),

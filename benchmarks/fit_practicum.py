@@ -46,6 +46,7 @@ def main() -> None:
     report(
         fit_s=fit_s,
         epochs=trainer.current_epoch,
+        steps=trainer.global_step,
         val_acc=float(trainer.callback_metrics["val/acc"]),
         best_val_acc=float(best) if best is not None else None,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
@@ -9,6 +10,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.loggers import CSVLogger, Logger
+from lightning.pytorch.profilers import PassThroughProfiler
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from practicum import wandb_runs
@@ -39,6 +41,17 @@ def skip_gpu_probe_without_gpu() -> None:
 
     if os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK") == "1" and not torch.cuda.is_available():
         del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
+
+
+class NoProfiler(PassThroughProfiler):
+    """No profiling, as Lightning's default, without its cost: Lightning enters `profile()` around
+    every hook of every callback, dozens of times a step, and the default builds a generator-based
+    context manager each time."""
+
+    _nothing = contextlib.nullcontext()
+
+    def profile(self, action_name: str) -> contextlib.nullcontext:
+        return self._nothing
 
 
 def quiet_known_warnings() -> None:
@@ -118,9 +131,11 @@ def build_trainer(
     quiet_known_warnings()
     skip_gpu_probe_without_gpu()
     _require_accelerator(str(cfg.trainer.get("accelerator", "auto")))
+    profiler = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}
     if quiet:
         return instantiate(
             cfg.trainer,
+            **profiler,
             logger=False,
             callbacks=[],
             enable_checkpointing=False,
@@ -128,7 +143,7 @@ def build_trainer(
             enable_model_summary=False,
         )
     loggers = build_loggers(cfg, resume_step)
-    return instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers)
+    return instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers, **profiler)
 
 
 def _require_accelerator(accelerator: str) -> None:

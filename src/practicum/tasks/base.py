@@ -36,6 +36,14 @@ class Task(pl.LightningModule):
         self.scheduler_spec = scheduler or {}
         self.run_config: dict[str, Any] | None = None
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Lightning sets `_current_fx_name` around every hook it calls, dozens of times a step;
+        # nn.Module's checks for parameters, buffers and submodules cannot apply to a string
+        if name == "_current_fx_name":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
     def parameter_groups(self) -> list[dict[str, Any]]:
         """Biases and normalization weights (1-D tensors) are exempt from weight decay."""
         decay, no_decay = [], []
