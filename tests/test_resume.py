@@ -265,3 +265,6 @@ def test_last_checkpoint_is_the_last_epoch_even_when_the_best_is_older(
     assert ends[RunCheckpoint] == (3, 8)
     # (what this guards against: Lightning's own last.ckpt stays at the best epoch)
     assert ends[ModelCheckpoint][1] == 4
+    # checkpoints written by either class restore the other's state
+    same = {"monitor": "val/acc", "mode": "max"}
+    assert RunCheckpoint(**same).state_key == ModelCheckpoint(**same).state_key

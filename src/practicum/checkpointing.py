@@ -11,6 +11,7 @@ saving leaves the previous `last.ckpt` whole, and `RunCheckpoint` writes it afte
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import random
 from pathlib import Path
@@ -105,6 +106,15 @@ class RunCheckpoint(ModelCheckpoint):
     in the same step: with `save_top_k: 1` it is a copy of the best epoch, and a run resumed from
     it repeats every epoch since. This writes it after every epoch (every validation, when saving
     follows validation instead of the training epoch), as `ckpt_path=last` needs."""
+
+    @functools.cached_property
+    def state_key(self) -> str:
+        # Lightning formats this name around every hook call, dozens of times a step; what it is
+        # made of (monitor, mode, save intervals) is fixed when the callback is built. Keyed as
+        # ModelCheckpoint, so checkpoints written with either class restore its state.
+        return ModelCheckpoint.__qualname__ + super().state_key.removeprefix(
+            type(self).__qualname__
+        )
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from lightning.pytorch.callbacks import EarlyStopping
 
 
@@ -12,3 +14,9 @@ class GoalEarlyStopping(EarlyStopping):
         if stop_when_met and target is not None:
             kwargs["stopping_threshold"] = target
         super().__init__(**kwargs)
+
+    @functools.cached_property
+    def state_key(self) -> str:
+        # Lightning formats this name around every hook call, dozens of times a step; the monitor
+        # and mode it is made of are fixed when the callback is built
+        return super().state_key
