@@ -41,3 +41,43 @@ def test_quick_throughput_section_writes_numbers(tmp_path):
             assert math.isfinite(numbers[key]) and numbers[key] > 0
         assert numbers["params"] > 0
     assert len(section["load_before"]) == 3
+
+
+def test_fit_section_times_three_sides_on_the_same_steps(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "run.py"),
+            "--only",
+            "fit",
+            "--repeats",
+            "1",
+            "--threads",
+            "1",
+            "--results-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "bare Lightning Trainer" in result.stdout and "extra ms/step" in result.stdout
+
+    section = json.loads((tmp_path / "latest.json").read_text())["sections"]["fit"]
+    assert set(section["sides"]) == {"practicum", "lightning", "by_hand"}
+    # every side ran 20 epochs of the default training batches
+    from practicum.build import build_datamodule
+
+    from conftest import compose_train
+
+    datamodule = build_datamodule(compose_train(tmp_path))
+    assert section["steps"] == 20 * len(datamodule.train_dataloader())
+    for side in section["sides"].values():
+        assert side["epochs_run"] == [20]
+        assert side["val_acc"] > 0.95
+        assert math.isfinite(side["ratio"]) and side["ratio"] > 0
+    assert section["sides"]["by_hand"]["ratio"] == 1.0
+    assert section["accuracy_comparable"] is True
+    assert math.isclose(section["ratio"], section["sides"]["practicum"]["ratio"])
