@@ -137,10 +137,12 @@ def compose_config(output_dir: str | Path, overrides: Sequence[str] = ()) -> Any
 
 
 def fit_config(output_dir: str | Path, epochs: int, overrides: Sequence[str] = ()) -> Any:
-    """The default config for a fixed-length fit: no early stop, no linear baseline."""
+    """The default config for a fixed-length fit on the CPU (where the hand-written loop runs):
+    no early stop, no linear baseline."""
     return compose_config(
         output_dir,
         [
+            "trainer.accelerator=cpu",
             f"trainer.max_epochs={epochs}",
             f"callbacks.early_stopping.patience={epochs + 1}",
             "diagnosis.baseline_model=null",

@@ -68,6 +68,7 @@ def main() -> None:
     model = Minimal()
     trainer = pl.Trainer(
         max_epochs=args.epochs,
+        accelerator=cfg.trainer.accelerator,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,

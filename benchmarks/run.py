@@ -8,9 +8,11 @@ Sections (each prints a table; all of them land in one JSON file):
 
   fit         `trainer.fit` of practicum's default path (build_trainer: rich progress bar,
               checkpointing, CSV logger, early stopping, lr monitor) vs a plain PyTorch loop
-              (fit_by_hand.py) on the same digits CNN, data split, seed, 20 epochs, batch 64,
-              Adam 3e-3 and cosine schedule; validation every epoch in both. Each fit runs in a
-              fresh process, sides alternating, and only the fit is timed. Target: ratio <= 1.10.
+              (fit_by_hand.py) on the CPU: the same digits CNN, data split, seed, 20 epochs,
+              batch 64, Adam 3e-3 and cosine schedule; validation every epoch. A bare Lightning
+              Trainer (fit_lightning.py) runs the same fit as a reference: what Lightning's loop
+              costs by itself. Each fit runs in a fresh process, sides rotating, and only the fit
+              is timed. Target: practicum / hand loop <= 1.10.
   startup     wall time of `python train.py` (defaults, start to exit; it must meet its goal;
               target <= 12 s), `--help` (target <= 1.5 s) and `--cfg job`.
   sweep       4 equal MLP trials (an lr grid): basic launcher vs `hydra/launcher=local_parallel`

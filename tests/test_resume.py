@@ -205,6 +205,7 @@ def test_a_save_cut_off_midway_leaves_the_previous_checkpoint_whole(tmp_path: Pa
     ]
 
 
+@pytest.mark.filterwarnings("ignore:.*isinstance.treespec, LeafSpec.* is deprecated")
 @pytest.mark.parametrize("on_train_epoch_end", [True, False])
 def test_last_checkpoint_is_the_last_epoch_even_when_the_best_is_older(
     tmp_path: Path, on_train_epoch_end: bool
