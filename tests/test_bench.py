@@ -10,23 +10,27 @@ import sys
 from conftest import ROOT
 
 
-def test_quick_throughput_section_writes_numbers(tmp_path):
+def run_bench(results_dir, *args: str) -> subprocess.CompletedProcess:
+    """`benchmarks/run.py <args>` writing into `results_dir`; it must succeed."""
     result = subprocess.run(
         [
             sys.executable,
             str(ROOT / "benchmarks" / "run.py"),
-            "--quick",
-            "--only",
-            "throughput",
+            *args,
             "--results-dir",
-            str(tmp_path),
+            str(results_dir),
         ],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def test_quick_throughput_section_writes_numbers(tmp_path):
+    result = run_bench(tmp_path, "--quick", "--only", "throughput")
     assert "samples/s" in result.stdout
 
     latest = json.loads((tmp_path / "latest.json").read_text())
@@ -44,25 +48,7 @@ def test_quick_throughput_section_writes_numbers(tmp_path):
 
 
 def test_fit_section_times_three_sides_on_the_same_steps(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "run.py"),
-            "--only",
-            "fit",
-            "--repeats",
-            "1",
-            "--threads",
-            "1",
-            "--results-dir",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = run_bench(tmp_path, "--only", "fit", "--repeats", "1", "--threads", "1")
     assert "bare Lightning Trainer" in result.stdout and "extra ms/step" in result.stdout
 
     section = json.loads((tmp_path / "latest.json").read_text())["sections"]["fit"]
