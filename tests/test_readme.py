@@ -1,17 +1,20 @@
-"""Every shell command in the README runs, so the README cannot drift from the code.
+"""Every shell command in the docs runs, so the docs cannot drift from the code.
 
-The commands are the lines of the README's ```bash blocks, the `$ ` lines of its output blocks
-(whose printed lines must match) and the `python ...` / `make ...` spans of its prose. Each runs
-from the project root as written, with these changes and no others:
+The docs are README.md, docs/*.md and benchmarks/README.md. Their commands are the lines of their
+```bash blocks, the `$ ` lines of their output blocks (whose printed lines must match) and the
+`python ...` / `make ...` spans of their prose. Each runs from the project root as written, with
+these changes and no others:
 - sizes: train commands get one epoch, no linear baseline and no progress bar (SMALL); searches
-  two trials, the grid-vs-random study one seed of four one-epoch trials; file datasets small images;
+  two trials, the grid-vs-random study one seed of four one-epoch trials; file datasets small
+  images; the benchmarks their quick settings and one repeat;
 - places: runs write under a temporary `paths.log_dir`; placeholders (`/path/to/...`, `/data/...`,
-  `<timestamp>`, `...`) become files this test writes in the real formats;
+  `<timestamp>`, `...`, `/tmp/...`, the study database) become files this test writes in the real
+  formats, or temporary paths;
 - projects: `copier copy` generates from this checkout into a temporary folder with the answers
   given up front; the rename script runs in a fork copied to a temporary folder, never here;
 - hardware: a command that needs a GPU or a SLURM cluster this machine lacks must stop with one
-  clear `practicum: error:` line instead.
-`make test` is the one command not run here: it is the command that runs this test.
+  clear `practicum: error:` line instead (missing_hardware).
+The commands in NOT_RUN are the only ones not run, each with its reason.
 """
 
 from __future__ import annotations
@@ -32,11 +35,27 @@ import pytest
 
 from conftest import ROOT
 
-README = ROOT / "README.md"
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    ROOT / "benchmarks" / "README.md",
+]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.M | re.S)
 INLINE = re.compile(r"`((?:python|make|source|copier|\.venv/bin/[\w-]+) [^`]+)`")
 COMMENT = re.compile(r"\s+#\s.*$")
-NOT_RUN = {"make test"}
+CPU_TORCH = (
+    "python3 -m venv .venv && .venv/bin/pip install torch torchvision "
+    "--index-url https://download.pytorch.org/whl/cpu"
+)
+# the commands shown in the docs that this test does not run, and why
+NOT_RUN = {
+    "make test": "it runs the suite this test is part of",
+    "make test-fast": "it runs the suite this test is part of",
+    "make format": "it rewrites the files of this checkout",
+    "make clean": "it deletes this checkout's logs and caches",
+    CPU_TORCH: "it downloads torch; CI installs this way on every push, and "
+    "test_make_keeps_an_existing_venv checks the Makefile's part",
+}
 
 SMALL = {
     "trainer.max_epochs": "1",
@@ -48,9 +67,9 @@ SMALL_STUDY = {"study.n_trials": "4", "study.study_seeds": "[0]", "study.max_epo
 SMALL_FILE_DATA = {"data.image_size": "48", "data.batch_size": "4"}
 
 
-def readme_commands() -> dict[str, list[str] | None]:
-    """{command: the lines it prints, where the README shows them (else None)}, in README order."""
-    text = README.read_text()
+def doc_commands(doc: Path) -> dict[str, list[str] | None]:
+    """{command: the lines it prints, where the doc shows them (else None)}, in the doc's order."""
+    text = doc.read_text()
     commands: dict[str, list[str] | None] = {}
     for language, body in FENCE.findall(text):
         lines = body.splitlines()
@@ -69,17 +88,30 @@ def readme_commands() -> dict[str, list[str] | None]:
     return commands
 
 
-COMMANDS = readme_commands()
+def all_commands() -> dict[str, list[str] | None]:
+    """Every doc's commands, each once; printed lines shown in any doc count."""
+    commands: dict[str, list[str] | None] = {}
+    for doc in DOCS:
+        for command, printed in doc_commands(doc).items():
+            if commands.get(command) is None:
+                commands[command] = printed
+    return commands
 
 
-def test_the_readme_commands_are_found():
-    assert set(COMMANDS) >= NOT_RUN
+COMMANDS = all_commands()
+
+
+def test_every_doc_has_commands_and_not_run_lists_only_shown_ones():
+    assert all(doc.is_file() for doc in DOCS) and len(DOCS) >= 6, DOCS
+    empty = [doc.name for doc in DOCS if not doc_commands(doc)]
+    assert not empty, f"no commands found in {empty}"
+    assert set(NOT_RUN) <= set(COMMANDS), set(NOT_RUN) - set(COMMANDS)
     assert {"make train", "python train.py", "python train.py --help"} <= set(COMMANDS)
-    assert len(COMMANDS) > 40, len(COMMANDS)
+    assert len(COMMANDS) > 50, len(COMMANDS)
 
 
 class Workspace:
-    """The files the README's placeholders stand for, written on first use."""
+    """The files the docs' placeholders stand for, written on first use."""
 
     def __init__(self, root: Path):
         self.root = root
@@ -97,14 +129,17 @@ class Workspace:
         return self.train(self.logs)
 
     @cached_property
-    def image_run(self) -> Path:
+    def image_folder(self) -> Path:
         from test_image_data import write_image_folder
 
-        folder = write_image_folder(self.root / "image_folder", per_class=8)
+        return write_image_folder(self.root / "image_folder", per_class=8)
+
+    @cached_property
+    def image_run(self) -> Path:
         return self.train(
             self.root / "image_logs",
             "data=image_folder",
-            f"data.root={folder}",
+            f"data.root={self.image_folder}",
             "data.image_size=16",
         )
 
@@ -187,6 +222,9 @@ def fill(command: str, ws: Workspace) -> str:
         "logs/train/runs/<timestamp>": lambda: str(ws.digits_run),
         "/path/to/table.csv": lambda: str(ws.table),
         "/path/to/arrays.npz": lambda: str(ws.arrays),
+        "data.root=/path/to/images": lambda: f"data.root={ws.image_folder}",
+        "sqlite:///logs/": lambda: f"sqlite:///{ws.root}/",
+        "/tmp/fit": lambda: str(ws.root / "fit"),
         "input=new_rows.csv": lambda: f"input={ws.new_rows}",
         "data.path=my_sequences.csv": lambda: f"data.path={ws.sequences}",
         "/data/images": lambda: str(ws.coco[0]),
@@ -261,7 +299,7 @@ def _run(
     )
 
 
-# `python` in the README is the project's interpreter (after `source .venv/bin/activate`)
+# `python` in the docs is the project's interpreter (after `source .venv/bin/activate`)
 ENV = {
     **os.environ,
     "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -302,7 +340,7 @@ RUN = [c for c in COMMANDS if c not in NOT_RUN]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command", RUN)
-def test_readme_command_runs(command: str, workspace: Workspace, tmp_path: Path):
+def test_doc_command_runs(command: str, workspace: Workspace, tmp_path: Path):
     log_dir = (
         workspace.logs
         if ("<timestamp>" in command or "ckpt_path=" in command)
@@ -327,12 +365,12 @@ def test_readme_command_runs(command: str, workspace: Workspace, tmp_path: Path)
         lines = {line.strip() for line in output.splitlines()}
         missing = [line for line in printed if line.strip() and line.strip() not in lines]
         assert not missing, (
-            f"the README shows lines this command did not print: {missing}\n{output[-3000:]}"
+            f"the docs show lines this command did not print: {missing}\n{output[-3000:]}"
         )
         return
     assert result.returncode == 0, f"{runnable}\n{output[-4000:]}"
     assert "Traceback" not in output, output[-4000:]
-    _check_files(command, log_dir, tmp_path, output)
+    _check_files(command, runnable, log_dir, tmp_path, output)
 
 
 def prepare(
@@ -356,6 +394,8 @@ def prepare(
         runnable = _make_command(runnable, log_dir)
     elif runnable.startswith("source "):
         runnable += " && python -c 'import sys; print(sys.prefix)'"
+    elif runnable.startswith(".venv/bin/python benchmarks/run.py"):
+        runnable += f" --quick --repeats 1 --results-dir {shlex.quote(str(log_dir))}"
     return runnable, ROOT, ENV
 
 
@@ -367,7 +407,7 @@ def _fork(tmp_path: Path) -> Path:
     return fork
 
 
-def _check_files(command: str, log_dir: Path, tmp_path: Path, output: str) -> None:
+def _check_files(command: str, runnable: str, log_dir: Path, tmp_path: Path, output: str) -> None:
     """A train command that ran leaves what it promises: a finished summary, a sweep summary."""
     tokens = command.split()
     if tokens[:2] == ["python", "train.py"] and not {"--help", "--cfg"} & set(tokens):
@@ -377,9 +417,17 @@ def _check_files(command: str, log_dir: Path, tmp_path: Path, output: str) -> No
             assert list(log_dir.glob("grid_vs_random/runs/*/grid_vs_random.md")), output[-3000:]
         elif "debug=checks" in tokens:
             assert list(log_dir.glob("*/runs/*/checks.json")), output[-3000:]
+        elif "tune.apply=false" in tokens:
+            assert list(log_dir.glob("*/runs/*/lr_range.png")), output[-3000:]
         else:
             summaries = [json.loads(p.read_text()) for p in log_dir.glob("*/runs/*/summary.json")]
             assert summaries and all(s["status"] == "completed" for s in summaries), output[-3000:]
+    if command.startswith(".venv/bin/python benchmarks/run.py"):
+        assert (log_dir / "latest.json").is_file(), output[-3000:]
+    if "--profile" in tokens:
+        ran = shlex.split(runnable)
+        profile = Path(ran[ran.index("--profile") + 1])
+        assert profile.is_file() and profile.stat().st_size > 0, output[-3000:]
     if command.startswith("source "):
         assert Path(output.strip().splitlines()[-1]).name == ".venv", output
     if command.startswith("copier copy"):
@@ -428,21 +476,57 @@ def _check_tensorboard(command: str) -> None:
     assert any("http://" in line for line in seen), "".join(seen)[-3000:]
 
 
-def test_the_readme_config_files_are_the_shipped_ones():
-    """A YAML block that starts with `_target_:` shows a config file: it must equal that file."""
+def test_the_config_files_shown_are_the_shipped_ones():
+    """A YAML block with a `_target_` shows the config file named last before it; they must match."""
     import yaml
 
-    shown = [
-        yaml.safe_load(body) for lang, body in FENCE.findall(README.read_text()) if lang == "yaml"
-    ]
-    configs = [block for block in shown if isinstance(block, dict) and "_target_" in block]
-    assert len(configs) >= 2
-    for block in configs:
-        group = "model" if ".tasks." in block["_target_"] else "data"
-        shipped = yaml.safe_load((ROOT / "conf" / group / f"{block['name']}.yaml").read_text())
-        assert block == shipped, f"README's conf/{group}/{block['name']}.yaml differs from the file"
+    shown = 0
+    for doc in DOCS:
+        text = doc.read_text()
+        for block in FENCE.finditer(text):
+            if block.group(1) != "yaml":
+                continue
+            config = yaml.safe_load(block.group(2))
+            if not (isinstance(config, dict) and "_target_" in config):
+                continue
+            named = re.findall(r"`(conf/[\w/]+\.yaml)`", text[: block.start()])
+            assert named, f"{doc.name}: name the file a config block shows before it"
+            shipped = yaml.safe_load((ROOT / named[-1]).read_text())
+            assert config == shipped, f"{doc.name} shows {named[-1]} differently from the file"
+            shown += 1
+    assert shown >= 2
 
 
-def test_the_readme_pictures_exist():
-    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README.read_text())
-    assert pictures and all((ROOT / picture).is_file() for picture in pictures), pictures
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+
+
+def _anchors(doc: Path) -> set[str]:
+    """GitHub's anchors of a Markdown file's headings (outside code blocks)."""
+    headings = re.findall(r"^#+ (.+)$", FENCE.sub("", doc.read_text()), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_the_pictures_and_links_of_the_docs_exist():
+    checked = 0
+    for doc in DOCS:
+        for target in LINK.findall(FENCE.sub("", doc.read_text())):
+            if target.startswith(("http://", "https://")):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (doc.parent / path).resolve() if path else doc
+            assert linked.is_file(), f"{doc.name} links to {target}, which does not exist"
+            if anchor:
+                assert anchor in _anchors(linked), f"{doc.name} links to a missing {target}"
+            checked += 1
+    assert checked >= 10, checked
+
+
+def test_make_keeps_an_existing_venv():
+    """What the CPU-only install relies on: make creates .venv only when it has no python."""
+    recipe = subprocess.run(
+        ["make", "-n", "-B", "install"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    creating = [line for line in recipe if "-m venv" in line]
+    assert creating == ["test -x .venv/bin/python || python3 -m venv .venv"], recipe
+    installing = [line for line in recipe if "pip install" in line and "-e" in line]
+    assert installing and all("--upgrade" not in line for line in installing), recipe
