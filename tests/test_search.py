@@ -89,8 +89,8 @@ def test_a_failing_and_a_diverging_trial_do_not_stop_the_sweep(tmp_path: Path):
     assert by_point[(3, 1e-2)]["status"] == "completed"
     assert by_point[(3, 1e6)]["status"] == "diverged" and by_point[(3, 1e6)]["objective"] is None
     for lr in (1e-2, 1e6):
-        failed = by_point[(9, lr)]
-        assert failed["status"] == "failed" and "does not fit inputs" in failed["error"]
+        refused = by_point[(9, lr)]
+        assert refused["status"] == "refused" and "does not fit inputs" in refused["error"]
 
 
 def test_sqlite_study_resumes_with_more_trials(tmp_path: Path):

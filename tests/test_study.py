@@ -23,12 +23,12 @@ TINY = [
 
 
 def test_grid_vs_random_tiny_study_writes_table_plot_and_rows(tmp_path: Path) -> None:
-    from practicum.run import train_run
+    from practicum.cli import run_train_config
     from practicum.validate import validate
 
     cfg = compose_train(tmp_path, TINY)
     validate(cfg)
-    best = train_run(cfg)
+    best = run_train_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
 
     for suffix in ("csv", "json", "md", "png"):
@@ -62,8 +62,9 @@ def test_grid_vs_random_tiny_study_writes_table_plot_and_rows(tmp_path: Path) ->
 
 
 def test_grid_needs_a_full_grid(tmp_path: Path) -> None:
+    from practicum.run import train_run
     from practicum.search.study import run_study
 
     cfg = compose_train(tmp_path, [*TINY, "study.n_trials=5"])
     with pytest.raises(UserError, match="not a full grid"):
-        run_study(cfg)
+        run_study(cfg, train_run)

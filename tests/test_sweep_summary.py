@@ -107,11 +107,12 @@ def test_a_failed_trial_is_counted_and_the_summary_still_written(tmp_path: Path)
 
     rows = {row["model.net.kernel_size"]: row for row in read_csv(sweep_dir / "summary.csv")}
     assert rows["3"]["status"] == "completed" and float(rows["3"]["objective"]) > 0
-    assert rows["9"]["status"] == "failed" and rows["9"]["objective"] == ""
+    # a config mistake found before training: the trial is refused, not failed
+    assert rows["9"]["status"] == "refused" and rows["9"]["objective"] == ""
     assert "does not fit" in rows["9"]["error"]
     markdown = (sweep_dir / "summary.md").read_text()
-    assert "2 trials: 1 completed, 1 failed, 0 diverged" in markdown
-    assert table_rows(markdown, "## Trials, best first")[-1][-3] == "failed"
+    assert "2 trials: 1 completed, 1 refused; 0 met the goal" in markdown
+    assert table_rows(markdown, "## Trials, best first")[-1][-3] == "refused"
     assert "model.net.kernel_size=3" in markdown.split("```bash\n", 1)[1]
     assert_png(sweep_dir / "search.png")
 
@@ -181,14 +182,15 @@ def test_failed_and_diverged_trials_are_counted_never_best(tmp_path: Path):
 
     result = summarize_sweep(tmp_path)
 
-    assert result["counts"] == {"completed": 1, "failed": 2, "diverged": 1, "total": 4}
+    counts = {"completed": 1, "diverged": 1, "failed": 2, "interrupted": 0, "refused": 0}
+    assert result["counts"] == counts | {"total": 4}
     assert result["best"]["job"] == 0
     assert result["best"]["command"] == "python train.py optimizer.lr=0.001 trainer.max_epochs=3"
     rows = {row["job"]: row for row in read_csv(tmp_path / "summary.csv")}
     assert rows["2"]["status"] == "failed" and "no summary.json" in rows["2"]["error"]
     assert rows["3"]["error"] == "CUDA OOM" and rows["1"]["status"] == "diverged"
     markdown = (tmp_path / "summary.md").read_text()
-    assert "4 trials: 1 completed, 2 failed, 1 diverged" in markdown
+    assert "4 trials: 1 completed, 1 diverged, 2 failed; 0 met the goal" in markdown
     assert [row[1] for row in table_rows(markdown, "## Trials, best first")][0] == "0"
     assert_png(tmp_path / "search.png")
 

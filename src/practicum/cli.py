@@ -17,28 +17,26 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, open_dict
 
+from practicum import overrides
 from practicum.errors import UserError, find_user_error, report
 from practicum.trust import TRUSTED_TARGETS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = PROJECT_ROOT / "conf"
 USER_ERROR_EXIT = 2
+CHECKS_FAILED_EXIT = 1
 
 
 def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
     """`model=nope` gets one line listing the real options, before Hydra composes anything."""
-    for arg in argv:
-        if arg.startswith("-") or "=" not in arg:
-            continue
-        key, value = arg.split("=", 1)
-        group = key.lstrip("+~")
+    for key, chosen in overrides.choices(argv).items():
+        group = key
         folder = conf_dir / group
         if group == "hydra" or group.startswith("hydra/") or not folder.is_dir():
             continue
         options = sorted(p.stem for p in folder.glob("*.yaml"))
-        # A sweep lists options with commas; anything fancier (ranges, choice(...)) is Hydra's to check.
-        for choice in value.split(","):
-            if choice and choice != "null" and choice.isidentifier() and choice not in options:
+        for choice in chosen:
+            if choice and choice not in ("null", "None") and choice not in options:
                 raise UserError(
                     f"unknown {group} '{choice}': choose one of {', '.join(options)} (files in conf/{group}/)"
                 )
@@ -46,7 +44,8 @@ def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
 
 def check_launcher(argv: list[str]) -> None:
     """The SLURM launcher off a cluster is one line, not submitit's traceback."""
-    if "hydra/launcher=slurm" in argv and shutil.which("srun") is None:
+    launcher = overrides.values(argv).get("hydra/launcher")
+    if launcher == "slurm" and shutil.which("srun") is None:
         raise UserError(
             "hydra/launcher=slurm needs a SLURM cluster and this machine has no `srun` on PATH: "
             "run the command on a login node, or try the same path here with hydra/launcher=submitit_local"
@@ -59,9 +58,10 @@ SPACE_CHOICE = "search/space@hydra.sweeper.params"
 def default_search_space(argv: list[str], conf_dir: Path = CONF_DIR) -> list[str]:
     """`search=random model=<m>` searches conf/search/space/<m>.yaml, or default.yaml (learning rate
     and weight decay) when <m> has none: a new model needs no search file to be tuned."""
-    values = dict(arg.split("=", 1) for arg in argv if "=" in arg and not arg.startswith("-"))
-    search, model = values.get("search"), values.get("model", "")
-    if not search or not model.isidentifier() or SPACE_CHOICE in values:
+    values = overrides.values(argv)
+    search, model = values.get("search"), str(values.get("model", ""))
+    space_chosen = any(o.key_or_group == "search/space" for o in overrides.parse(argv))
+    if not search or not model.isidentifier() or space_chosen:
         return argv
     search_file = conf_dir / "search" / f"{search}.yaml"
     uses_model_space = search_file.is_file() and SPACE_CHOICE in search_file.read_text()
@@ -79,9 +79,9 @@ def resume_in_place(argv: list[str], cwd: Path | None = None) -> list[str]:
     """`ckpt_path=last` continues a run in its own directory: the one named by `hydra.run.dir=`,
     else the newest run under logs/<task_name>/runs/ that has checkpoints/last.ckpt. The config
     files Hydra is about to rewrite there are kept in .hydra/before_resume_<n>/."""
-    if "ckpt_path=last" not in argv:
+    values = overrides.values(argv)
+    if values.get("ckpt_path") != "last":
         return argv
-    values = dict(arg.split("=", 1) for arg in argv if "=" in arg and not arg.startswith("-"))
     run_dir = values.get("hydra.run.dir")
     if run_dir is None:
         log_dir = Path(values.get("paths.log_dir", (cwd or Path.cwd()) / "logs"))
@@ -109,7 +109,7 @@ def check_log_dir(argv: list[str], cwd: Path | None = None) -> None:
         arg in ("--help", "-h", "--hydra-help", "--info") or arg.startswith("--cfg") for arg in argv
     ):
         return
-    values = dict(arg.split("=", 1) for arg in argv if "=" in arg and not arg.startswith("-"))
+    values = overrides.values(argv)
     log_dir = Path(values.get("paths.log_dir", (cwd or Path.cwd()) / "logs"))
     try:
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -151,10 +151,10 @@ def _guarded(run: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
         except Exception as exc:
             user_error = find_user_error(exc)
             if sweeping:
-                # the sweep goes on: record the trial as failed and give the sweeper NaN
+                # the sweep goes on: record the trial as refused or failed, give the sweeper NaN
                 logging.getLogger(__name__).exception("trial failed")
                 report(f"trial failed: {user_error or exc}")
-                _mark_failed(Path(hydra_cfg.runtime.output_dir), cfg, user_error or exc)
+                _mark_unfinished(Path(hydra_cfg.runtime.output_dir), cfg, exc, user_error)
                 return float("nan")
             if user_error is None:
                 raise
@@ -166,23 +166,24 @@ def _guarded(run: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     return task_function
 
 
-def _mark_failed(output_dir: Path, cfg: DictConfig, exc: BaseException) -> None:
-    """A trial that failed before writing its summary still gets one, marked failed."""
-    from practicum.methodology.summary import write_json
+def _mark_unfinished(
+    output_dir: Path, cfg: DictConfig, exc: BaseException, user_error: UserError | None
+) -> None:
+    """A trial that stopped before writing its summary still gets one: refused (a mistake in its
+    config, found before training) or failed."""
+    from practicum.summary import RunSummary
 
-    summary_path = output_dir / "summary.json"
-    if summary_path.exists():
+    if RunSummary.path(output_dir).exists():
         return
     goal = cfg.get("goal") or {}
-    summary = {
-        "status": "failed",
-        "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-        "objective": None,
-        "goal": {key: goal.get(key) for key in ("metric", "mode", "target")},
-        "run_dir": str(output_dir),
-    }
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_json(summary_path, summary)
+    error = user_error or exc
+    RunSummary.unfinished(
+        "refused" if user_error is not None else "failed",
+        output_dir,
+        {key: goal.get(key) for key in ("metric", "mode", "target")},
+        str(error).splitlines()[0] if str(error) else type(error).__name__,
+        task_name=cfg.get("task_name"),
+    ).write()
 
 
 def _cap_threads_for_parallel_jobs(cfg: DictConfig, launcher: DictConfig) -> None:
@@ -208,10 +209,32 @@ def _cap_threads_for_parallel_jobs(cfg: DictConfig, launcher: DictConfig) -> Non
         cfg.num_threads = threads
 
 
-def _train(cfg: DictConfig) -> float | None:
+def run_train_config(cfg: DictConfig) -> float | None:
+    """Run a composed, validated train config in the mode it asks for, giving the mode the
+    function that runs one config."""
+    from practicum.modes import pick_mode, run_mode
     from practicum.run import train_run
 
-    return train_run(cfg)
+    if cfg.get("num_threads"):
+        import torch
+
+        torch.set_num_threads(int(cfg.num_threads))
+    return run_mode(pick_mode(cfg), cfg, train_run)
+
+
+def _train(cfg: DictConfig) -> float | None:
+    from practicum.modes import pick_mode
+
+    result = run_train_config(cfg)
+    if pick_mode(cfg) == "checks" and result and not _sweeping():
+        sys.exit(CHECKS_FAILED_EXIT)  # a failed check is a finding, not a success
+    return result
+
+
+def _sweeping() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN"
 
 
 def _evaluate(cfg: DictConfig) -> float | None:

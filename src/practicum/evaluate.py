@@ -1,20 +1,52 @@
-"""The flow of `python eval.py ckpt_path=...`: rebuild a checkpoint's data and model from the
-config it holds, and measure it on one split with the same code that evaluates a training run."""
+"""Measuring a checkpoint: on each split after training, and `python eval.py ckpt_path=...`, which
+rebuilds a checkpoint's data and model from the config it holds and measures it on one split."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
 
-from practicum.build import build_datamodule, build_task, require_file
+from practicum.build import build_datamodule, build_task, build_trainer, require_file
 from practicum.errors import UserError
+from practicum.files import write_json
 from practicum.methodology.goal import Goal
-from practicum.methodology.summary import print_metrics_table, write_json
-from practicum.run import console, evaluate_splits
+from practicum.methodology.summary import print_metrics_table
+from practicum.summary import RunSummary
 from practicum.tasks.base import CONFIG_KEY
+
+
+def evaluate_splits(
+    cfg: DictConfig,
+    task: pl.LightningModule,
+    datamodule: Any,
+    splits: tuple[str, ...],
+    ckpt_path: str | None,
+) -> dict[str, float]:
+    """Metrics of one checkpoint on each split, in eval mode, with a Trainer that logs nothing."""
+    trainer = build_trainer(cfg, quiet=True)
+    metrics: dict[str, float] = {}
+    for i, split in enumerate(splits):
+        task.eval_split = split
+        # load the checkpoint once; later calls keep its weights
+        results = trainer.test(
+            task,
+            dataloaders=datamodule.loader(split),
+            ckpt_path=ckpt_path if i == 0 else None,
+            verbose=False,
+        )
+        metrics.update({key: float(value) for key, value in results[0].items()})
+    task.eval_split = "test"
+    return metrics
+
+
+def best_checkpoint(trainer: pl.Trainer) -> str | None:
+    callback = trainer.checkpoint_callback
+    return (callback.best_model_path or None) if callback else None
 
 
 def load_run_config(ckpt_path: str) -> DictConfig:
@@ -39,6 +71,7 @@ def load_run_config(ckpt_path: str) -> DictConfig:
 
 def evaluate_run(cfg: DictConfig) -> float | None:
     """Evaluate a checkpoint on one split with the same build code as training; write eval.json."""
+    console = Console()
     run_cfg = load_run_config(str(cfg.ckpt_path))
     if cfg.split not in ("train", "val", "test"):
         raise UserError(f"split={cfg.split!r} is invalid: use train, val or test")
@@ -60,7 +93,29 @@ def evaluate_run(cfg: DictConfig) -> float | None:
         title=f"{Path(str(cfg.ckpt_path)).name} on the {cfg.split} split",
         console=console,
     )
+    console.print(training_comparison(str(cfg.ckpt_path), cfg.split, goal, metrics))
     console.print(
         f"Checkpoint: {cfg.ckpt_path}\nResults: {output_dir / 'eval.json'}", soft_wrap=True
     )
     return metrics.get(goal.at(cfg.split))
+
+
+def training_comparison(
+    ckpt_path: str, split: str, goal: Goal, metrics: dict[str, float]
+) -> str:
+    """What the training run measured for this checkpoint on the same split, read from its
+    summary.json (checkpoints/<file>.ckpt sits two levels below the run directory)."""
+    summary = RunSummary.read(Path(ckpt_path).resolve().parents[1])
+    name = goal.at(split)
+    if summary is None or not summary.finished or name not in summary.metrics:
+        return "The training run left no finished summary.json beside this checkpoint."
+    is_best = summary.best_checkpoint and Path(summary.best_checkpoint).resolve() == Path(
+        ckpt_path
+    ).resolve()
+    which = "this checkpoint" if is_best else f"its best checkpoint (epoch {summary.best_epoch})"
+    now = metrics.get(name)
+    now_text = "—" if now is None else f"{now:.4f}"
+    return (
+        f"The training run ({summary.status}) measured {name} {summary.metrics[name]:.4f} for "
+        f"{which}; now {now_text}."
+    )

@@ -26,7 +26,7 @@ def train_linear_baseline(
 ) -> dict[str, float]:
     """Train the baseline briefly on the same split and return its train/val/test metrics (last epoch)."""
     from practicum.build import build_task, build_trainer
-    from practicum.run import evaluate_splits
+    from practicum.evaluate import evaluate_splits
 
     baseline_cfg = linear_baseline_config(cfg, model, max_epochs)
     task = build_task(baseline_cfg)

@@ -22,7 +22,8 @@ from rich.table import Table
 from torch import Tensor, nn
 
 from practicum.errors import UserError
-from practicum.methodology.summary import finite_or_none, write_json
+from practicum.files import write_json
+from practicum.summary import finite_or_none
 
 if TYPE_CHECKING:
     from practicum.data.in_memory import InMemoryClassificationData as Data
@@ -281,16 +282,29 @@ def write_checks(results: Sequence[CheckResult], path: str | Path) -> Path:
     return path
 
 
+# columns below which the detail goes under the table rather than beside it
+WIDE_TERMINAL = 110
+
+
 def print_checks(results: Sequence[CheckResult], console: Console | None = None) -> None:
-    """One row per check: status coloured, the measured value against its threshold, and why."""
+    """One row per check: status coloured, the measured value against its threshold, and why.
+
+    The why is a column on a wide terminal and a line per check under the table on a narrow one,
+    where a fifth column would squeeze the numbers apart."""
+    console = console or Console()
+    wide = console.width >= WIDE_TERMINAL
     table = Table(title="Sanity checks", title_justify="left")
-    table.add_column("check", no_wrap=True)
+    table.add_column("check", overflow="fold")
     table.add_column("status", no_wrap=True)
     table.add_column("value", justify="right", no_wrap=True)
-    table.add_column("threshold", max_width=22)
-    table.add_column("detail", ratio=1, min_width=30)
+    table.add_column("threshold", overflow="fold")
+    if wide:
+        table.add_column("detail", ratio=1, overflow="fold")
     for result in results:
         status = f"[{STYLES[result.status]}]{result.status.upper()}[/]"
         value = f"{result.value:.4g}" if math.isfinite(result.value) else "—"
-        table.add_row(result.name, status, value, result.threshold, result.detail)
-    (console or Console()).print(table)
+        table.add_row(result.name, status, value, result.threshold, *[result.detail] * wide)
+    console.print(table)
+    if not wide:
+        for result in results:
+            console.print(f"[bold]{result.name}[/bold]: {result.detail}", overflow="fold")

@@ -12,12 +12,14 @@ The learning curves add evidence that reorders the remedies.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
+from practicum.methodology.cases import Diagnosis
 from practicum.methodology.evidence import baseline_line, values_line
+from practicum.methodology.generative_diagnosis import diagnose_gan, vae_evidence
 from practicum.methodology.goal import Goal
 from practicum.methodology.history import History
 
+KINDS = ("supervised", "vae", "gan")
 VERDICTS = ("goal_met", "high_train_error", "high_val_error", "distribution_mismatch", "diverged")
 
 HEADLINES = {
@@ -108,22 +110,6 @@ REMEDIES: dict[str, list[tuple[str, str]]] = {
 }
 
 
-@dataclass
-class Diagnosis:
-    verdict: str
-    headline: str
-    evidence: list[str] = field(default_factory=list)
-    next_steps: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "verdict": self.verdict,
-            "headline": self.headline,
-            "evidence": self.evidence,
-            "next_steps": self.next_steps,
-        }
-
-
 def _series(history: History, key: str) -> list[float]:
     return [values[key] for values in history.values() if key in values]
 
@@ -209,20 +195,18 @@ def diagnose(
     settings: dict[str, float | int],
     baseline: dict[str, float] | None = None,
     sizes: dict[str, int] | None = None,
+    kind: str = "supervised",
 ) -> Diagnosis:
     """The verdict, the evidence for it, and the remedies ordered by that evidence.
 
     `settings` fills the advice with the run's own values: lr, max_epochs; `sizes` are the split
-    sizes, used to tell a real val-test gap from sampling noise.
+    sizes, used to tell a real val-test gap from sampling noise; `kind` is what the task declares
+    (`Task.diagnosis_kind`): "supervised", "vae" (the supervised cases plus the KL evidence) or
+    "gan" (a two-player game with its own signals and cases).
     """
-    from practicum.methodology.generative_diagnosis import (
-        diagnose_gan,
-        generative_kind,
-        vae_evidence,
-    )
-
-    kind = generative_kind(metrics)
-    if kind == "gan":  # a two-player game: its own signals and cases
+    if kind not in KINDS:
+        raise ValueError(f"diagnosis kind {kind!r} is not one of {', '.join(KINDS)}")
+    if kind == "gan":
         return diagnose_gan(metrics, goal, history, best, settings)
     verdict = decide_verdict(metrics, goal, history, sizes)
     evidence = [values_line(metrics, goal)]
@@ -233,9 +217,9 @@ def diagnose(
         and not goal.met(metrics.get(goal.at("test")))
     ):
         gap = abs(metrics[goal.at("val")] - metrics[goal.at("test")])
-        kind = "within" if gap <= noise else "beyond"
+        side = "within" if gap <= noise else "beyond"
         evidence.append(
-            f"Validation and test differ by {gap:.4f}, {kind} the sampling noise of "
+            f"Validation and test differ by {gap:.4f}, {side} the sampling noise of "
             f"{sizes['val']} and {sizes['test']} examples (±{noise:.4f} at 2 standard errors)."
         )
     first: list[str] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from practicum.methodology.diagnosis import Diagnosis
+from practicum.methodology.cases import Diagnosis
 from practicum.methodology.evidence import values_line
 from practicum.methodology.goal import Goal
 from practicum.methodology.history import History
@@ -64,15 +64,6 @@ NOT_APPLICABLE = (
     "validation loss as overfitting, a falling loss as a reason to train longer) — the two losses "
     "trade off by design; divergence is judged only by non-finite losses. No linear baseline: nothing is classified."
 )
-
-
-def generative_kind(metrics: dict[str, float]) -> str | None:
-    """ "gan" or "vae" from the metrics a task logged; None for every other task."""
-    if any(key.endswith("/g_loss") for key in metrics):
-        return "gan"
-    if any(key.endswith("/kl") for key in metrics):
-        return "vae"
-    return None
 
 
 def vae_evidence(metrics: dict[str, float]) -> list[str]:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.panel import Panel
 
-from practicum.methodology.diagnosis import Diagnosis
+from practicum.files import write_text
+from practicum.methodology.cases import Diagnosis
 from practicum.methodology.goal import Goal
+from practicum.summary import RunSummary
 
 SPLITS = ("train", "val", "test")
 # what W&B's run table shows for each run, beside the best checkpoint's metrics
@@ -17,17 +19,17 @@ OUTCOME_KEYS = ("goal_met", "verdict", "objective", "best_epoch", "epochs_traine
 
 
 def write_report(
-    path: Path, summary: dict[str, Any], diagnosis: Diagnosis, goal: Goal, title: str
+    path: Path, summary: RunSummary, diagnosis: Diagnosis, goal: Goal, title: str
 ) -> Path:
-    metrics = summary.get("metrics", {})
+    metrics = summary.metrics
     names = sorted({key.split("/", 1)[1] for key in metrics})
     lines = [
         f"# {title}",
         "",
-        f"**Goal:** {goal.describe()} — **{'met' if summary.get('goal_met') else 'not met'}**  ",
+        f"**Goal:** {goal.describe()} — **{'met' if summary.goal_met else 'not met'}**  ",
         f"**Verdict:** `{diagnosis.verdict}` — {diagnosis.headline}  ",
-        f"**Status:** {summary.get('status')}, best epoch {summary.get('best_epoch')} of {summary.get('epochs_trained')}, "
-        f"{summary.get('wall_time_s', 0):.1f} s",
+        f"**Status:** {summary.status}, best epoch {summary.best_epoch} of {summary.epochs_trained}, "
+        f"{summary.wall_time_s or 0:.1f} s",
         "",
         "## Evidence",
         "",
@@ -55,21 +57,21 @@ def write_report(
         "![learning curves](curves.png)",
         "",
     ]
-    path.write_text("\n".join(lines))
+    write_text(path, "\n".join(lines))
     return path
 
 
 def print_panel(
-    summary: dict[str, Any], diagnosis: Diagnosis, goal: Goal, console: Console, top: int = 3
+    summary: RunSummary, diagnosis: Diagnosis, goal: Goal, console: Console, top: int = 3
 ) -> None:
     """Goal, the goal metric on each split, the verdict and the most useful next steps."""
-    metrics = summary.get("metrics", {})
+    metrics = summary.metrics
     values = "   ".join(
         f"{split} {_fmt(metrics.get(goal.at(split)))}"
         for split in SPLITS
         if goal.at(split) in metrics
     )
-    met = "[green]met[/green]" if summary.get("goal_met") else "[red]not met[/red]"
+    met = "[green]met[/green]" if summary.goal_met else "[red]not met[/red]"
     steps = "\n".join(f"  {i}. {step}" for i, step in enumerate(diagnosis.next_steps[:top], 1))
     body = (
         f"[bold]Goal[/bold] {goal.describe()}: {met}\n"
@@ -84,14 +86,14 @@ def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
 
 
-def send_to_loggers(loggers: list, summary: dict[str, Any], report: Path, step: int) -> None:
+def send_to_loggers(loggers: list, summary: RunSummary, report: Path, step: int) -> None:
     """The outcome where runs are compared: W&B's run summary (goal met, verdict, the best
     checkpoint's metrics: columns to sort and filter runs by) and report.md as TensorBoard text."""
     for logger in loggers:
         kind = type(logger).__name__
         if kind == "WandbLogger":
-            outcome = {key: summary.get(key) for key in OUTCOME_KEYS}
-            best = {f"best/{name}": value for name, value in summary.get("metrics", {}).items()}
+            outcome = {key: value for key, value in asdict(summary).items() if key in OUTCOME_KEYS}
+            best = {f"best/{name}": value for name, value in summary.metrics.items()}
             logger.experiment.summary.update({**outcome, **best})
         elif kind == "TensorBoardLogger":
             logger.experiment.add_text("report", report.read_text(), global_step=step)

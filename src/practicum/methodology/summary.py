@@ -1,35 +1,19 @@
-"""summary.json: what a run reached, against its goal; and the table printed at the end of a run."""
+"""What the terminal shows at the end of a run: the metrics table (rows are metrics, columns the
+splits) and the diagnosis panel, or one line for a trial of a sweep."""
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from practicum.methodology.cases import Diagnosis
 from practicum.methodology.goal import Goal
+from practicum.methodology.report import print_panel
+from practicum.summary import RunSummary
 
 SPLITS = ("train", "val", "test")
-
-
-def write_json(path: Path, content: dict[str, Any]) -> None:
-    """Write atomically, so a reader never sees half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(content, indent=2, default=_plain) + "\n")
-    tmp.replace(path)
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
-
-
-def finite_or_none(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
 
 
 def print_metrics_table(
@@ -39,15 +23,45 @@ def print_metrics_table(
     names = sorted({key.split("/", 1)[1] for key in metrics if "/" in key})
     splits = [s for s in SPLITS if any(key.startswith(f"{s}/") for key in metrics)]
     table = Table(title=title, title_justify="left")
-    table.add_column("metric")
+    # a narrow terminal wraps the names; the numbers are never cut
+    table.add_column("metric", overflow="fold")
     for split in splits:
-        table.add_column(split, justify="right")
+        table.add_column(split, justify="right", no_wrap=True)
     goal_name = goal.metric.split("/", 1)[-1]
     for name in names:
         cells = [_cell(metrics.get(f"{split}/{name}")) for split in splits]
         style = "bold" if name == goal_name else None
         table.add_row(name, *cells, style=style)
     (console or Console()).print(table)
+
+
+def print_outcome(
+    summary: RunSummary, diagnosis: Diagnosis, goal: Goal, console: Console, one_line: bool = False
+) -> None:
+    """The table, the diagnosis panel and the run directory; `one_line` (a sweep's trial, where
+    many runs share one terminal): the goal metric, met or not, the verdict and the directory."""
+    if one_line:
+        console.print(trial_line(summary, goal), soft_wrap=True, highlight=False)
+        return
+    title = f"Best checkpoint (epoch {summary.best_epoch})"
+    print_metrics_table(summary.metrics, goal, title=title, console=console)
+    if summary.status == "diverged":
+        console.print(
+            "[red]Training diverged[/red]: the loss became non-finite or blew up; see report.md."
+        )
+    print_panel(summary, diagnosis, goal, console)
+    console.print(f"Run directory: {summary.run_dir}", soft_wrap=True)
+
+
+def trial_line(summary: RunSummary, goal: Goal) -> str:
+    """`trial 3: val/acc 0.9333 test/acc 0.9481, goal not met (high_train_error) -> <run dir>`."""
+    splits = [goal.metric] + [goal.at(s) for s in SPLITS if goal.at(s) != goal.metric]
+    values = " ".join(
+        f"{key} {_cell(summary.metrics[key])}" for key in splits if key in summary.metrics
+    )
+    met = "met" if summary.goal_met else "not met"
+    name = Path(summary.run_dir).name
+    return f"trial {name}: {values or summary.status}, goal {met} ({summary.verdict}) -> {summary.run_dir}"
 
 
 def _cell(value: float | None) -> str:

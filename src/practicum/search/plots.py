@@ -6,8 +6,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.types import IntervalSweep
+
 from practicum.methodology.history import read_history
-from practicum.search.summary import NUMBER, Sweep, _fmt, _number, _short
+from practicum.search.sweep import Sweep, declared_sweep, fmt, number, short
 
 TRIAL_STYLE = dict(s=45, color="tab:blue", alpha=0.8, label="trial")
 BEST_STYLE = dict(marker="*", s=320, color="gold", edgecolor="black", zorder=3, label="best trial")
@@ -45,9 +47,9 @@ def plot_search(sweep: Sweep, path: Path) -> None:
 
 def _plot_hyperparameter(ax: Any, key: str, sweep: Sweep) -> None:
     raw = [t.params.get(key, "") for t in sweep.ranked]
-    numeric = all(_number(v) is not None for v in raw)
-    ticks = sorted(set(raw), key=lambda v: (_number(v) is None, _number(v) or 0, v))
-    x = [_number(v) if numeric else ticks.index(v) for v in raw]
+    numeric = all(number(v) is not None for v in raw)
+    ticks = sorted(set(raw), key=lambda v: (number(v) is None, number(v) or 0, v))
+    x = [number(v) if numeric else ticks.index(v) for v in raw]
     done = [(xi, t) for xi, t in zip(x, sweep.ranked, strict=True) if t.objective is not None]
     failed = [xi for xi, t in zip(x, sweep.ranked, strict=True) if t.objective is None]
     if done:
@@ -62,15 +64,15 @@ def _plot_hyperparameter(ax: Any, key: str, sweep: Sweep) -> None:
         ax.scatter(failed, [low - 0.08 * (high - low)] * len(failed), **FAILED_STYLE)
     if key in sweep.log_keys:
         ax.set_xscale("log")
-    spec = str(sweep.params.get(key, ""))
-    if "interval(" in spec:  # show the whole range searched: where did the trials fall?
-        low, high = sorted(float(n) for n in NUMBER.findall(spec)[:2])
+    declared = declared_sweep(key, sweep.params)
+    if isinstance(declared, IntervalSweep):  # show the whole range searched: where did the trials fall?
+        low, high = sorted((float(declared.start), float(declared.end)))
         log_x = key in sweep.log_keys
         pad = (high / low) ** 0.04 if log_x else 0.04 * (high - low)
         ax.set_xlim(low / pad, high * pad) if log_x else ax.set_xlim(low - pad, high + pad)
     elif len(ticks) <= 8:  # a grid or a choice: label the values tried
         ax.set_xticks(
-            [_number(v) if numeric else i for i, v in enumerate(ticks)], map(_short, ticks)
+            [number(v) if numeric else i for i, v in enumerate(ticks)], map(short, ticks)
         )
         ax.minorticks_off()
     ax.set_xlabel(key + (" (log scale)" if key in sweep.log_keys else ""), fontsize=11)
@@ -82,10 +84,11 @@ def _plot_best_curves(ax: Any, sweep: Sweep) -> None:
     metric = sweep.goal.metric
     for trial in [t for t in sweep.ranked if t.objective is not None][:3]:
         # search.repeats=N: the trial's own runs are in seed_<s>/; show the first seed's
-        run_dir = Path((trial.summary.get("seeds") or [{}])[0].get("run_dir", trial.run_dir))
+        seeds = (trial.summary.seeds if trial.summary else None) or [{}]
+        run_dir = Path(seeds[0].get("run_dir", trial.run_dir))
         history = read_history(run_dir / "metrics.csv")
         epochs = [epoch for epoch, values in history.items() if metric in values]
-        label = f"job {trial.job} ({_fmt(trial.objective)})"
+        label = f"job {trial.job} ({fmt(trial.objective)})"
         ax.plot(epochs, [history[e][metric] for e in epochs], marker="o", label=label)
     if math.isfinite(sweep.goal.target):
         ax.axhline(sweep.goal.target, label="goal target", **TARGET_STYLE)

@@ -6,7 +6,6 @@ random and Sobol points try a new one in every trial. Optuna's samplers choose t
 from __future__ import annotations
 
 import csv
-import json
 import math
 import shutil
 import statistics
@@ -14,7 +13,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
@@ -23,7 +22,12 @@ from rich.console import Console
 from rich.markdown import Markdown
 
 from practicum.errors import UserError
+from practicum.files import write_json, write_text
 from practicum.methodology.goal import Goal
+from practicum.summary import RunSummary, finite_or_none
+
+if TYPE_CHECKING:
+    from practicum.run import RunOne
 
 NAME = "grid_vs_random"
 console = Console()
@@ -79,7 +83,6 @@ def trial_config(cfg: DictConfig, point: dict[str, float], space, seed: int, out
     """One trial's run config: the study's config at this point, with short and quiet settings."""
     trial = cfg.copy()
     with open_dict(trial):
-        del trial["study"]
         for dim in space:
             OmegaConf.update(trial, dim.path, point[dim.name], force_add=True)
         trial.seed = seed
@@ -90,29 +93,27 @@ def trial_config(cfg: DictConfig, point: dict[str, float], space, seed: int, out
     return trial
 
 
-def run_trial(cfg: DictConfig, goal: Goal) -> dict[str, Any]:
+def run_trial(cfg: DictConfig, goal: Goal, run_one: RunOne) -> dict[str, Any]:
     """Train one trial; a crash is recorded as a failed trial, not the end of the study."""
-    from practicum import run
-
     out, started = Path(cfg.paths.output_dir), time.perf_counter()
-    was_quiet, run.console.quiet = run.console.quiet, True  # the trial's own tables stay quiet
     try:
-        value = run.train_run(cfg)
+        # the study prints one line per trial; the trial's own tables stay quiet
+        value = finite_or_none(run_one(cfg, quiet=True))
         status = "completed" if value is not None else "diverged"
     except UserError:
         raise
     except Exception as exc:
         value, status = None, f"failed: {type(exc).__name__}"
-    finally:
-        run.console.quiet = was_quiet
-    summary = out / "summary.json"
-    metrics = json.loads(summary.read_text()).get("metrics", {}) if summary.exists() else {}
+    summary = RunSummary.read(out)
+    metrics = summary.metrics if summary is not None else {}
     shutil.rmtree(out / "checkpoints", ignore_errors=True)  # the point is in the CSV: rerun it
     row = {goal.metric: value, goal.at("test"): metrics.get(goal.at("test")), "status": status}
     return row | {"wall_time_s": round(time.perf_counter() - started, 2), "run_dir": str(out)}
 
 
-def run_one_study(cfg: DictConfig, method: str, study_seed: int, space, goal: Goal) -> list[dict]:
+def run_one_study(
+    cfg: DictConfig, method: str, study_seed: int, space, goal: Goal, run_one: RunOne
+) -> list[dict]:
     """`study.n_trials` trials proposed by one method's sampler; one row per trial."""
     n_trials, rows = int(cfg.study.n_trials), []
     sampler = make_sampler(method, space, n_trials, study_seed)
@@ -124,7 +125,8 @@ def run_one_study(cfg: DictConfig, method: str, study_seed: int, space, goal: Go
         i = trial.number + 1
         out = Path(cfg.paths.output_dir) / method / f"seed_{study_seed}" / f"trial_{i}"
         # trials of one study seed train with the same seed, whatever the method
-        result = run_trial(trial_config(cfg, point, space, cfg.seed + study_seed, out), goal)
+        trial_cfg = trial_config(cfg, point, space, cfg.seed + study_seed, out)
+        result = run_trial(trial_cfg, goal, run_one)
         value, best = result[goal.metric], rows[-1]["best_so_far"] if rows else None
         if value is not None and (best is None or goal.better(value, best)):
             best = value
@@ -140,7 +142,7 @@ def run_one_study(cfg: DictConfig, method: str, study_seed: int, space, goal: Go
     return rows
 
 
-def run_study(cfg: DictConfig) -> float | None:
+def run_study(cfg: DictConfig, run_one: RunOne) -> float | None:
     """Run every method for every study seed; write CSV, JSON, table and plot; print the table."""
     goal, space = Goal.from_config(cfg.goal), read_space(cfg)
     n_trials, seeds = int(cfg.study.n_trials), [int(s) for s in cfg.study.study_seeds]
@@ -149,7 +151,9 @@ def run_study(cfg: DictConfig) -> float | None:
     methods = [str(method) for method in cfg.study.methods]
     for method in methods:
         make_sampler(method, space, n_trials, 0)  # a bad method or grid size fails before training
-    rows = [row for m in methods for s in seeds for row in run_one_study(cfg, m, s, space, goal)]
+    rows = [
+        row for m in methods for s in seeds for row in run_one_study(cfg, m, s, space, goal, run_one)
+    ]
     summary = summarize(rows, space, goal, seeds)
     wall = round(time.perf_counter() - started, 1)
     write_outputs(out_dir, rows, summary, space, goal, n_trials, seeds, wall)
@@ -215,8 +219,8 @@ def write_outputs(out_dir: Path, rows, summary, space, goal: Goal, n_trials, see
         writer.writerows(rows)
     content = dict(goal=goal.as_dict(), n_trials=n_trials, study_seeds=seeds, wall_time_s=wall)
     content |= {"space": [asdict(d) for d in space], "summary": summary, "trials": rows}
-    (out_dir / f"{NAME}.json").write_text(json.dumps(content, indent=2) + "\n")
-    (out_dir / f"{NAME}.md").write_text(markdown_table(summary, space, goal, n_trials, seeds))
+    write_json(out_dir / f"{NAME}.json", content)
+    write_text(out_dir / f"{NAME}.md", markdown_table(summary, space, goal, n_trials, seeds))
     plot(out_dir / f"{NAME}.png", rows, space[0], goal, n_trials, seeds)
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import lightning.pytorch as pl
 import torch
@@ -22,7 +23,17 @@ class Task(pl.LightningModule):
 
     The net and the factories are plain attributes, not hyperparameters: Hydra's partial factories
     cannot be pickled, so the resolved run config is stored in the checkpoint instead.
+
+    What the run flow relies on is declared here: `diagnosis_kind` picks the diagnosis rules
+    ("supervised", "vae", "gan"); `eval_split` names the split that `test_step` measures (the
+    flow sets it to train, val and test in turn); `save_pictures` is optional.
     """
+
+    # the kind of data the task learns from ("classification", "detection", ...); the config check
+    # refuses data whose module declares another kind (SplitDataModule.problem)
+    problem: ClassVar[str]
+    diagnosis_kind: ClassVar[str] = "supervised"
+    eval_split: str = "test"
 
     def __init__(
         self,
@@ -43,6 +54,11 @@ class Task(pl.LightningModule):
             object.__setattr__(self, name, value)
         else:
             super().__setattr__(name, value)
+
+    def save_pictures(self, datamodule: Any, output_dir: Path, title: str = "") -> Path | None:
+        """Pictures of the best checkpoint in the run directory (e.g. predictions on validation
+        images); tasks without pictures keep this default, which draws nothing."""
+        return None
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         """Biases and normalization weights (1-D tensors) are exempt from weight decay."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from practicum.constraints import Fraction
 from practicum.errors import UserError
 from practicum.tasks.base import OptimizerFactory, Task
 
@@ -19,6 +20,8 @@ LOSSES = ("cross_entropy", "hinge")
 class ClassificationTask(Task):
     """Cross-entropy (or multi-class hinge) loss; accuracy and macro F1 per stage."""
 
+    problem = "classification"
+
     def __init__(
         self,
         net: nn.Module,
@@ -26,7 +29,7 @@ class ClassificationTask(Task):
         optimizer: OptimizerFactory | None = None,
         scheduler: dict[str, Any] | None = None,
         loss: str = "cross_entropy",
-        label_smoothing: float = 0.0,
+        label_smoothing: Annotated[float, Fraction] = 0.0,
     ) -> None:
         super().__init__(net, optimizer, scheduler)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
@@ -42,8 +45,6 @@ class ClassificationTask(Task):
         self.metrics = nn.ModuleDict({f"{s}_": metrics.clone(prefix=f"{s}/") for s in STAGES})
         # NaN must reach the epoch mean (it means divergence), and the check would cost every step
         self.losses = nn.ModuleDict({f"{s}_": MeanMetric(nan_strategy="disable") for s in STAGES})
-        # the split that test_step reports as; run.py sets it to measure train and val after fit
-        self.eval_split = "test"
         # per-step outputs, fed to the metrics once per epoch: one update instead of one per step
         self._epoch_outputs: dict[str, EpochBuffer] = {stage: EpochBuffer() for stage in STAGES}
 

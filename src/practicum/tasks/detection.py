@@ -15,12 +15,13 @@ Each loss component is logged too (`val/loss_classifier`, `val/loss_box_reg`, ..
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor, nn
 from torchmetrics.detection import MeanAveragePrecision
 
+from practicum.constraints import Fraction, PositiveInt
 from practicum.tasks.base import OptimizerFactory, Task
 
 STAGES = ("train", "val", "test")
@@ -31,20 +32,21 @@ REPORTED = ("map", "map_50", "map_75", "mar_100")
 class DetectionTask(Task):
     """Summed torchvision detection losses; mAP per stage; a picture of predictions after fit."""
 
+    problem = "detection"
+
     def __init__(
         self,
         net: nn.Module,
         num_classes: int,
         optimizer: OptimizerFactory | None = None,
         scheduler: dict[str, Any] | None = None,
-        picture_images: int = 6,
-        picture_score: float = 0.5,
+        picture_images: Annotated[int, PositiveInt] = 6,
+        picture_score: Annotated[float, Fraction] = 0.5,
     ) -> None:
         super().__init__(net, optimizer, scheduler)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         # every stage that measures boxes; train only in the evaluation after fit (eval_split)
         self.maps = nn.ModuleDict({f"{s}_": MeanAveragePrecision(iou_type="bbox") for s in STAGES})
-        self.eval_split = "test"
         self._loss_sums: dict[str, dict[str, Tensor]] = {s: {} for s in STAGES}
         self._loss_counts = dict.fromkeys(STAGES, 0)
 

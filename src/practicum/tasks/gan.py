@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.functional import binary_cross_entropy_with_logits as bce
 
+from practicum.constraints import PositiveInt
 from practicum.tasks.base import OptimizerFactory
 from practicum.tasks.generative import (
     GenerativeTask,
@@ -35,6 +36,8 @@ from practicum.tasks.generative import (
 class GANTask(GenerativeTask):
     """Writes grids/samples/epoch_NNN.png (the same fixed noise every epoch) after each epoch."""
 
+    diagnosis_kind = "gan"
+
     def __init__(
         self,
         net: nn.Module,
@@ -44,8 +47,8 @@ class GANTask(GenerativeTask):
         generator_optimizer: OptimizerFactory | None = None,
         discriminator_optimizer: OptimizerFactory | None = None,
         samples_dir: str | None = None,
-        grid_size: int = 64,
-        reference_size: int = 256,
+        grid_size: Annotated[int, PositiveInt] = 64,
+        reference_size: Annotated[int, PositiveInt] = 256,
     ) -> None:
         super().__init__(
             net, in_shape, optimizer, scheduler, samples_dir, grid_size, reference_size

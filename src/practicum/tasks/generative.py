@@ -7,11 +7,12 @@ Generative models train on image data of any labelled problem; the labels are ig
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor, nn
 
+from practicum.constraints import PositiveInt
 from practicum.nets.shapes import require_image_shape
 from practicum.tasks.base import OptimizerFactory, Task
 
@@ -22,6 +23,8 @@ class GenerativeTask(Task):
     """Maps the data module's normalized images to [0, 1] with the training split's per-channel
     minimum and maximum (kept as buffers, so checkpoints carry them), whatever the normalization."""
 
+    problem = "generation"
+
     def __init__(
         self,
         net: nn.Module,
@@ -29,8 +32,8 @@ class GenerativeTask(Task):
         optimizer: OptimizerFactory | None = None,
         scheduler: dict[str, Any] | None = None,
         samples_dir: str | None = None,
-        grid_size: int = 64,
-        reference_size: int = 256,
+        grid_size: Annotated[int, PositiveInt] = 64,
+        reference_size: Annotated[int, PositiveInt] = 256,
     ) -> None:
         super().__init__(net, optimizer, scheduler)
         channels, _, _ = require_image_shape(in_shape, "vae/gan")
@@ -39,8 +42,6 @@ class GenerativeTask(Task):
         self.samples_dir = samples_dir
         self.grid_size = grid_size
         self.reference_size = reference_size
-        # the split that test_step reports as; run.py sets it to measure train and val after fit
-        self.eval_split = "test"
         self._sums: dict[str, dict[str, Tensor]] = {stage: {} for stage in STAGES}
         self._counts: dict[str, int] = dict.fromkeys(STAGES, 0)
         self._real: list[Tensor] = []

@@ -8,13 +8,14 @@ torchmetrics' JaccardIndex) and `pixel_acc` (share of pixels right). Pixels labe
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
+from practicum.constraints import PositiveInt
 from practicum.tasks.base import OptimizerFactory, Task
 
 STAGES = ("train", "val", "test")
@@ -23,6 +24,8 @@ STAGES = ("train", "val", "test")
 class SegmentationTask(Task):
     """Cross-entropy over pixels; mIoU and pixel accuracy per stage, updated every step."""
 
+    problem = "segmentation"
+
     def __init__(
         self,
         net: nn.Module,
@@ -30,7 +33,7 @@ class SegmentationTask(Task):
         optimizer: OptimizerFactory | None = None,
         scheduler: dict[str, Any] | None = None,
         ignore_index: int = 255,
-        picture_images: int = 4,
+        picture_images: Annotated[int, PositiveInt] = 4,
     ) -> None:
         super().__init__(net, optimizer, scheduler)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
@@ -47,7 +50,6 @@ class SegmentationTask(Task):
         )
         self.metrics = nn.ModuleDict({f"{s}_": metrics.clone(prefix=f"{s}/") for s in STAGES})
         self.losses = nn.ModuleDict({f"{s}_": MeanMetric(nan_strategy="disable") for s in STAGES})
-        self.eval_split = "test"
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)

@@ -11,12 +11,13 @@ Logged per image, in nats, once per epoch and stage:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch import Tensor, nn
 from torch.nn.functional import binary_cross_entropy_with_logits
 
+from practicum.constraints import NonNegative, PositiveInt
 from practicum.tasks.base import OptimizerFactory
 from practicum.tasks.generative import (
     GenerativeTask,
@@ -30,16 +31,18 @@ class VAETask(GenerativeTask):
     """Writes grids/samples/epoch_NNN.png (decoded fixed codes) and grids/reconstructions/
     epoch_NNN.png (validation images above their reconstructions) after each training epoch."""
 
+    diagnosis_kind = "vae"
+
     def __init__(
         self,
         net: nn.Module,
         in_shape: list[int],
         optimizer: OptimizerFactory | None = None,
         scheduler: dict[str, Any] | None = None,
-        beta: float = 1.0,
+        beta: Annotated[float, NonNegative] = 1.0,
         samples_dir: str | None = None,
-        grid_size: int = 64,
-        reference_size: int = 256,
+        grid_size: Annotated[int, PositiveInt] = 64,
+        reference_size: Annotated[int, PositiveInt] = 256,
     ) -> None:
         super().__init__(
             net, in_shape, optimizer, scheduler, samples_dir, grid_size, reference_size
