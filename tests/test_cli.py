@@ -113,6 +113,7 @@ def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], message: s
     errors = [line for line in result.stderr.splitlines() if line.startswith("practicum: error:")]
     assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+    assert result.stdout == "", "the error line must come first, with nothing before it"
     runs = list((tmp_path / "logs").glob("*/runs/*"))
     assert runs == [], f"a refused run left a run directory behind: {runs}"
 
@@ -253,4 +254,5 @@ def test_a_run_prints_and_saves_its_config_tree(tmp_path: Path):
     assert (
         saved.index("data") < saved.index("model") < saved.index("optimizer") < saved.index("paths")
     )
-    assert "lr: 0.002" in result.stdout
+    # the terminal gets the key that differs from the defaults, not the tree
+    assert "optimizer.lr=0.002" in result.stdout and "lr: 0.002" not in result.stdout

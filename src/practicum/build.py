@@ -143,7 +143,11 @@ def build_trainer(
             enable_model_summary=False,
         )
     loggers = build_loggers(cfg, resume_step)
-    return instantiate(cfg.trainer, callbacks=build_callbacks(cfg), logger=loggers, **profiler)
+    # a sweep's trials share one terminal: the same model table once per trial is noise
+    in_sweep = wandb_runs.sweep_trial() is not None and not cfg.get("verbose")
+    summary = {"enable_model_summary": False} if in_sweep else {}
+    callbacks = build_callbacks(cfg)
+    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, **profiler, **summary)
 
 
 def _require_accelerator(accelerator: str) -> None:
