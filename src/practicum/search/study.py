@@ -19,7 +19,7 @@ import numpy as np
 import optuna
 from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
-from rich.markdown import Markdown
+from rich.table import Table
 
 from practicum.errors import UserError
 from practicum.files import write_json, write_text
@@ -152,12 +152,15 @@ def run_study(cfg: DictConfig, run_one: RunOne) -> float | None:
     for method in methods:
         make_sampler(method, space, n_trials, 0)  # a bad method or grid size fails before training
     rows = [
-        row for m in methods for s in seeds for row in run_one_study(cfg, m, s, space, goal, run_one)
+        row
+        for m in methods
+        for s in seeds
+        for row in run_one_study(cfg, m, s, space, goal, run_one)
     ]
     summary = summarize(rows, space, goal, seeds)
     wall = round(time.perf_counter() - started, 1)
     write_outputs(out_dir, rows, summary, space, goal, n_trials, seeds, wall)
-    console.print(Markdown((out_dir / f"{NAME}.md").read_text()))
+    print_table(summary, space, goal, console)
     console.print(f"Study written to {out_dir} in {wall:.0f} s", soft_wrap=True)
     return summary[0]["best_single"] if summary else None
 
@@ -193,10 +196,22 @@ def summarize(rows, space: list[Dimension], goal: Goal, seeds: list[int]) -> lis
     return summary
 
 
+def table_cells(summary, space: list[Dimension], goal: Goal) -> tuple[list[str], list[list[str]]]:
+    """The study's table, one row per method: (column names, rows of cells)."""
+    columns = ["method", f"best {goal.metric}", goal.at("test")]
+    columns += [f"distinct {d.name}" for d in space] + ["failed"]
+    rows = []
+    for s in summary:
+        found = "—" if s["best_mean"] is None else f"{s['best_mean']:.4f} ± {s['best_std']:.4f}"
+        cells = [s["method"], found, _fmt(s["test_of_chosen_mean"])]
+        cells += [f"{s['distinct_values'][d.name]:g}" for d in space] + [str(s["failed_trials"])]
+        rows.append(cells)
+    return columns, rows
+
+
 def markdown_table(summary, space: list[Dimension], goal: Goal, n_trials, seeds) -> str:
     test = goal.at("test")
-    columns = ["method", f"best {goal.metric}", test]
-    columns += [f"distinct {d.name}" for d in space] + ["failed"]
+    columns, rows = table_cells(summary, space, goal)
     lines = [
         f"{n_trials} trials per study, {len(seeds)} study seeds. best: the best trial of each study, "
         f"mean ± std; {test}: of those trials; distinct: values tried per study; failed: failed or diverged.",
@@ -204,12 +219,22 @@ def markdown_table(summary, space: list[Dimension], goal: Goal, n_trials, seeds)
         "| " + " | ".join(columns) + " |",
         "|---|" + "---:|" * (len(columns) - 1),
     ]
-    for s in summary:
-        found = "—" if s["best_mean"] is None else f"{s['best_mean']:.4f} ± {s['best_std']:.4f}"
-        cells = [s["method"], found, _fmt(s["test_of_chosen_mean"])]
-        cells += [f"{s['distinct_values'][d.name]:g}" for d in space] + [str(s["failed_trials"])]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join(lines) + "\n"
+
+
+def print_table(summary, space: list[Dimension], goal: Goal, console: Console) -> None:
+    """The study's table on the terminal: on a narrow one the names wrap, the numbers stay whole."""
+    columns, rows = table_cells(summary, space, goal)
+    table = Table(title=f"{NAME}: best of each study, mean ± std", title_justify="left")
+    table.add_column(columns[0], overflow="fold")
+    # `mean ± std` may wrap at its spaces; the other numbers never wrap, so their names do
+    table.add_column(columns[1].replace(" ", "\n"), justify="right")
+    for column in columns[2:]:
+        table.add_column(column.replace(" ", "\n"), justify="right", no_wrap=True)
+    for cells in rows:
+        table.add_row(*cells)
+    console.print(table)
 
 
 def write_outputs(out_dir: Path, rows, summary, space, goal: Goal, n_trials, seeds, wall) -> None:
