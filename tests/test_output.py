@@ -147,3 +147,30 @@ def test_tables_keep_every_number_whole_on_a_narrow_terminal():
     words = set(re.split(r"[\s│┃(),;]+", shown))
     missing = sorted(number for number in expected if not any(number in w for w in words))
     assert not missing, shown
+
+
+def test_the_study_table_keeps_its_numbers_whole_on_a_pipe():
+    from practicum.search.study import Dimension, print_table
+
+    space = [
+        Dimension("lr", "optimizer.lr", 1e-4, 0.1, True),
+        Dimension("weight_decay", "optimizer.weight_decay", 1e-6, 0.01, True),
+    ]
+    summary = [
+        {
+            "method": method,
+            "best_mean": 0.9712 - i / 100,
+            "best_std": 0.0041 + i / 1000,
+            "test_of_chosen_mean": 0.9655 - i / 100,
+            "distinct_values": {"lr": 20 - i, "weight_decay": 17 + i},
+            "failed_trials": i,
+        }
+        for i, method in enumerate(("random", "quasi_random", "grid"))
+    ]
+    console = Console(width=80, file=StringIO())  # what a pipe or a plain terminal gets
+    print_table(summary, space, Goal("val/acc", "max", 0.98), console)
+    shown = console.file.getvalue()
+    assert "…" not in shown and "quasi_random" in shown, shown
+    for row in summary:
+        for number in (row["best_mean"], row["best_std"], row["test_of_chosen_mean"]):
+            assert f"{number:.4f}" in shown, (number, shown)
