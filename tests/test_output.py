@@ -174,3 +174,15 @@ def test_the_study_table_keeps_its_numbers_whole_on_a_pipe():
     for row in summary:
         for number in (row["best_mean"], row["best_std"], row["test_of_chosen_mean"]):
             assert f"{number:.4f}" in shown, (number, shown)
+
+
+def test_a_trial_is_one_line():
+    from practicum.methodology.summary import trial_line
+    from practicum.summary import RunSummary
+
+    metrics = {"train/acc": 0.95541, "val/acc": 0.93333, "test/acc": 0.9481}
+    goal = {"metric": "val/acc", "mode": "max", "target": 0.98}
+    summary = RunSummary("completed", "/sweep/3", goal, metrics=metrics, verdict="high_train_error")
+    line = trial_line(summary, Goal("val/acc", "max", 0.98))
+    expected = "val/acc 0.9333 (train 0.9554, test 0.9481) goal not met, high_train_error"
+    assert line == f"trial 3: {expected} -> /sweep/3"

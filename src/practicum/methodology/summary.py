@@ -54,14 +54,15 @@ def print_outcome(
 
 
 def trial_line(summary: RunSummary, goal: Goal) -> str:
-    """`trial 3: val/acc 0.9333 test/acc 0.9481, goal not met (high_train_error) -> <run dir>`."""
-    splits = [goal.metric] + [goal.at(s) for s in SPLITS if goal.at(s) != goal.metric]
-    values = " ".join(
-        f"{key} {_cell(summary.metrics[key])}" for key in splits if key in summary.metrics
-    )
+    """`trial 3: val/acc 0.9333 (train 0.9554, test 0.9481) goal not met, high_train_error -> <dir>`."""
+    metrics = summary.metrics
+    others = [s for s in SPLITS if goal.at(s) != goal.metric and goal.at(s) in metrics]
+    value = f"{goal.metric} {_cell(metrics.get(goal.metric))}"
+    if others:
+        value += " (" + ", ".join(f"{s} {_cell(metrics[goal.at(s)])}" for s in others) + ")"
     met = "met" if summary.goal_met else "not met"
-    name = Path(summary.run_dir).name
-    return f"trial {name}: {values or summary.status}, goal {met} ({summary.verdict}) -> {summary.run_dir}"
+    outcome = f"goal {met}, {summary.verdict}" if summary.verdict else summary.status
+    return f"trial {Path(summary.run_dir).name}: {value} {outcome} -> {summary.run_dir}"
 
 
 def _cell(value: float | None) -> str:
