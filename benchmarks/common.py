@@ -125,11 +125,11 @@ def python_script(*args: str) -> list[str]:
 
 def compose_config(output_dir: str | Path, overrides: Sequence[str] = ()) -> Any:
     """The config `python train.py <overrides>` would get, writing under `output_dir` (as the tests do)."""
-    from hydra import compose, initialize_config_dir
     from omegaconf import open_dict
 
-    with initialize_config_dir(str(CONF_DIR)):
-        cfg = compose("train", overrides=list(overrides))
+    from practicum.config import compose
+
+    cfg = compose(CONF_DIR, "train", overrides)
     with open_dict(cfg):
         cfg.paths.root_dir = str(output_dir)
         cfg.paths.output_dir = str(Path(output_dir) / "run")

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
+
+from practicum.config import compose
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
@@ -24,8 +25,7 @@ def compose_train(
     tmp_path: Path, overrides: list[str] = (), config_name: str = "train"
 ) -> DictConfig:
     """The config `python train.py <overrides>` would get, writing under `tmp_path`."""
-    with initialize_config_dir(str(CONF_DIR)):
-        cfg = compose(config_name, overrides=list(overrides))
+    cfg = compose(CONF_DIR, config_name, overrides)
     with open_dict(cfg):
         cfg.paths.root_dir = str(tmp_path)
         cfg.paths.output_dir = str(tmp_path / "run")

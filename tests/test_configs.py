@@ -17,7 +17,7 @@ from practicum.build import (
 )
 from practicum.methodology.goal import Goal
 from practicum.trust import instantiate
-from practicum.validate import validate
+from practicum.validate import declared_problem, validate
 from test_image_data import write_fixture
 
 from conftest import CONF_DIR, compose_train
@@ -94,11 +94,12 @@ def test_option_composes_and_instantiates(
     datamodule = build_datamodule(cfg)
     task = build_task(cfg)
     batch = next(iter(datamodule.train_dataloader()))
-    if cfg.model.problem in CLASSIFIERS:
+    problem = declared_problem(cfg.model)
+    if problem in CLASSIFIERS:
         x, y = batch
         assert task(x).shape == (len(y), cfg.data.num_classes)
 
-    if cfg.model.problem not in CLASSIFIERS:
+    if problem not in CLASSIFIERS:
         # detection, segmentation and generative tasks: built here, trained in their own tests
         return
     optimizer = instantiate(cfg.optimizer)(task.parameter_groups())

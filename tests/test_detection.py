@@ -123,9 +123,9 @@ def test_shapes_detection_learns(tmp_path):
 
 
 def test_model_config_picks_its_data_and_command_line_wins(tmp_path):
-    assert compose_train(tmp_path, ["model=faster_rcnn"]).data.name == "shapes_detection"
+    assert compose_train(tmp_path, ["model=faster_rcnn"]).parts.data == "shapes_detection"
     cfg = compose_train(tmp_path, ["model=faster_rcnn", "data=coco"])
-    assert cfg.data.name == "coco"
+    assert cfg.parts.data == "coco"
 
 
 def test_detector_on_classification_data_is_one_clear_error(tmp_path):

@@ -111,9 +111,9 @@ def test_segnet_learns_the_shapes(tmp_path):
 
 
 def test_model_config_picks_its_data_and_mismatch_is_one_clear_error(tmp_path):
-    assert compose_train(tmp_path, ["model=segnet"]).data.name == "shapes_segmentation"
+    assert compose_train(tmp_path, ["model=segnet"]).parts.data == "shapes_segmentation"
     cfg = compose_train(tmp_path, ["model=fcn", "data=voc_segmentation", "data.root=/x"])
-    assert cfg.data.name == "voc_segmentation"
+    assert cfg.parts.data == "voc_segmentation"
     result = run_cli("train.py", "model=segnet", "data=digits", f"paths.root_dir={tmp_path}")
     assert result.returncode == 2, result.stderr[-2000:]
     lines = [line for line in result.stderr.splitlines() if line.startswith("practicum: error:")]

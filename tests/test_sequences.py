@@ -72,7 +72,7 @@ def test_csv_sequences_of_different_lengths(tmp_path: Path):
     path = _write_sequences_csv(tmp_path / "digits_rows.csv")
     overrides = ["model=lstm", "data=csv_sequences", f"data.path={path}", *SHORT]
     cfg = compose_train(tmp_path, overrides)
-    assert cfg.data.name == "csv_sequences"  # the command line wins over the model's default data
+    assert cfg.parts.data == "csv_sequences"  # the command line wins over the model's default data
     value, summary, _ = train(tmp_path / "csv", overrides)
     assert summary["status"] == "completed"
     assert value > 0.7

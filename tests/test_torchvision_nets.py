@@ -129,7 +129,7 @@ def test_vector_data_is_refused():
         InceptionV3((13,), 3)
 
 
-def test_model_level_pretrained_and_freeze_reach_the_net(tmp_path: Path):
+def test_pretrained_and_freeze_reach_the_net(tmp_path: Path):
     from practicum.build import build_task
 
     from conftest import compose_train
@@ -138,7 +138,7 @@ def test_model_level_pretrained_and_freeze_reach_the_net(tmp_path: Path):
     source = ResNet((1, 8, 8), 10)
     torch.save(source.state_dict(), path)
     cfg = compose_train(
-        tmp_path, ["model=resnet", f"model.pretrained={path}", "model.freeze_backbone=true"]
+        tmp_path, ["model=resnet", f"model.net.pretrained={path}", "model.net.freeze_backbone=true"]
     )
     task = build_task(cfg)
     for key, value in source.state_dict().items():

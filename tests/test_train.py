@@ -119,14 +119,14 @@ def test_early_stopping_stops_on_the_goal_metric(tmp_path: Path):
 
 
 def test_ema_callback_and_compile_switch_train(tmp_path: Path):
-    """`callbacks=ema` averages the weights; `model.compile=true` compiles the net in place."""
+    """`callbacks=ema` averages the weights; `compile=true` compiles the net in place."""
     value, summary, run_dir = train(
         tmp_path,
         [
             "callbacks=ema",
             "callbacks.progress_bar=null",
             "model=mlp",
-            "model.compile=true",
+            "compile=true",
             "trainer.max_epochs=3",
             "diagnosis.baseline_model=null",
         ],

@@ -63,19 +63,9 @@ def quiet_known_warnings() -> None:
         logging.getLogger("lightning").handlers.clear()
 
 
-# Keys that describe a config group's choice to practicum and the user, or that the config forwards
-# to a nested part by interpolation (model.pretrained -> model.net.pretrained); not constructor arguments.
-META_KEYS = ("name", "problem", "path_hint", "pretrained", "freeze_backbone", "compile")
-
-
-def _constructor_args(node: DictConfig) -> dict[str, Any]:
-    resolved = OmegaConf.to_container(node, resolve=True)
-    return {key: value for key, value in resolved.items() if key not in META_KEYS}
-
-
 def build_datamodule(cfg: DictConfig) -> InMemoryClassificationData:
     """Build the data, load it, and fill in `data.num_classes`/`input_shape` left as `auto`."""
-    datamodule = instantiate(_constructor_args(cfg.data), _convert_="all")
+    datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.setup()
     with open_dict(cfg):
         for key in ("num_classes", "input_shape"):
@@ -90,8 +80,8 @@ def build_task(cfg: DictConfig, with_optimizer: bool = True) -> Task:
     if with_optimizer:
         wiring["optimizer"] = instantiate(cfg.optimizer)
         wiring["scheduler"] = instantiate(cfg.scheduler, _convert_="all")
-    task = instantiate(_constructor_args(cfg.model), _convert_="all", **wiring)
-    if cfg.model.get("compile"):
+    task = instantiate(cfg.model, _convert_="all", **wiring)
+    if cfg.get("compile"):
         # in place: the state dict keeps its keys, so checkpoints load with or without compiling
         task.net.compile()
     task.run_config = OmegaConf.to_container(cfg, resolve=True)

@@ -18,7 +18,8 @@ import hydra
 from omegaconf import DictConfig, open_dict
 
 from practicum import overrides
-from practicum.errors import UserError, find_user_error, report
+from practicum.config import register_schemas
+from practicum.errors import UserError, composition_errors_in_one_line, find_user_error, report
 from practicum.trust import TRUSTED_TARGETS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -260,12 +261,14 @@ def _main(config_name: str, run: Callable[[DictConfig], Any]) -> None:
     except UserError as exc:
         report(str(exc))
         sys.exit(USER_ERROR_EXIT)
+    register_schemas()
     entry = hydra.main(
         config_path=str(CONF_DIR),
         config_name=config_name,
         execution_whitelist=TRUSTED_TARGETS,
     )(_guarded(run))
-    entry()
+    with composition_errors_in_one_line(USER_ERROR_EXIT):
+        entry()
 
 
 def train() -> None:

@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from practicum.config import part_name
+
 # the groups a reader looks for first; the rest follow in config order
 FIRST = ("data", "model", "optimizer", "scheduler", "trainer", "goal", "callbacks", "logger")
 # groups that place files rather than change the run; shown only when swapped
@@ -90,10 +92,7 @@ def run_parts(cfg: DictConfig) -> dict[str, str]:
     """The option chosen in each config group (`data=digits model=cnn ...`), in reading order."""
     choices = _hydra_choices()
     if choices is None:  # composed outside a Hydra app: the run's `parts:` node
-        try:
-            choices = OmegaConf.to_container(cfg.get("parts") or {}, resolve=True)
-        except Exception:  # `${hydra:...}` with no Hydra run to answer it
-            choices = {}
+        choices = {g: part_name(cfg, g) for g in cfg.get("parts") or {}}
     parts = {g: str(c) for g, c in choices.items() if c is not None and g not in QUIET_GROUPS}
     order = [g for g in FIRST if g in parts] + [g for g in parts if g not in FIRST]
     return {group: parts[group] for group in order}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class UserError(Exception):
@@ -23,3 +26,32 @@ def find_user_error(exc: BaseException | None) -> UserError | None:
 def report(message: str) -> None:
     """Print one error line to stderr."""
     print(f"practicum: error: {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def composition_errors_in_one_line(exit_code: int) -> Iterator[None]:
+    """Report a mistake Hydra finds while composing (a value of the wrong type for a schema's key,
+    an unknown key, a bad override) in one line and exit with `exit_code`.
+
+    Hydra prints those in several lines and exits 1 unless HYDRA_FULL_ERROR asks it to raise; so
+    it is asked to raise, unless the user set HYDRA_FULL_ERROR to see Hydra's own report.
+    """
+    from hydra.errors import (
+        ConfigCompositionException,
+        MissingConfigException,
+        OverrideParseException,
+    )
+
+    if os.environ.get("HYDRA_FULL_ERROR"):
+        yield
+        return
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield
+    except (ConfigCompositionException, MissingConfigException, OverrideParseException) as exc:
+        message = " ".join(str(exc).split())
+        cause = str(exc.__cause__ or "").strip().splitlines()
+        report(f"{message} ({cause[0]})" if cause else message)
+        sys.exit(exit_code)
+    finally:
+        os.environ.pop("HYDRA_FULL_ERROR", None)

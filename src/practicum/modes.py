@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig, open_dict
 from rich.console import Console
 
+from practicum.config import part_name
 from practicum.errors import UserError
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ def sanity_checks(cfg: DictConfig) -> float:
     if not isinstance(getattr(datamodule, "splits", {}).get("train"), tuple):
         raise UserError(
             "debug=checks needs in-memory data (digits, wine, breast_cancer, csv, npz); "
-            f"data={cfg.data.get('name')} is read from files"
+            f"data={part_name(cfg, 'data')} is read from files"
         )
     results = run_checks(build_task(cfg), datamodule, settings_from_config(cfg.checks))
     print_checks(results, console)
@@ -106,7 +107,7 @@ def lr_range_then_train(cfg: DictConfig, run_one: RunOne) -> float | None:
     result = lr_range_test(
         build_task(cfg), datamodule, seed=int(cfg.seed), **settings.test_kwargs()
     )
-    title = f"{cfg.task_name}: model={cfg.model.get('name')} data={cfg.data.get('name')}"
+    title = f"{cfg.task_name}: model={part_name(cfg, 'model')} data={part_name(cfg, 'data')}"
     result.save_plot(output_dir / "lr_range.png", f"{title} ({output_dir.name})")
     write_json(output_dir / "lr_range.json", result.as_dict())
     console.print(

@@ -20,7 +20,9 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 from practicum.build import build_datamodule, build_task
+from practicum.config import part_name
 from practicum.errors import UserError
+from practicum.validate import declared_problem
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 console = Console()
@@ -31,10 +33,11 @@ def predict_run(cfg: DictConfig) -> int:
     from practicum.evaluate import load_run_config
 
     run_cfg = load_run_config(str(cfg.ckpt_path))
-    if run_cfg.model.get("problem") != "classification":
+    problem = declared_problem(run_cfg.model)
+    if problem != "classification":
         raise UserError(
             f"predict.py handles classification models; ckpt_path={cfg.ckpt_path} holds "
-            f"model={run_cfg.model.get('name')} ({run_cfg.model.get('problem')}): use eval.py for it"
+            f"model={part_name(run_cfg, 'model')} ({problem}): use eval.py for it"
         )
     source = Path(str(cfg.input))
     if not source.exists():

@@ -19,6 +19,7 @@ from rich.console import Console
 from practicum import wandb_runs
 from practicum.build import build_datamodule, build_task, build_trainer
 from practicum.checkpointing import checkpoint_progress, resolve_ckpt_path
+from practicum.config import part_name
 from practicum.config_tree import show_config
 from practicum.errors import UserError
 from practicum.evaluate import best_checkpoint, evaluate_splits
@@ -29,6 +30,7 @@ from practicum.methodology.history import best_epoch, read_history
 from practicum.methodology.report import print_panel, send_to_loggers, write_report
 from practicum.methodology.summary import print_metrics_table
 from practicum.summary import RunSummary, finite_or_none
+from practicum.validate import declared_problem
 
 
 class RunOne(Protocol):
@@ -96,8 +98,8 @@ def fit_and_evaluate(
             if "loading state_dict" not in str(exc):
                 raise
             raise UserError(
-                f"ckpt_path={ckpt_path} does not fit model={cfg.model.get('name')} "
-                f"data={cfg.data.get('name')}: it was trained with another model or data config; "
+                f"ckpt_path={ckpt_path} does not fit model={part_name(cfg, 'model')} "
+                f"data={part_name(cfg, 'data')}: it was trained with another model or data config; "
                 "pass a checkpoint of this configuration (or the overrides it was trained with)"
             ) from exc
         splits = ("train", "val", "test") if cfg.get("test", True) else ("train", "val")
@@ -192,14 +194,18 @@ def run_title(cfg: DictConfig, output_dir: Path) -> str:
     """What plots and reports are titled with: the run's parts and its name (a sweep's trial number)."""
     trial = wandb_runs.sweep_trial()
     name = f"{trial[0]} trial {trial[1]}" if trial else output_dir.name
-    return f"{cfg.task_name}: model={cfg.model.get('name')} data={cfg.data.get('name')} ({name})"
+    return (
+        f"{cfg.task_name}: model={part_name(cfg, 'model')} data={part_name(cfg, 'data')} ({name})"
+    )
 
 
 def linear_baseline(cfg: DictConfig, task: Any, datamodule: Any) -> dict[str, float] | None:
     """Metrics of a linear model on the same split, unless this run is that model or it is switched off."""
     settings = cfg.get("diagnosis") or {}
     model = settings.get("baseline_model")
-    if not model or cfg.model.get("name") == model or cfg.model.get("problem") != "classification":
+    if not model or part_name(cfg, "model") == model:
+        return None
+    if declared_problem(cfg.model) != "classification":
         return None
     from practicum.methodology.baseline import train_linear_baseline
 

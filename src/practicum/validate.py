@@ -1,187 +1,43 @@
-"""Check a composed config before anything heavy is imported or any training starts.
+"""Check a composed config before anything is built or any training starts.
 
-Each rule names the key, the bad value, and what to write instead. Rules look keys up by name
-anywhere in the relevant group, so a new net or optimizer gets the same checks for free.
+Every mistake is one line that names the key, the bad value, and what to write instead. A rule
+applies to the parameter it was written for:
+- the arguments of each `_target_` are checked against the target's signature: a key that is not
+  a parameter, a value of the wrong type, a value outside the range its annotation declares
+  (`Annotated[int, PositiveInt]`, see constraints.py);
+- targets practicum does not own (torch optimizers, Lightning's Trainer and callbacks) get the
+  ranges of FOREIGN_RULES, keyed by the class that declares the parameter;
+- the groups practicum owns have schemas (config.py) whose fields carry their ranges.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterator
+import dataclasses
+import importlib
+import inspect
+import types
+import typing
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from practicum.config import SCHEMAS, part_name
+from practicum.constraints import Constraint, Fraction, NonNegative, Positive, PositiveInt
 from practicum.errors import UserError
 from practicum.trust import TRUSTED_TARGETS, is_trusted
 
-Check = Callable[[Any], str | None]
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def number(value: Any) -> str | None:
-    return None if _number(value) is not None else "must be a number"
-
-
-def positive(value: Any) -> str | None:
-    x = _number(value)
-    return None if x is not None and x > 0 and math.isfinite(x) else "must be a number > 0"
-
-
-def non_negative(value: Any) -> str | None:
-    x = _number(value)
-    return None if x is not None and x >= 0 and math.isfinite(x) else "must be a number >= 0"
-
-
-def unit_interval(value: Any) -> str | None:
-    """[0, 1): dropout, momentum-like probabilities."""
-    x = _number(value)
-    return None if x is not None and 0 <= x < 1 else "must be in [0, 1)"
-
-
-def open_unit_interval(value: Any) -> str | None:
-    x = _number(value)
-    return None if x is not None and 0 < x < 1 else "must be in (0, 1)"
-
-
-def positive_int(value: Any) -> str | None:
-    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
-    return None if ok else "must be a whole number >= 1"
-
-
-def optional(check: Check) -> Check:
-    """`null` is allowed (the feature is off); anything else must pass `check`."""
-
-    def check_optional(value: Any) -> str | None:
-        return None if value is None else check(value)
-
-    return check_optional
-
-
-def one_of(*choices: str) -> Check:
-    def check(value: Any) -> str | None:
-        return None if value in choices else f"must be one of {', '.join(choices)}"
-
-    return check
-
-
-# (group, key name anywhere below it, check, example of a good value)
-RULES: list[tuple[str, str, Check, str]] = [
-    ("optimizer", "lr", positive, "1e-3"),
-    ("optimizer", "weight_decay", non_negative, "1e-4"),
-    ("optimizer", "momentum", unit_interval, "0.9"),
-    ("model", "dropout", unit_interval, "0.25"),
-    ("model", "label_smoothing", unit_interval, "0.1"),
-    ("data", "batch_size", positive_int, "64"),
-    ("data", "train_subset", optional(positive_int), "200"),
-    ("data", "val_fraction", open_unit_interval, "0.15"),
-    ("data", "test_fraction", open_unit_interval, "0.15"),
-    ("trainer", "max_epochs", positive_int, "30"),
-    ("goal", "mode", one_of("min", "max"), "max"),
-    ("goal", "target", number, "0.98"),
-    ("callbacks", "patience", positive_int, "10"),
-    # sequences and generative models
-    ("model", "hidden_size", positive_int, "64"),
-    ("model", "num_layers", positive_int, "1"),
-    ("model", "latent_dim", positive_int, "16"),
-    ("model", "beta", non_negative, "1.0"),
-    ("model", "lr", positive, "2e-4"),
-    ("model", "grid_size", positive_int, "64"),
-    ("model", "reference_size", positive_int, "256"),
-    ("data", "num_sequences", positive_int, "2000"),
-    ("data", "min_length", positive_int, "20"),
-    ("data", "max_length", positive_int, "40"),
+# (class that declares the parameter, parameter, range): for targets whose source is not ours
+FOREIGN_RULES: list[tuple[str, str, Constraint]] = [
+    ("torch.optim.Optimizer", "lr", Positive),
+    ("torch.optim.Optimizer", "weight_decay", NonNegative),
+    ("torch.optim.Optimizer", "momentum", Fraction),
+    ("lightning.pytorch.Trainer", "max_epochs", PositiveInt),
+    ("lightning.pytorch.callbacks.EarlyStopping", "patience", PositiveInt),
 ]
-
-
-def _find(node: Any, key: str, path: str) -> Iterator[tuple[str, Any]]:
-    """Yield (dotted path, value) for every `key` below `node`, without resolving other keys."""
-    if isinstance(node, DictConfig):
-        for name in node:
-            child_path = f"{path}.{name}" if path else str(name)
-            if OmegaConf.is_missing(node, name):
-                continue
-            child = node._get_node(name)
-            if name == key:
-                yield child_path, node[name]
-            elif isinstance(child, DictConfig | ListConfig):
-                yield from _find(child, key, child_path)
-    elif isinstance(node, ListConfig):
-        for i, child in enumerate(node):
-            yield from _find(child, key, f"{path}[{i}]")
-
-
-def check_values(cfg: DictConfig) -> None:
-    for group, key, check, example in RULES:
-        if group not in cfg or cfg[group] is None:
-            continue
-        for path, value in _find(cfg[group], key, group):
-            problem = check(value)
-            if problem:
-                raise UserError(
-                    f"{path}={value!r} is invalid: {key} {problem} (for example {path}={example})"
-                )
-
-
-def check_targets(cfg: DictConfig) -> None:
-    """Refuse any `_target_` outside practicum's trusted list before Hydra is asked to build it."""
-    for group in cfg:
-        if group == "hydra" or not isinstance(cfg._get_node(group), DictConfig):
-            continue
-        for path, target in _find(cfg[group], "_target_", str(group)):
-            if not isinstance(target, str) or not is_trusted(target):
-                raise UserError(
-                    f"{path}={target!r} is not a trusted target, so it will not be run. "
-                    f"Targets must match one of: {', '.join(TRUSTED_TARGETS)}. "
-                    "To use your own package, add its prefix to TRUSTED_TARGETS in src/practicum/trust.py"
-                )
-
-
-def check_paths(cfg: DictConfig) -> None:
-    """Data files named in the config must exist (unless the user asked to download them)."""
-    data = cfg.get("data")
-    if data is None or data.get("download", False):
-        return
-    for key in ("path", "root"):
-        if key in data and data[key] is not None and not Path(str(data[key])).exists():
-            hint = data.get("path_hint", "check the path")
-            raise UserError(f"data.{key}={data[key]!r} does not exist: {hint}")
-
-
-def check_checkpoint(cfg: DictConfig) -> None:
-    path = cfg.get("ckpt_path")
-    if path is not None and path != "last" and not Path(str(path)).is_file():
-        raise UserError(
-            f"ckpt_path={path!r} does not exist: pass the path of a .ckpt file written by train.py"
-        )
-
-
-def check_problem_match(cfg: DictConfig) -> None:
-    """A classification model on detection data (or the reverse) is a config mistake, not a crash."""
-    if "model" not in cfg or "data" not in cfg:
-        return
-    wanted, given = cfg.model.get("problem"), cfg.data.get("problem")
-    if wanted == "generation" and given == "classification":
-        # generative models learn the images of labelled image data and ignore the labels
-        shape = cfg.data.get("input_shape")
-        if shape == "auto" or (isinstance(shape, ListConfig) and len(shape) == 3):
-            return
-        raise UserError(
-            f"model={cfg.model.get('name', '?')} generates images but data={cfg.data.get('name', '?')} "
-            f"holds inputs of shape {OmegaConf.to_container(shape) if isinstance(shape, ListConfig) else shape}: "
-            "pick image data (data=digits, mnist, fashion_mnist, cifar10, image_folder)"
-        )
-    if wanted and given and wanted != given:
-        raise UserError(
-            f"model={cfg.model.get('name', '?')} solves {wanted} but data={cfg.data.get('name', '?')} "
-            f"provides {given}: pick a {wanted} dataset (or a {given} model)"
-        )
+# keys of a `_target_` node that Hydra reads itself
+HYDRA_KEYS = ("_target_", "_partial_", "_convert_", "_recursive_", "_args_")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -193,9 +49,340 @@ def validate(cfg: DictConfig) -> None:
     _require_set(cfg)
     check_targets(cfg)
     check_problem_match(cfg)
-    check_values(cfg)
+    check_schema_values(cfg)
+    check_arguments(cfg)
     check_paths(cfg)
     check_checkpoint(cfg)
+
+
+# -- targets and their arguments -------------------------------------------------------------
+
+
+def target_nodes(cfg: DictConfig) -> Iterator[tuple[str, DictConfig]]:
+    """(dotted path, node) of every node with a `_target_`, outside Hydra's own settings."""
+
+    def walk(node: Any, path: str) -> Iterator[tuple[str, DictConfig]]:
+        if isinstance(node, DictConfig):
+            if "_target_" in node:
+                yield path, node
+            for key in node:
+                if not OmegaConf.is_missing(node, key) and not OmegaConf.is_interpolation(node, key):
+                    yield from walk(node[key], f"{path}.{key}")
+        elif isinstance(node, ListConfig):
+            for i in range(len(node)):
+                if not OmegaConf.is_missing(node, i) and not OmegaConf.is_interpolation(node, i):
+                    yield from walk(node[i], f"{path}[{i}]")
+
+    for key in cfg:
+        skip = OmegaConf.is_missing(cfg, key) or OmegaConf.is_interpolation(cfg, key)
+        if key != "hydra" and not skip:
+            yield from walk(cfg[key], str(key))
+
+
+def check_targets(cfg: DictConfig) -> None:
+    """Refuse any `_target_` outside practicum's trusted list before Hydra is asked to build it."""
+    for path, node in target_nodes(cfg):
+        target = node._target_
+        if not isinstance(target, str) or not is_trusted(target):
+            raise UserError(
+                f"{path}._target_={target!r} is not a trusted target, so it will not be run. "
+                f"Targets must match one of: {', '.join(TRUSTED_TARGETS)}. "
+                "To use your own package, add its prefix to TRUSTED_TARGETS in src/practicum/trust.py"
+            )
+
+
+def locate(target: str, path: str = "_target_") -> Any:
+    """The class or function a (trusted) `_target_` names, imported; one line when it does not exist."""
+    parts = target.split(".")
+    for i in range(len(parts), 0, -1):
+        module_name = ".".join(parts[:i])
+        try:
+            obj: Any = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue  # this prefix is not a module: try a shorter one
+            raise
+        try:
+            for attr in parts[i:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            break
+        return obj
+    raise UserError(f"{path}={target!r} does not exist: check the module and the name")
+
+
+@dataclasses.dataclass
+class Parameter:
+    name: str
+    hint: Any  # the annotation, evaluated; Any when unknown
+    default: Any  # inspect.Parameter.empty when required
+    owner: Any  # the class or function that declares it
+
+
+def parameters(target: Any) -> tuple[dict[str, Parameter], bool]:
+    """A target's keyword parameters, following `**kwargs` up the base classes; and whether the
+    set is open (some `**kwargs` reach code whose parameters cannot be listed)."""
+    found: dict[str, Parameter] = {}
+    if inspect.isclass(target):
+        functions = [(k, k.__dict__["__init__"]) for k in target.__mro__ if "__init__" in k.__dict__]
+    else:
+        functions = [(target, target)]
+    for owner, function in functions:
+        if owner is object:
+            break
+        try:
+            signature = inspect.signature(function)
+        except (TypeError, ValueError):
+            return found, True
+        hints = _hints(function)
+        for name, param in signature.parameters.items():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or name == "self":
+                continue
+            found.setdefault(name, Parameter(name, hints.get(name, Any), param.default, owner))
+        if not any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
+            return found, False
+    return found, True
+
+
+def _hints(function: Any) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(inspect.unwrap(function), include_extras=True)
+    except Exception:  # an annotation that cannot be evaluated here: no type checks for it
+        return {}
+
+
+def check_arguments(cfg: DictConfig) -> None:
+    for path, node in target_nodes(cfg):
+        target = locate(str(node._target_), f"{path}._target_")
+        params, open_set = parameters(target)
+        name = getattr(target, "__name__", str(node._target_))
+        for key in node:
+            key = str(key)
+            if key in HYDRA_KEYS:
+                continue
+            if key not in params:
+                if open_set:
+                    continue
+                raise UserError(
+                    f"{path}.{key} is not a parameter of {name}: use one of {', '.join(params)}"
+                )
+            if OmegaConf.is_missing(node, key) or OmegaConf.is_interpolation(node, key):
+                continue  # missing: _require_set's; interpolated: checked where it is set
+            value = node[key]
+            if isinstance(value, DictConfig) and "_target_" in value:
+                continue  # built into an object; checked as a target of its own
+            if isinstance(value, DictConfig | ListConfig):
+                value = OmegaConf.to_container(value, resolve=True)
+            problem = _argument_problem(target, params[key], value)
+            if problem:
+                rule, example = problem
+                _invalid(f"{path}.{key}", key, value, rule, example)
+
+
+def _argument_problem(target: Any, param: Parameter, value: Any) -> tuple[str, Any] | None:
+    """(what the value must be, a good example) when `value` does not fit `param`."""
+    owned = str(getattr(param.owner, "__module__", "")).startswith("practicum.")
+    constraints = list(_constraints(param.hint)) if owned else []
+    constraints += [c for base, key, c in FOREIGN_RULES if key == param.name and _is_a(target, base)]
+    default = param.default
+    if owned and not _fits(value, param.hint):
+        example = default if _fits(default, param.hint) else None
+        return f"must be {_describe(param.hint)}", example
+    for constraint in constraints:
+        rule = constraint.problem(value)
+        if rule:
+            good = _plain(default) and default is not None and constraint.holds(default)
+            return rule, default if good else constraint.example
+    return None
+
+
+def _is_a(target: Any, dotted: str) -> bool:
+    module, _, name = dotted.rpartition(".")
+    if not inspect.isclass(target):
+        return False
+    try:
+        base = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return False
+    return issubclass(target, base)
+
+
+def _constraints(hint: Any) -> Iterator[Constraint]:
+    if typing.get_origin(hint) is typing.Annotated:
+        yield from (m for m in hint.__metadata__ if isinstance(m, Constraint))
+    for arg in typing.get_args(hint):
+        if not isinstance(arg, Constraint):
+            yield from _constraints(arg)
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a config value can be passed where `hint` is declared; unknown hints accept anything."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any or isinstance(hint, typing.TypeVar):
+        return True
+    if origin is typing.Annotated:
+        return _fits(value, args[0])
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in args)
+    if origin is typing.Literal:
+        return value in args
+    if hint is type(None) or hint is None:
+        return value is None
+    if value is inspect.Parameter.empty:
+        return False
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    container = origin or hint
+    if container in (list, tuple, Sequence) or container is typing.Sequence:
+        if not isinstance(value, list | tuple):
+            return False
+        items = [a for a in args if a is not Ellipsis]
+        return len(items) != 1 or all(_fits(v, items[0]) for v in value)
+    if container in (dict, Mapping):
+        return isinstance(value, dict)
+    return True
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Annotated:
+        return _describe(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(dict.fromkeys(_describe(arg) for arg in args))
+    if origin is typing.Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    names = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+    if hint in names:
+        return names[hint]
+    if hint is type(None):
+        return "null"
+    if (origin or hint) in (list, tuple, Sequence, typing.Sequence):
+        return "a list"
+    if (origin or hint) in (dict, Mapping):
+        return "a mapping"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _plain(value: Any) -> bool:
+    if isinstance(value, list | tuple):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, bool | int | float | str)
+
+
+def _render(value: Any) -> str:
+    """A value as one writes it on the command line."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "null"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_render(v) for v in value) + "]"
+    return str(value)
+
+
+def _invalid(path: str, key: str, value: Any, rule: str, example: Any) -> None:
+    hint = f" (for example {path}={_render(example)})" if _plain(example) and example is not None else ""
+    raise UserError(f"{path}={value!r} is invalid: {key} {rule}{hint}")
+
+
+# -- the groups practicum owns ---------------------------------------------------------------
+
+
+def check_schema_values(cfg: DictConfig) -> None:
+    """Ranges declared on the fields of config.py's schemas (`metadata=rule(...)`)."""
+    for group in SCHEMAS:
+        node = cfg.get(group) if group in cfg else None
+        if isinstance(node, DictConfig):
+            _check_schema_node(node, group)
+
+
+def _check_schema_node(node: DictConfig, path: str) -> None:
+    schema = OmegaConf.get_type(node)
+    if not dataclasses.is_dataclass(schema):
+        for key in node:  # a mapping of schema nodes (study.space)
+            child = None if OmegaConf.is_interpolation(node, key) else node[key]
+            if isinstance(child, DictConfig):
+                _check_schema_node(child, f"{path}.{key}")
+        return
+    for field in dataclasses.fields(schema):
+        if OmegaConf.is_missing(node, field.name) or OmegaConf.is_interpolation(node, field.name):
+            continue
+        value, constraint = node[field.name], field.metadata.get("constraint")
+        if isinstance(value, DictConfig):
+            _check_schema_node(value, f"{path}.{field.name}")
+        elif constraint is not None and constraint.problem(value):
+            default = field.default
+            good = _plain(default) and default is not None and constraint.holds(default)
+            example = default if good else constraint.example
+            _invalid(f"{path}.{field.name}", field.name, value, constraint.rule, example)
+
+
+# -- how the parts fit together --------------------------------------------------------------
+
+
+def declared_problem(node: Mapping[str, Any] | None) -> str | None:
+    """The problem kind a model or data node declares on its classes (Task.problem,
+    SplitDataModule.problem); a net that needs particular inputs (sequences) refines its task's."""
+    if not node or "_target_" not in node:
+        return None
+    net = node.get("net")
+    if isinstance(net, Mapping) and "_target_" in net:
+        problem = getattr(locate(str(net["_target_"])), "problem", None)
+        if problem:
+            return problem
+    return getattr(locate(str(node["_target_"])), "problem", None)
+
+
+def check_problem_match(cfg: DictConfig) -> None:
+    """A classification model on detection data (or the reverse) is a config mistake, not a crash."""
+    if "model" not in cfg or "data" not in cfg:
+        return
+    wanted, given = declared_problem(cfg.model), declared_problem(cfg.data)
+    model, data = part_name(cfg, "model"), part_name(cfg, "data")
+    if wanted == "generation" and given == "classification":
+        # generative models learn the images of labelled image data and ignore the labels
+        shape = cfg.data.get("input_shape")
+        if shape == "auto" or (isinstance(shape, ListConfig) and len(shape) == 3):
+            return
+        shown = OmegaConf.to_container(shape) if isinstance(shape, ListConfig) else shape
+        raise UserError(
+            f"model={model} generates images but data={data} holds inputs of shape {shown}: "
+            "pick image data (data=digits, mnist, fashion_mnist, cifar10, image_folder)"
+        )
+    if wanted and given and wanted != given:
+        raise UserError(
+            f"model={model} solves {wanted} but data={data} provides {given}: "
+            f"pick a {wanted} dataset (or a {given} model)"
+        )
+
+
+def check_paths(cfg: DictConfig) -> None:
+    """Data files named in the config must exist (unless the user asked to download them)."""
+    data = cfg.get("data")
+    if data is None or data.get("download", False):
+        return
+    for key in ("path", "root"):
+        if key in data and data[key] is not None and not Path(str(data[key])).exists():
+            datamodule = locate(str(data._target_), "data._target_") if "_target_" in data else None
+            hint = getattr(datamodule, "path_hint", None)
+            args = OmegaConf.to_container(data, resolve=True)
+            raise UserError(
+                f"data.{key}={data[key]!r} does not exist: {hint(args) if hint else 'check the path'}"
+            )
+
+
+def check_checkpoint(cfg: DictConfig) -> None:
+    path = cfg.get("ckpt_path")
+    if path is not None and path != "last" and not Path(str(path)).is_file():
+        raise UserError(
+            f"ckpt_path={path!r} does not exist: pass the path of a .ckpt file written by train.py"
+        )
 
 
 def _require_set(cfg: DictConfig) -> None:

@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 from PIL import Image
 
+from practicum.constraints import OpenFraction
 from practicum.data.dense import DenseData, Examples
 from practicum.errors import UserError
 
@@ -24,12 +27,16 @@ from practicum.errors import UserError
 class CocoDetectionData(DenseData):
     problem = "detection"
 
+    @classmethod
+    def path_hint(cls, args: Mapping[str, Any]) -> str:
+        return "point data.root at the folder of images the json's file_names are relative to"
+
     def __init__(
         self,
         root: str,
         ann_file: str,
-        val_fraction: float = 0.15,
-        test_fraction: float = 0.15,
+        val_fraction: Annotated[float, OpenFraction] = 0.15,
+        test_fraction: Annotated[float, OpenFraction] = 0.15,
         split_seed: int = 0,
         **kwargs,
     ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,10 @@ from practicum.errors import UserError
 
 class CSVDataModule(InMemoryClassificationData):
     """Labels may be numbers or strings; classes are numbered in sorted order of their labels."""
+
+    @classmethod
+    def path_hint(cls, args: Mapping[str, Any]) -> str:
+        return "point data.path at a CSV file with a header row, numeric feature columns and a label column"
 
     def __init__(self, path: str, label_column: str = "label", **kwargs: Any) -> None:
         super().__init__(**kwargs)

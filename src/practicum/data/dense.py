@@ -10,11 +10,12 @@ take. A segmentation batch is `(images, masks)`: stacked images `(B, 3, H, W)` i
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from practicum.constraints import NonNegativeInt, PositiveInt
 from practicum.data.base import SplitDataModule
 from practicum.errors import UserError
 
@@ -49,11 +50,11 @@ class DenseData(SplitDataModule):
 
     def __init__(
         self,
-        batch_size: int = 8,
-        image_size: int = 128,
+        batch_size: Annotated[int, PositiveInt] = 8,
+        image_size: Annotated[int, PositiveInt] = 128,
         num_classes: int | str = "auto",
         input_shape: Sequence[int] | str = "auto",
-        num_workers: int = 0,
+        num_workers: Annotated[int, NonNegativeInt] = 0,
     ) -> None:
         super().__init__()
         if self.problem not in PROBLEMS:

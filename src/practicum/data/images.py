@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Annotated, Any
 
 import numpy as np
 import torch
@@ -24,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets
 from torchvision.transforms import v2
 
+from practicum.constraints import NonNegativeInt, OpenFraction, PositiveInt
 from practicum.data.base import SplitDataModule
 from practicum.errors import UserError
 
@@ -72,23 +74,36 @@ class _Images(Dataset):
 
 
 class TorchvisionImageData(SplitDataModule):
+    @classmethod
+    def path_hint(cls, args: Mapping[str, Any]) -> str:
+        dataset = args.get("dataset", "mnist")
+        if dataset == "image_folder":
+            return (
+                "point data.root at a folder with one subfolder of images per class "
+                "(or train/ and test/ folders of those)"
+            )
+        holds = EXPECTED.get(dataset, "the dataset's files")
+        return (
+            f"point data.root at a folder holding {holds} (or pass data.download=true with network)"
+        )
+
     def __init__(
         self,
         dataset: str = "mnist",
         root: str = "data/mnist",
         download: bool = False,
-        batch_size: int = 128,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.15,
+        batch_size: Annotated[int, PositiveInt] = 128,
+        val_fraction: Annotated[float, OpenFraction] = 0.1,
+        test_fraction: Annotated[float, OpenFraction] = 0.15,
         split_seed: int = 0,
-        train_subset: int | None = None,
+        train_subset: Annotated[int, PositiveInt] | None = None,
         augment: str = "standard",
         normalize: str = "auto",
-        image_size: int = 64,
+        image_size: Annotated[int, PositiveInt] = 64,
         channels: int = 3,
         num_classes: int | str = "auto",
         input_shape: Sequence[int] | str = "auto",
-        num_workers: int = 0,
+        num_workers: Annotated[int, NonNegativeInt] = 0,
         pin_memory: bool | str = "auto",
         persistent_workers: bool = True,
     ) -> None:

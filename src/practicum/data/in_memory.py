@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
+from practicum.constraints import OpenFraction, PositiveInt
 from practicum.data.base import SplitDataModule
 from practicum.data.batches import TensorBatches
 from practicum.errors import UserError
@@ -24,14 +25,14 @@ class InMemoryClassificationData(SplitDataModule):
 
     def __init__(
         self,
-        batch_size: int = 64,
-        val_fraction: float = 0.15,
-        test_fraction: float = 0.15,
+        batch_size: Annotated[int, PositiveInt] = 64,
+        val_fraction: Annotated[float, OpenFraction] = 0.15,
+        test_fraction: Annotated[float, OpenFraction] = 0.15,
         split_seed: int = 0,
         num_classes: int | str = "auto",
         input_shape: Sequence[int] | str = "auto",
         normalize: str = "per_feature",
-        train_subset: int | None = None,
+        train_subset: Annotated[int, PositiveInt] | None = None,
     ) -> None:
         super().__init__()
         self.batch_size = batch_size

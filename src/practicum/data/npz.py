@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,10 @@ NPZ_HINT = "write one with numpy.savez(path, x=features, y=labels)"
 class NpzDataModule(InMemoryClassificationData):
     """`x`: features `(N, F)` or images `(N, C, H, W)`; `y`: `N` labels. The parent class splits,
     normalizes and batches them, and sets `num_classes` and `input_shape` from what this returns."""
+
+    @classmethod
+    def path_hint(cls, args: Mapping[str, Any]) -> str:
+        return "point data.path at a .npz file written by numpy.savez(path, x=features, y=labels)"
 
     def __init__(self, path: str, x_key: str = "x", y_key: str = "y", **kwargs: Any) -> None:
         super().__init__(**kwargs)

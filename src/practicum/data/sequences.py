@@ -8,14 +8,15 @@ has the same length, else a `(padded, lengths)` pair that the recurrent nets pac
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from practicum.constraints import PositiveInt
 from practicum.data.batches import TensorBatches
 from practicum.data.in_memory import InMemoryClassificationData
 from practicum.errors import UserError
@@ -27,6 +28,8 @@ class SequenceData(InMemoryClassificationData):
     Splitting, per-feature normalization (statistics over the valid steps of the training split)
     and the declared-shape checks come from InMemoryClassificationData.
     """
+
+    problem = "sequence_classification"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -147,9 +150,9 @@ class AddingProblem(SequenceData):
 
     def __init__(
         self,
-        num_sequences: int = 2000,
-        min_length: int = 20,
-        max_length: int = 40,
+        num_sequences: Annotated[int, PositiveInt] = 2000,
+        min_length: Annotated[int, PositiveInt] = 20,
+        max_length: Annotated[int, PositiveInt] = 40,
         generator_seed: int = 0,
         **kwargs: Any,
     ) -> None:
@@ -187,6 +190,13 @@ class CSVSequences(SequenceData):
     Columns: a sequence id, a label, and numeric feature columns (all other columns). The rows of
     one sequence share its id and label and appear in time order; lengths may differ.
     """
+
+    @classmethod
+    def path_hint(cls, args: Mapping[str, Any]) -> str:
+        return (
+            "point data.path at a CSV file with a header, an id column, a label column and "
+            "numeric feature columns, one row per time step"
+        )
 
     def __init__(
         self, path: str, id_column: str = "id", label_column: str = "label", **kwargs: Any

@@ -8,10 +8,13 @@ labels; segmentation gets the per-pixel class mask. Each split has its own seed.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from practicum.constraints import OpenFraction, PositiveInt
 from practicum.data.dense import DenseData, Examples
 from practicum.errors import UserError
 
@@ -84,12 +87,12 @@ class ShapesData(DenseData):
 
     def __init__(
         self,
-        train_size: int = 512,
-        val_size: int = 128,
-        test_size: int = 128,
-        max_objects: int = 3,
-        min_object_frac: float = 0.15,
-        max_object_frac: float = 0.45,
+        train_size: Annotated[int, PositiveInt] = 512,
+        val_size: Annotated[int, PositiveInt] = 128,
+        test_size: Annotated[int, PositiveInt] = 128,
+        max_objects: Annotated[int, PositiveInt] = 3,
+        min_object_frac: Annotated[float, OpenFraction] = 0.15,
+        max_object_frac: Annotated[float, OpenFraction] = 0.45,
         seed: int = 0,
         **kwargs,
     ) -> None:

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import numpy as np
 import torch
 from PIL import Image
 
+from practicum.constraints import OpenFraction
 from practicum.data.dense import DenseData, Examples
 from practicum.errors import UserError
 
@@ -30,8 +33,19 @@ IGNORE = 255
 class VocSegmentationData(DenseData):
     problem = "segmentation"
 
+    @classmethod
+    def path_hint(cls, args: Mapping[str, Any]) -> str:
+        return (
+            "point data.root at a VOC folder with JPEGImages/, SegmentationClass/ "
+            "and ImageSets/Segmentation/"
+        )
+
     def __init__(
-        self, root: str, test_fraction: float = 0.15, split_seed: int = 0, **kwargs
+        self,
+        root: str,
+        test_fraction: Annotated[float, OpenFraction] = 0.15,
+        split_seed: int = 0,
+        **kwargs,
     ) -> None:
         super().__init__(**kwargs)
         declared = self.declared["num_classes"]

@@ -14,6 +14,8 @@ def linear_baseline_config(cfg: DictConfig, model: str, max_epochs: int) -> Dict
     baseline = cfg.copy()
     with open_dict(baseline):
         baseline.model = OmegaConf.load(CONF_DIR / "model" / f"{model}.yaml")
+        baseline.parts = {**(baseline.get("parts") or {}), "model": model}
+        baseline.compile = False  # a linear model gains nothing from compiling
         baseline.trainer.max_epochs = max_epochs
         baseline.scheduler = OmegaConf.create(
             {"factory": None, "interval": "epoch", "monitor": None}

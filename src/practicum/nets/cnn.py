@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 from torch import Tensor, nn
 
+from practicum.constraints import Fraction, PositiveInt, PositiveInts
 from practicum.errors import UserError
 from practicum.nets.shapes import dry_run, require_classes, require_image_shape
 
@@ -17,11 +19,11 @@ class ConvNet(nn.Module):
         self,
         in_shape: Sequence[int],
         num_classes: int,
-        channels: Sequence[int] = (32, 64),
-        kernel_size: int = 3,
+        channels: Annotated[Sequence[int], PositiveInts] = (32, 64),
+        kernel_size: Annotated[int, PositiveInt] = 3,
         padding: int | str = "same",
         batch_norm: bool = True,
-        dropout: float = 0.0,
+        dropout: Annotated[float, Fraction] = 0.0,
     ) -> None:
         super().__init__()
         in_channels, height, width = require_image_shape(in_shape, "cnn")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Annotated
 
 from torch import Tensor, nn
 from torchvision.models.detection import FCOS, FasterRCNN, RetinaNet
@@ -20,6 +21,7 @@ from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.ops import MultiScaleRoIAlign
 
+from practicum.constraints import Fraction, PositiveInt, PositiveInts
 from practicum.errors import UserError
 
 RESNETS = ("resnet18", "resnet34", "resnet50")
@@ -28,7 +30,7 @@ RESNETS = ("resnet18", "resnet34", "resnet50")
 class SmallBackbone(nn.Module):
     """Stride-2 stages of two 3x3 conv-BN-ReLU layers; one feature map named "0" at stride 2**len."""
 
-    def __init__(self, channels: Sequence[int] = (16, 32, 64, 64)) -> None:
+    def __init__(self, channels: Annotated[Sequence[int], PositiveInts] = (16, 32, 64, 64)) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         previous = 3
@@ -83,14 +85,14 @@ def _sizes(image_size: int) -> dict:
 
 def faster_rcnn(
     num_classes: int,
-    image_size: int = 128,
+    image_size: Annotated[int, PositiveInt] = 128,
     backbone: str = "small",
-    channels: Sequence[int] = (16, 32, 64, 64),
-    anchor_sizes: Sequence[int] = (16, 32, 64),
+    channels: Annotated[Sequence[int], PositiveInts] = (16, 32, 64, 64),
+    anchor_sizes: Annotated[Sequence[int], PositiveInts] = (16, 32, 64),
     aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0),
-    representation_size: int = 128,
-    proposals: int = 100,
-    score_thresh: float = 0.05,
+    representation_size: Annotated[int, PositiveInt] = 128,
+    proposals: Annotated[int, PositiveInt] = 100,
+    score_thresh: Annotated[float, Fraction] = 0.05,
 ) -> FasterRCNN:
     """Two stages: the RPN proposes `proposals` boxes per image, the box head classifies and refines."""
     body, levels = make_backbone(backbone, channels)
@@ -114,12 +116,12 @@ def faster_rcnn(
 
 def retinanet(
     num_classes: int,
-    image_size: int = 128,
+    image_size: Annotated[int, PositiveInt] = 128,
     backbone: str = "small",
-    channels: Sequence[int] = (16, 32, 64, 64),
-    anchor_sizes: Sequence[int] = (16, 32, 64),
+    channels: Annotated[Sequence[int], PositiveInts] = (16, 32, 64, 64),
+    anchor_sizes: Annotated[Sequence[int], PositiveInts] = (16, 32, 64),
     aspect_ratios: Sequence[float] = (0.5, 1.0, 2.0),
-    score_thresh: float = 0.05,
+    score_thresh: Annotated[float, Fraction] = 0.05,
 ) -> RetinaNet:
     """One stage: dense class and box predictions on every anchor, focal loss."""
     body, levels = make_backbone(backbone, channels)
@@ -135,10 +137,10 @@ def retinanet(
 
 def fcos(
     num_classes: int,
-    image_size: int = 128,
+    image_size: Annotated[int, PositiveInt] = 128,
     backbone: str = "small",
-    channels: Sequence[int] = (16, 32, 64, 64),
-    score_thresh: float = 0.05,
+    channels: Annotated[Sequence[int], PositiveInts] = (16, 32, 64, 64),
+    score_thresh: Annotated[float, Fraction] = 0.05,
 ) -> FCOS:
     """One stage, anchor-free: per-location class, box distances and centerness."""
     body, levels = make_backbone(backbone, channels)

@@ -8,10 +8,12 @@ size, so height and width must be divisible by 2 ** len(channels): 8x8 digits ta
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 import torch
 from torch import Tensor, nn
 
+from practicum.constraints import PositiveInt, PositiveInts
 from practicum.errors import UserError
 from practicum.nets.shapes import require_image_shape
 
@@ -53,8 +55,8 @@ class ConvVAE(nn.Module):
     def __init__(
         self,
         in_shape: Sequence[int],
-        latent_dim: int = 16,
-        channels: Sequence[int] = (32, 64),
+        latent_dim: Annotated[int, PositiveInt] = 16,
+        channels: Annotated[Sequence[int], PositiveInts] = (32, 64),
         batch_norm: bool = False,
     ) -> None:
         super().__init__()
@@ -102,7 +104,10 @@ class DCGAN(nn.Module):
     """
 
     def __init__(
-        self, in_shape: Sequence[int], latent_dim: int = 32, channels: Sequence[int] = (32, 64)
+        self,
+        in_shape: Sequence[int],
+        latent_dim: Annotated[int, PositiveInt] = 32,
+        channels: Annotated[Sequence[int], PositiveInts] = (32, 64),
     ) -> None:
         super().__init__()
         self.in_shape = [int(v) for v in in_shape]

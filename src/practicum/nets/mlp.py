@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 from torch import Tensor, nn
 
+from practicum.constraints import Fraction, PositiveInt
 from practicum.errors import UserError
 from practicum.nets.shapes import flat_size, require_classes
 
@@ -17,10 +19,10 @@ class MLP(nn.Module):
         self,
         in_shape: Sequence[int],
         num_classes: int,
-        hidden_units: int = 128,
-        depth: int = 2,
+        hidden_units: Annotated[int, PositiveInt] = 128,
+        depth: Annotated[int, PositiveInt] = 2,
         batch_norm: bool = True,
-        dropout: float = 0.0,
+        dropout: Annotated[float, Fraction] = 0.0,
     ) -> None:
         super().__init__()
         if depth < 1 or hidden_units < 1:

@@ -4,9 +4,11 @@ trains (He et al. 2016): the identity path carries the signal and the gradient t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 from torch import Tensor, nn
 
+from practicum.constraints import Fraction, PositiveInt
 from practicum.errors import UserError
 from practicum.nets.shapes import flat_size, require_classes
 
@@ -15,7 +17,7 @@ class ResidualBlock(nn.Module):
     """x + Linear(Dropout(ReLU(Linear(LayerNorm(x))))): the norm sits inside the branch, so the
     identity path is left untouched."""
 
-    def __init__(self, width: int, dropout: float) -> None:
+    def __init__(self, width: int, dropout: Annotated[float, Fraction]) -> None:
         super().__init__()
         self.body = nn.Sequential(
             nn.LayerNorm(width),
@@ -36,9 +38,9 @@ class ResidualMLP(nn.Module):
         self,
         in_shape: Sequence[int],
         num_classes: int,
-        hidden_units: int = 128,
-        depth: int = 2,
-        dropout: float = 0.2,
+        hidden_units: Annotated[int, PositiveInt] = 128,
+        depth: Annotated[int, PositiveInt] = 2,
+        dropout: Annotated[float, Fraction] = 0.2,
     ) -> None:
         super().__init__()
         if depth < 0 or hidden_units < 1:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from practicum.constraints import Fraction, PositiveInt
 from practicum.errors import UserError
 from practicum.nets.shapes import require_classes
 
@@ -21,15 +23,18 @@ class RecurrentClassifier(nn.Module):
     different lengths: those are packed, so the padding never enters the recurrence.
     """
 
+    # it needs sequence data, so a classification task around it solves sequence classification
+    problem = "sequence_classification"
+
     def __init__(
         self,
         in_shape: Sequence[int],
         num_classes: int,
         cell: str = "lstm",
-        hidden_size: int = 64,
-        num_layers: int = 1,
+        hidden_size: Annotated[int, PositiveInt] = 64,
+        num_layers: Annotated[int, PositiveInt] = 1,
         bidirectional: bool = False,
-        dropout: float = 0.0,
+        dropout: Annotated[float, Fraction] = 0.0,
     ) -> None:
         super().__init__()
         if cell not in CELLS:

@@ -9,9 +9,11 @@ and `depth` (convs per stage). Any input size works: unpooling restores each sta
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 from torch import Tensor, nn
 
+from practicum.constraints import PositiveInt, PositiveInts
 from practicum.errors import UserError
 
 
@@ -34,9 +36,9 @@ class SegNet(nn.Module):
     def __init__(
         self,
         num_classes: int,
-        in_channels: int = 3,
-        channels: Sequence[int] = (16, 32, 64),
-        depth: int = 2,
+        in_channels: Annotated[int, PositiveInt] = 3,
+        channels: Annotated[Sequence[int], PositiveInts] = (16, 32, 64),
+        depth: Annotated[int, PositiveInt] = 2,
     ) -> None:
         super().__init__()
         if int(num_classes) < 2 or not channels or depth < 1:

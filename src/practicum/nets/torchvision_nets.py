@@ -16,15 +16,19 @@ import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
 import torchvision.models as tvm
 from torch import Tensor, nn
 
+from practicum.constraints import Fraction, PositiveInt
 from practicum.errors import UserError
 from practicum.nets.shapes import dry_run, require_classes, require_image_shape
+
+# torch's batch-norm layers, named one by one: their common base class is private
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +81,7 @@ class _TorchvisionNet(nn.Module):
         if self.frozen:
             head_modules = set(self.head().modules())
             for module in self.backbone.modules():
-                if (
-                    isinstance(module, nn.modules.batchnorm._BatchNorm)
-                    and module not in head_modules
-                ):
+                if isinstance(module, BATCH_NORMS) and module not in head_modules:
                     module.eval()
         return self
 
@@ -92,7 +93,7 @@ class ResNet(_TorchvisionNet):
         self,
         in_shape: Sequence[int],
         num_classes: int,
-        depth: int = 18,
+        depth: Annotated[int, PositiveInt] = 18,
         small_input: bool = True,
         pretrained: str | None = None,
         freeze_backbone: bool = False,
@@ -116,10 +117,10 @@ class VGG(_TorchvisionNet):
         self,
         in_shape: Sequence[int],
         num_classes: int,
-        depth: int = 11,
+        depth: Annotated[int, PositiveInt] = 11,
         batch_norm: bool = True,
-        hidden: int = 512,
-        dropout: float = 0.5,
+        hidden: Annotated[int, PositiveInt] = 512,
+        dropout: Annotated[float, Fraction] = 0.5,
         pretrained: str | None = None,
         freeze_backbone: bool = False,
     ) -> None:
@@ -150,7 +151,7 @@ class InceptionV3(_TorchvisionNet):
         self,
         in_shape: Sequence[int],
         num_classes: int,
-        dropout: float = 0.5,
+        dropout: Annotated[float, Fraction] = 0.5,
         pretrained: str | None = None,
         freeze_backbone: bool = False,
     ) -> None:
