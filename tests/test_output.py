@@ -110,6 +110,25 @@ def test_verbose_prints_the_whole_tree(tmp_path: Path):
     assert tree.index("data") < tree.index("model") < tree.index("optimizer") < tree.index("paths")
 
 
+def test_a_sweep_prints_a_line_per_trial(tmp_path: Path):
+    result = run_cli(
+        "train.py",
+        "-m",
+        "seed=1,2",
+        "model=linear",
+        "trainer.max_epochs=1",
+        f"paths.log_dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    trials = [line for line in lines if line.startswith("trial ")]
+    assert [line.split(":")[0] for line in trials] == ["trial 0", "trial 1"], result.stdout
+    assert "val/acc" in trials[0] and str(tmp_path) in trials[0]
+    for noise in ("config (train)", "parts ", "Trainable params", "practicum diagnosis"):
+        assert noise not in result.stdout, noise
+    assert len(lines) <= 16, result.stdout
+
+
 def _numbers(*texts: str) -> set[str]:
     return {match for text in texts for match in NUMBER.findall(text)}
 

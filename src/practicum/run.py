@@ -27,8 +27,8 @@ from practicum.methodology.curves import log_figure_to_loggers, plot_curves
 from practicum.methodology.diagnosis import diagnose
 from practicum.methodology.goal import Goal
 from practicum.methodology.history import best_epoch, read_history
-from practicum.methodology.report import print_panel, send_to_loggers, write_report
-from practicum.methodology.summary import print_metrics_table
+from practicum.methodology.report import send_to_loggers, write_report
+from practicum.methodology.summary import print_outcome
 from practicum.summary import RunSummary, finite_or_none
 from practicum.validate import declared_problem
 
@@ -180,13 +180,9 @@ def report_run(
     send_to_loggers(trainer.loggers, summary, report, step=trainer.global_step)
     summary.write()
 
-    print_metrics_table(metrics, goal, title=f"Best checkpoint (epoch {best})", console=console)
-    if diagnosis.verdict == "diverged":
-        console.print(
-            "[red]Training diverged[/red]: the loss became non-finite or blew up; see report.md."
-        )
-    print_panel(summary, diagnosis, goal, console)
-    console.print(f"Run directory: {output_dir}", soft_wrap=True)
+    # a sweep's trial shares the terminal with many others: one line for it
+    one_line = wandb_runs.sweep_trial() is not None and not cfg.get("verbose")
+    print_outcome(summary, diagnosis, goal, console, one_line=one_line)
     return float("nan") if value is None else value
 
 
