@@ -362,6 +362,7 @@ def test_doc_command_runs(command: str, workspace: Workspace, tmp_path: Path):
         return
     printed = COMMANDS[command]
     if printed is not None:
+        printed = [fill(line, workspace) if "/path/to/" in line else line for line in printed]
         lines = {line.strip() for line in output.splitlines()}
         missing = [line for line in printed if line.strip() and line.strip() not in lines]
         assert not missing, (
@@ -493,6 +494,32 @@ def test_the_config_files_shown_are_the_shipped_ones():
             assert named, f"{doc.name}: name the file a config block shows before it"
             shipped = yaml.safe_load((ROOT / named[-1]).read_text())
             assert config == shipped, f"{doc.name} shows {named[-1]} differently from the file"
+            shown += 1
+    assert shown >= 2
+
+
+def _code_lines(code: str) -> list[str]:
+    """The statements of a Python excerpt, stripped of indentation and trailing comments."""
+    lines = (re.sub(r"\s+#\s.*$", "", line).strip() for line in code.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def test_the_code_shown_is_the_shipped_code():
+    """A Python block whose paragraph names a `src/...py` file shows lines of that file; a line
+    with `...` stands for what the excerpt leaves out."""
+    shown = 0
+    for doc in DOCS:
+        text = doc.read_text()
+        previous_end = 0
+        for block in FENCE.finditer(text):
+            named = re.findall(r"`(src/[\w/]+\.py)`", text[previous_end : block.start()])
+            previous_end = block.end()
+            if block.group(1) != "python" or not named:
+                continue
+            shipped = set(_code_lines((ROOT / named[-1]).read_text()))
+            for line in _code_lines(block.group(2)):
+                if "..." not in line:
+                    assert line in shipped, f"{doc.name} shows a line {named[-1]} lacks: {line}"
             shown += 1
     assert shown >= 2
 
