@@ -11,16 +11,15 @@ from rich.console import Console
 from torch import nn
 
 from practicum.build import build_datamodule, build_task
+from practicum.config import ChecksConfig, settings
 from practicum.errors import UserError
 from practicum.methodology.checks import (
-    CheckSettings,
     batch_independence,
     gradient_check,
     initial_loss,
     overfit_tiny_subset,
     print_checks,
     run_checks,
-    settings_from_config,
     write_checks,
 )
 
@@ -45,7 +44,7 @@ def default_run(tmp_path_factory):
     """The default CNN on digits, its checks, and a snapshot of its weights taken before them."""
     task, data = build(tmp_path_factory.mktemp("cnn"))
     before = {name: t.clone() for name, t in task.state_dict().items()}
-    return task, data, before, run_checks(task, data, CheckSettings(seed=0))
+    return task, data, before, run_checks(task, data, ChecksConfig(seed=0))
 
 
 def test_default_cnn_passes_every_check(default_run):
@@ -68,7 +67,7 @@ def test_default_cnn_passes_every_check(default_run):
 
 def test_checks_are_reproducible(default_run):
     task, data, _, results = default_run
-    again = overfit_tiny_subset(task, data, CheckSettings(seed=0))
+    again = overfit_tiny_subset(task, data, ChecksConfig(seed=0))
     assert again == results[3]
 
 
@@ -78,7 +77,7 @@ def test_mlp_and_linear_pass_gradient_check_and_batch_independence(tmp_path, mod
     x, y = data.splits["train"]
     assert gradient_check(task.net, data.input_shape).status == "pass"
     assert batch_independence(task.net, x[:4], y[:4], task.criterion).status == "pass"
-    assert initial_loss(task, data, CheckSettings()).status == "pass"
+    assert initial_loss(task, data, ChecksConfig()).status == "pass"
 
 
 class DoubledGradient(torch.autograd.Function):
@@ -140,7 +139,7 @@ def test_batch_independence_catches_mixing_examples(tmp_path):
 def test_untrainable_model_fails_the_overfit_check(tmp_path):
     task, data = build(tmp_path)
     task.optimizer_factory = lambda params: torch.optim.SGD(params, lr=0.0)
-    result = overfit_tiny_subset(task, data, CheckSettings(overfit_steps=20))
+    result = overfit_tiny_subset(task, data, ChecksConfig(overfit_steps=20))
     assert result.status == "fail"
     assert result.value < 0.5
     assert "after 20 of at most 20 steps" in result.detail
@@ -148,7 +147,7 @@ def test_untrainable_model_fails_the_overfit_check(tmp_path):
 
 def test_initial_loss_is_skipped_for_the_hinge_loss(tmp_path):
     task, data = build(tmp_path, ["model=linear", "model.loss=hinge"])
-    result = initial_loss(task, data, CheckSettings())
+    result = initial_loss(task, data, ChecksConfig())
     assert result.status == "skip" and result.passed
     assert result.value > 0 and "MultiMarginLoss" in result.detail
 
@@ -169,9 +168,13 @@ def test_checks_json_and_table(default_run, tmp_path):
 
 def test_settings_come_from_the_debug_checks_config(tmp_path):
     cfg = compose_train(tmp_path, ["debug=checks", "seed=7", "checks.overfit_steps=50"])
-    settings = settings_from_config(cfg.checks)
-    assert settings.seed == 7 and settings.overfit_steps == 50 and cfg.checks.enabled
-    with pytest.raises(UserError, match="checks.overfit_stpes is unknown"):
-        settings_from_config({"overfit_stpes": 10})
-    with pytest.raises(UserError, match="overfit_target=1.5 is invalid"):
-        settings_from_config({"overfit_target": 1.5})
+    checks = settings(cfg.checks, ChecksConfig, "checks")
+    assert checks.seed == 7 and checks.overfit_steps == 50 and cfg.checks.enabled
+    with pytest.raises(UserError, match="checks.overfit_stpes is not a setting"):
+        settings({"overfit_stpes": 10}, ChecksConfig, "checks")
+    with pytest.raises(
+        UserError, match=r"overfit_target=1.5 is invalid: overfit_target must be in \(0, 1\]"
+    ):
+        settings({"overfit_target": 1.5}, ChecksConfig, "checks")
+    with pytest.raises(UserError, match="checks.overfit_steps='many' is invalid"):
+        settings({"overfit_steps": "many"}, ChecksConfig, "checks")

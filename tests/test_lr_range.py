@@ -13,8 +13,9 @@ import torch
 from omegaconf import OmegaConf
 
 from practicum.build import build_datamodule, build_task
+from practicum.config import TuneConfig, settings
 from practicum.errors import UserError
-from practicum.methodology.lr_range import lr_range_test, settings_from_config, suggest_lr
+from practicum.methodology.lr_range import lr_range_test, suggest_lr
 
 from conftest import CONF_DIR, compose_train, train
 
@@ -97,24 +98,24 @@ def test_plot_and_json(default_sweep, tmp_path):
 
 def test_settings_from_the_tune_config():
     node = OmegaConf.load(CONF_DIR / "tune" / "lr.yaml").tune
-    settings = settings_from_config(node)
-    assert (settings.min_lr, settings.max_lr, settings.steps, settings.apply) == (
+    tune = settings(node, TuneConfig, "tune")
+    assert (tune.min_lr, tune.max_lr, tune.steps, tune.apply) == (
         1e-6,
         1.0,
         100,
         True,
     )
-    assert settings.test_kwargs() == {"min_lr": 1e-6, "max_lr": 1.0, "steps": 100, "smoothing": 0.9}
+    assert tune.test_kwargs() == {"min_lr": 1e-6, "max_lr": 1.0, "steps": 100, "smoothing": 0.9}
     for bad, message in [
         ({"min_lr": 1.0, "max_lr": 0.1}, "min_lr"),
         ({"steps": 1}, "tune.steps"),
         ({"smoothing": 1.0}, "tune.smoothing"),
-        ({"apply": "yes"}, "tune.apply"),
-        ({"max_lr": "big"}, "not a number"),
+        ({"apply": "maybe"}, "tune.apply"),
+        ({"max_lr": "big"}, "max_lr must be a number"),
         ({"lr_max": 1.0}, "tune.lr_max"),
     ]:
         with pytest.raises(UserError, match=message):
-            settings_from_config({**node, **bad})
+            settings({**node, **bad}, TuneConfig, "tune")
 
 
 def test_suggested_lr_trains_to_the_goal(default_sweep, tmp_path):

@@ -1,25 +1,39 @@
 """Typed schemas of the config groups practicum owns, and the names of a run's parts.
 
 Each group's YAML lists its schema first in `defaults` (`- /schema/goal@_here_`), so Hydra checks
-types and missing values while composing: `goal.target=abc` fails before anything runs. The schemas
-hold no ranges (validate.py does) and import nothing heavy: `--help` and `--cfg job` use them.
-Groups that build objects (model, data, optimizer, ...) have no schema here: their constructors'
-signatures are their schema (validate.check_arguments).
+types and missing values while composing: `goal.target=abc` fails before anything runs. A field's
+range rides in its metadata (`rule(PositiveInt)`), checked by validate.py and by `settings`, which
+turns a node into its dataclass for the code that uses it. Nothing heavy is imported: `--help` and
+`--cfg job` use these. Groups that build objects (model, data, optimizer, ...) have no schema
+here: their constructors' signatures are their schema (arguments.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, open_dict
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from practicum.constraints import PositiveInt, UpToOne, one_of, rule
+from practicum.constraints import (
+    Constraint,
+    Fraction,
+    Positive,
+    PositiveInt,
+    UpToOne,
+    at_least,
+    one_of,
+    rule,
+)
+from practicum.errors import UserError
+
+T = TypeVar("T")
 
 # the groups whose files pick a schema from conf/; `schema/<name>` in Hydra's ConfigStore
 SCHEMA_GROUP = "schema"
@@ -61,14 +75,30 @@ class ChecksConfig:
 
 @dataclass
 class TuneConfig:
-    """conf/tune/lr.yaml: the learning-rate range test."""
+    """conf/tune/lr.yaml: the learning-rate range test (Smith 2015) and whether to train with its lr."""
 
-    mode: str = "lr"
-    min_lr: float = 1e-6
-    max_lr: float = 1.0
-    steps: int = 100
-    smoothing: float = 0.9
+    mode: str = field(default="lr", metadata=rule(one_of("lr")))
+    min_lr: float = field(default=1e-6, metadata=rule(Positive))
+    max_lr: float = field(default=1.0, metadata=rule(Positive))
+    steps: int = field(default=100, metadata=rule(at_least(2)))  # mini-batches in the sweep
+    smoothing: float = field(default=0.9, metadata=rule(Fraction))  # of the loss curve
     apply: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.min_lr < self.max_lr:
+            raise UserError(
+                f"tune.min_lr={self.min_lr:g}, tune.max_lr={self.max_lr:g}: need min_lr < max_lr, "
+                "e.g. 1e-6 and 1"
+            )
+
+    def test_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for `lr_range_test` (add `seed=cfg.seed`)."""
+        return {
+            "min_lr": self.min_lr,
+            "max_lr": self.max_lr,
+            "steps": self.steps,
+            "smoothing": self.smoothing,
+        }
 
 
 @dataclass
@@ -129,6 +159,61 @@ def register_schemas() -> None:
     store = ConfigStore.instance()
     for name, schema in SCHEMAS.items():
         store.store(group=SCHEMA_GROUP, name=name, node=schema)
+
+
+def settings(node: Mapping[str, Any] | None, schema: type[T], group: str) -> T:
+    """A config node (or a plain mapping) as its schema's dataclass: an unknown key, a wrong type
+    or a value out of range is one UserError line."""
+    values = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    values = dict(values or {})
+    names = [f.name for f in dataclasses.fields(schema)]
+    for key in values:
+        if key not in names:
+            raise UserError(f"{group}.{key} is not a setting: use one of {', '.join(names)}")
+    typed = OmegaConf.structured(schema)
+    for key, value in values.items():
+        try:
+            typed[key] = value
+        except OmegaConfBaseException:
+            kind = KINDS.get(str(typed_field(schema, key).type), str(typed_field(schema, key).type))
+            raise UserError(f"{group}.{key}={value!r} is invalid: {key} must be {kind}") from None
+    check_ranges(typed, group)
+    return OmegaConf.to_object(typed)
+
+
+# how a message names a schema field's type
+KINDS = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text"}
+
+
+def typed_field(schema: type, name: str) -> dataclasses.Field:
+    return next(f for f in dataclasses.fields(schema) if f.name == name)
+
+
+def check_ranges(node: DictConfig, path: str) -> None:
+    """The ranges declared on a schema node's fields (`metadata=rule(...)`), nested nodes too."""
+    schema = OmegaConf.get_type(node)
+    if not dataclasses.is_dataclass(schema):
+        for key in node:  # a mapping of schema nodes (study.space)
+            child = None if OmegaConf.is_interpolation(node, key) else node[key]
+            if isinstance(child, DictConfig):
+                check_ranges(child, f"{path}.{key}")
+        return
+    for field_ in dataclasses.fields(schema):
+        name = field_.name
+        if OmegaConf.is_missing(node, name) or OmegaConf.is_interpolation(node, name):
+            continue
+        value, constraint = node[name], field_.metadata.get("constraint")
+        if isinstance(value, DictConfig):
+            check_ranges(value, f"{path}.{name}")
+        elif isinstance(constraint, Constraint) and constraint.problem(value):
+            good = isinstance(field_.default, int | float | str) and constraint.holds(
+                field_.default
+            )
+            example = field_.default if good else constraint.example
+            raise UserError(
+                f"{path}.{name}={value!r} is invalid: {name} {constraint.rule} "
+                f"(for example {path}.{name}={example})"
+            )
 
 
 def part_name(cfg: DictConfig | Mapping[str, Any], group: str) -> str:

@@ -1,8 +1,9 @@
 """Ranges of constructor arguments, declared where the argument is declared.
 
-    def __init__(self, hidden_units: Annotated[int, Positive] = 128, dropout: Annotated[float, Fraction] = 0.2)
+    def __init__(self, hidden_units: Annotated[int, PositiveInt] = 128,
+                 dropout: Annotated[float, Fraction] = 0.2) -> None:
 
-validate.py reads these from the signature of each `_target_` in the config and reports a value out
+arguments.py reads these from the signature of each `_target_` in the config and reports a value out
 of range as one line before anything is built. Plain type hints (int, float, str, ...) are checked
 too; a marker adds the range. Imports nothing heavy: a config's schema may use the markers too.
 """
@@ -54,6 +55,10 @@ OpenFraction = Constraint("must be in (0, 1)", lambda v: _finite(v, lambda x: 0 
 UpToOne = Constraint("must be in (0, 1]", lambda v: _finite(v, lambda x: 0 < x <= 1), "0.5")
 PositiveInt = Constraint("must be a whole number >= 1", lambda v: _whole(v, 1), "64")
 NonNegativeInt = Constraint("must be a whole number >= 0", lambda v: _whole(v, 0), "0")
+
+
+def at_least(low: int) -> Constraint:
+    return Constraint(f"must be a whole number >= {low}", lambda v: _whole(v, low), str(low))
 
 
 def one_of(*choices: Any) -> Constraint:

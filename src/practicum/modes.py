@@ -66,12 +66,8 @@ def sanity_checks(cfg: DictConfig) -> float:
     """`debug=checks`: run the checks on a fresh model, print the table, write checks.json;
     return the number of checks that failed."""
     from practicum.build import build_datamodule, build_task
-    from practicum.methodology.checks import (
-        print_checks,
-        run_checks,
-        settings_from_config,
-        write_checks,
-    )
+    from practicum.config import ChecksConfig, settings
+    from practicum.methodology.checks import print_checks, run_checks, write_checks
 
     console = Console()
     output_dir = _run_dir(cfg)
@@ -81,7 +77,7 @@ def sanity_checks(cfg: DictConfig) -> float:
             "debug=checks needs in-memory data (digits, wine, breast_cancer, csv, npz); "
             f"data={part_name(cfg, 'data')} is read from files"
         )
-    results = run_checks(build_task(cfg), datamodule, settings_from_config(cfg.checks))
+    results = run_checks(build_task(cfg), datamodule, settings(cfg.checks, ChecksConfig, "checks"))
     print_checks(results, console)
     path = write_checks(results, output_dir)
     failed = [r.name for r in results if not r.passed]
@@ -96,17 +92,16 @@ def lr_range_then_train(cfg: DictConfig, run_one: RunOne) -> float | None:
     import lightning.pytorch as pl
 
     from practicum.build import build_datamodule, build_task
+    from practicum.config import TuneConfig, settings
     from practicum.files import write_json
-    from practicum.methodology.lr_range import lr_range_test, settings_from_config
+    from practicum.methodology.lr_range import lr_range_test
 
     console = Console()
     output_dir = _run_dir(cfg)
-    settings = settings_from_config(cfg.tune)
+    tune = settings(cfg.tune, TuneConfig, "tune")
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = build_datamodule(cfg)
-    result = lr_range_test(
-        build_task(cfg), datamodule, seed=int(cfg.seed), **settings.test_kwargs()
-    )
+    result = lr_range_test(build_task(cfg), datamodule, seed=int(cfg.seed), **tune.test_kwargs())
     title = f"{cfg.task_name}: model={part_name(cfg, 'model')} data={part_name(cfg, 'data')}"
     result.save_plot(output_dir / "lr_range.png", f"{title} ({output_dir.name})")
     write_json(output_dir / "lr_range.json", result.as_dict())
@@ -115,7 +110,7 @@ def lr_range_then_train(cfg: DictConfig, run_one: RunOne) -> float | None:
         f"{result.min_loss_lr:.3g}); plot: {output_dir / 'lr_range.png'}",
         soft_wrap=True,
     )
-    if not settings.apply:
+    if not tune.apply:
         return float(result.suggestion)
     with open_dict(cfg):
         cfg.optimizer.lr = float(result.suggestion)

@@ -1,43 +1,24 @@
 """Check a composed config before anything is built or any training starts.
 
 Every mistake is one line that names the key, the bad value, and what to write instead. A rule
-applies to the parameter it was written for:
-- the arguments of each `_target_` are checked against the target's signature: a key that is not
-  a parameter, a value of the wrong type, a value outside the range its annotation declares
-  (`Annotated[int, PositiveInt]`, see constraints.py);
-- targets practicum does not own (torch optimizers, Lightning's Trainer and callbacks) get the
-  ranges of FOREIGN_RULES, keyed by the class that declares the parameter;
-- the groups practicum owns have schemas (config.py) whose fields carry their ranges.
+applies to the parameter it was written for: the arguments of each `_target_` are checked against
+the target's signature and declared ranges (arguments.py); the groups practicum owns against the
+ranges on their schemas' fields (config.py). Then: targets trusted, model and data of the same
+problem kind, files present.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
-import inspect
-import types
-import typing
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from practicum.config import SCHEMAS, part_name
-from practicum.constraints import Constraint, Fraction, NonNegative, Positive, PositiveInt
+from practicum.arguments import check_arguments, locate, target_nodes
+from practicum.config import SCHEMAS, check_ranges, part_name
 from practicum.errors import UserError
 from practicum.trust import TRUSTED_TARGETS, is_trusted
-
-# (class that declares the parameter, parameter, range): for targets whose source is not ours
-FOREIGN_RULES: list[tuple[str, str, Constraint]] = [
-    ("torch.optim.Optimizer", "lr", Positive),
-    ("torch.optim.Optimizer", "weight_decay", NonNegative),
-    ("torch.optim.Optimizer", "momentum", Fraction),
-    ("lightning.pytorch.Trainer", "max_epochs", PositiveInt),
-    ("lightning.pytorch.callbacks.EarlyStopping", "patience", PositiveInt),
-]
-# keys of a `_target_` node that Hydra reads itself
-HYDRA_KEYS = ("_target_", "_partial_", "_convert_", "_recursive_", "_args_")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -55,30 +36,6 @@ def validate(cfg: DictConfig) -> None:
     check_checkpoint(cfg)
 
 
-# -- targets and their arguments -------------------------------------------------------------
-
-
-def target_nodes(cfg: DictConfig) -> Iterator[tuple[str, DictConfig]]:
-    """(dotted path, node) of every node with a `_target_`, outside Hydra's own settings."""
-
-    def walk(node: Any, path: str) -> Iterator[tuple[str, DictConfig]]:
-        if isinstance(node, DictConfig):
-            if "_target_" in node:
-                yield path, node
-            for key in node:
-                if not OmegaConf.is_missing(node, key) and not OmegaConf.is_interpolation(node, key):
-                    yield from walk(node[key], f"{path}.{key}")
-        elif isinstance(node, ListConfig):
-            for i in range(len(node)):
-                if not OmegaConf.is_missing(node, i) and not OmegaConf.is_interpolation(node, i):
-                    yield from walk(node[i], f"{path}[{i}]")
-
-    for key in cfg:
-        skip = OmegaConf.is_missing(cfg, key) or OmegaConf.is_interpolation(cfg, key)
-        if key != "hydra" and not skip:
-            yield from walk(cfg[key], str(key))
-
-
 def check_targets(cfg: DictConfig) -> None:
     """Refuse any `_target_` outside practicum's trusted list before Hydra is asked to build it."""
     for path, node in target_nodes(cfg):
@@ -91,206 +48,6 @@ def check_targets(cfg: DictConfig) -> None:
             )
 
 
-def locate(target: str, path: str = "_target_") -> Any:
-    """The class or function a (trusted) `_target_` names, imported; one line when it does not exist."""
-    parts = target.split(".")
-    for i in range(len(parts), 0, -1):
-        module_name = ".".join(parts[:i])
-        try:
-            obj: Any = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue  # this prefix is not a module: try a shorter one
-            raise
-        try:
-            for attr in parts[i:]:
-                obj = getattr(obj, attr)
-        except AttributeError:
-            break
-        return obj
-    raise UserError(f"{path}={target!r} does not exist: check the module and the name")
-
-
-@dataclasses.dataclass
-class Parameter:
-    name: str
-    hint: Any  # the annotation, evaluated; Any when unknown
-    default: Any  # inspect.Parameter.empty when required
-    owner: Any  # the class or function that declares it
-
-
-def parameters(target: Any) -> tuple[dict[str, Parameter], bool]:
-    """A target's keyword parameters, following `**kwargs` up the base classes; and whether the
-    set is open (some `**kwargs` reach code whose parameters cannot be listed)."""
-    found: dict[str, Parameter] = {}
-    if inspect.isclass(target):
-        functions = [(k, k.__dict__["__init__"]) for k in target.__mro__ if "__init__" in k.__dict__]
-    else:
-        functions = [(target, target)]
-    for owner, function in functions:
-        if owner is object:
-            break
-        try:
-            signature = inspect.signature(function)
-        except (TypeError, ValueError):
-            return found, True
-        hints = _hints(function)
-        for name, param in signature.parameters.items():
-            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD) or name == "self":
-                continue
-            found.setdefault(name, Parameter(name, hints.get(name, Any), param.default, owner))
-        if not any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
-            return found, False
-    return found, True
-
-
-def _hints(function: Any) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(inspect.unwrap(function), include_extras=True)
-    except Exception:  # an annotation that cannot be evaluated here: no type checks for it
-        return {}
-
-
-def check_arguments(cfg: DictConfig) -> None:
-    for path, node in target_nodes(cfg):
-        target = locate(str(node._target_), f"{path}._target_")
-        params, open_set = parameters(target)
-        name = getattr(target, "__name__", str(node._target_))
-        for key in node:
-            key = str(key)
-            if key in HYDRA_KEYS:
-                continue
-            if key not in params:
-                if open_set:
-                    continue
-                raise UserError(
-                    f"{path}.{key} is not a parameter of {name}: use one of {', '.join(params)}"
-                )
-            if OmegaConf.is_missing(node, key) or OmegaConf.is_interpolation(node, key):
-                continue  # missing: _require_set's; interpolated: checked where it is set
-            value = node[key]
-            if isinstance(value, DictConfig) and "_target_" in value:
-                continue  # built into an object; checked as a target of its own
-            if isinstance(value, DictConfig | ListConfig):
-                value = OmegaConf.to_container(value, resolve=True)
-            problem = _argument_problem(target, params[key], value)
-            if problem:
-                rule, example = problem
-                _invalid(f"{path}.{key}", key, value, rule, example)
-
-
-def _argument_problem(target: Any, param: Parameter, value: Any) -> tuple[str, Any] | None:
-    """(what the value must be, a good example) when `value` does not fit `param`."""
-    owned = str(getattr(param.owner, "__module__", "")).startswith("practicum.")
-    constraints = list(_constraints(param.hint)) if owned else []
-    constraints += [c for base, key, c in FOREIGN_RULES if key == param.name and _is_a(target, base)]
-    default = param.default
-    if owned and not _fits(value, param.hint):
-        example = default if _fits(default, param.hint) else None
-        return f"must be {_describe(param.hint)}", example
-    for constraint in constraints:
-        rule = constraint.problem(value)
-        if rule:
-            good = _plain(default) and default is not None and constraint.holds(default)
-            return rule, default if good else constraint.example
-    return None
-
-
-def _is_a(target: Any, dotted: str) -> bool:
-    module, _, name = dotted.rpartition(".")
-    if not inspect.isclass(target):
-        return False
-    try:
-        base = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return False
-    return issubclass(target, base)
-
-
-def _constraints(hint: Any) -> Iterator[Constraint]:
-    if typing.get_origin(hint) is typing.Annotated:
-        yield from (m for m in hint.__metadata__ if isinstance(m, Constraint))
-    for arg in typing.get_args(hint):
-        if not isinstance(arg, Constraint):
-            yield from _constraints(arg)
-
-
-def _fits(value: Any, hint: Any) -> bool:
-    """Whether a config value can be passed where `hint` is declared; unknown hints accept anything."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is Any or isinstance(hint, typing.TypeVar):
-        return True
-    if origin is typing.Annotated:
-        return _fits(value, args[0])
-    if origin in (typing.Union, types.UnionType):
-        return any(_fits(value, arg) for arg in args)
-    if origin is typing.Literal:
-        return value in args
-    if hint is type(None) or hint is None:
-        return value is None
-    if value is inspect.Parameter.empty:
-        return False
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    container = origin or hint
-    if container in (list, tuple, Sequence) or container is typing.Sequence:
-        if not isinstance(value, list | tuple):
-            return False
-        items = [a for a in args if a is not Ellipsis]
-        return len(items) != 1 or all(_fits(v, items[0]) for v in value)
-    if container in (dict, Mapping):
-        return isinstance(value, dict)
-    return True
-
-
-def _describe(hint: Any) -> str:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is typing.Annotated:
-        return _describe(args[0])
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(dict.fromkeys(_describe(arg) for arg in args))
-    if origin is typing.Literal:
-        return "one of " + ", ".join(str(a) for a in args)
-    names = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
-    if hint in names:
-        return names[hint]
-    if hint is type(None):
-        return "null"
-    if (origin or hint) in (list, tuple, Sequence, typing.Sequence):
-        return "a list"
-    if (origin or hint) in (dict, Mapping):
-        return "a mapping"
-    return getattr(hint, "__name__", str(hint))
-
-
-def _plain(value: Any) -> bool:
-    if isinstance(value, list | tuple):
-        return all(_plain(v) for v in value)
-    return value is None or isinstance(value, bool | int | float | str)
-
-
-def _render(value: Any) -> str:
-    """A value as one writes it on the command line."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if value is None:
-        return "null"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_render(v) for v in value) + "]"
-    return str(value)
-
-
-def _invalid(path: str, key: str, value: Any, rule: str, example: Any) -> None:
-    hint = f" (for example {path}={_render(example)})" if _plain(example) and example is not None else ""
-    raise UserError(f"{path}={value!r} is invalid: {key} {rule}{hint}")
-
-
 # -- the groups practicum owns ---------------------------------------------------------------
 
 
@@ -299,28 +56,7 @@ def check_schema_values(cfg: DictConfig) -> None:
     for group in SCHEMAS:
         node = cfg.get(group) if group in cfg else None
         if isinstance(node, DictConfig):
-            _check_schema_node(node, group)
-
-
-def _check_schema_node(node: DictConfig, path: str) -> None:
-    schema = OmegaConf.get_type(node)
-    if not dataclasses.is_dataclass(schema):
-        for key in node:  # a mapping of schema nodes (study.space)
-            child = None if OmegaConf.is_interpolation(node, key) else node[key]
-            if isinstance(child, DictConfig):
-                _check_schema_node(child, f"{path}.{key}")
-        return
-    for field in dataclasses.fields(schema):
-        if OmegaConf.is_missing(node, field.name) or OmegaConf.is_interpolation(node, field.name):
-            continue
-        value, constraint = node[field.name], field.metadata.get("constraint")
-        if isinstance(value, DictConfig):
-            _check_schema_node(value, f"{path}.{field.name}")
-        elif constraint is not None and constraint.problem(value):
-            default = field.default
-            good = _plain(default) and default is not None and constraint.holds(default)
-            example = default if good else constraint.example
-            _invalid(f"{path}.{field.name}", field.name, value, constraint.rule, example)
+            check_ranges(node, group)
 
 
 # -- how the parts fit together --------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from torch import Tensor, nn
 
-from practicum.errors import UserError
+from practicum.config import ChecksConfig
 from practicum.files import write_json
 from practicum.summary import finite_or_none
 
@@ -50,43 +50,6 @@ class CheckResult:
         return {**dataclasses.asdict(self), **plain}
 
 
-@dataclass(frozen=True)
-class CheckSettings:
-    seed: int = 0
-    initial_loss_batches: int = 4
-    initial_loss_tolerance: float = 0.15  # relative distance from -log(1/num_classes)
-    overfit_batches: int = 2
-    overfit_steps: int = 200
-    overfit_target: float = 0.99  # training accuracy on the tiny subset
-    baseline_epochs: int = 3
-    # the real-input model's error must be at most this share of the zero-input model's error
-    baseline_error_ratio: float = 0.5
-    independence_batch: int = 4
-
-
-def settings_from_config(node: Mapping[str, Any] | None) -> CheckSettings:
-    """The `checks:` config node as settings; `enabled` is the run flow's business and is ignored."""
-    values = dict(node or {})
-    values.pop("enabled", None)
-    defaults = dataclasses.asdict(CheckSettings())
-    unknown = sorted(set(values) - set(defaults))
-    if unknown:
-        raise UserError(
-            f"checks.{unknown[0]} is unknown: use one of enabled, {', '.join(defaults)}"
-        )
-    try:
-        values = {key: type(defaults[key])(value) for key, value in values.items()}
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"checks: {exc}: every setting is a number") from exc
-    for key, value in values.items():
-        # the float settings are all fractions; the int ones are counts (the seed can be anything)
-        if isinstance(value, float) and not 0 < value <= 1:
-            raise UserError(f"checks.{key}={value} is invalid: it must be in (0, 1]")
-        if isinstance(value, int) and key != "seed" and value < 1:
-            raise UserError(f"checks.{key}={value} is invalid: it must be at least 1")
-    return CheckSettings(**values)
-
-
 @contextmanager
 def _seeded(seed: int) -> Iterator[None]:
     """Seed torch inside the block and give the caller's random state back afterwards."""
@@ -96,10 +59,10 @@ def _seeded(seed: int) -> Iterator[None]:
 
 
 def run_checks(
-    task: Task, datamodule: Data, settings: CheckSettings | None = None
+    task: Task, datamodule: Data, settings: ChecksConfig | None = None
 ) -> list[CheckResult]:
     """All five checks, cheapest first."""
-    settings = settings or CheckSettings()
+    settings = settings or ChecksConfig()
     x, y = (t[: settings.independence_batch] for t in datamodule.splits["train"])
     return [
         initial_loss(task, datamodule, settings),
@@ -110,7 +73,7 @@ def run_checks(
     ]
 
 
-def initial_loss(task: Task, datamodule: Data, settings: CheckSettings) -> CheckResult:
+def initial_loss(task: Task, datamodule: Data, settings: ChecksConfig) -> CheckResult:
     """At initialization the net should predict all classes equally: loss near log(num_classes)."""
     net = copy.deepcopy(task.net).eval()
     batches = _first_batches(datamodule, settings.initial_loss_batches)
@@ -183,7 +146,7 @@ def batch_independence(
     return CheckResult("batch_independence", status, leak, "<= 1e-12", detail)
 
 
-def overfit_tiny_subset(task: Task, datamodule: Data, settings: CheckSettings) -> CheckResult:
+def overfit_tiny_subset(task: Task, datamodule: Data, settings: ChecksConfig) -> CheckResult:
     """A fresh copy must memorize a couple of batches: if it cannot, look for a bug before tuning."""
     batches = _first_batches(datamodule, settings.overfit_batches)
     target = settings.overfit_target
@@ -208,9 +171,7 @@ def overfit_tiny_subset(task: Task, datamodule: Data, settings: CheckSettings) -
     )
 
 
-def input_independent_baseline(
-    task: Task, datamodule: Data, settings: CheckSettings
-) -> CheckResult:
+def input_independent_baseline(task: Task, datamodule: Data, settings: ChecksConfig) -> CheckResult:
     """Trained on zeroed inputs a model can only learn the class prior; on real inputs it must beat that."""
     real = _train_briefly(task, datamodule, settings, zero_inputs=False)
     zero = _train_briefly(task, datamodule, settings, zero_inputs=True)
@@ -228,7 +189,7 @@ def input_independent_baseline(
 
 
 def _train_briefly(
-    task: Task, datamodule: Data, settings: CheckSettings, zero_inputs: bool
+    task: Task, datamodule: Data, settings: ChecksConfig, zero_inputs: bool
 ) -> float:
     """Validation accuracy of a fresh copy trained for `baseline_epochs`, optionally on zeroed inputs."""
     prepare = torch.zeros_like if zero_inputs else (lambda x: x)

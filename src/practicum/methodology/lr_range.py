@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from practicum.config import TuneConfig, settings
 from practicum.errors import UserError
 
 DIVERGENCE_FACTOR = 4.0  # stop once the smoothed loss exceeds this many times the best seen
@@ -93,7 +94,10 @@ def lr_range_test(
     Uses the task's own loss and optimizer class (with its weight-decay groups and other settings);
     only the learning rate is overridden each step. The task itself is left untouched.
     """
-    _check_range(min_lr, max_lr, steps, smoothing)
+    # the same checks as the tune config's: one line for a bad bound, count or smoothing
+    settings(
+        dict(min_lr=min_lr, max_lr=max_lr, steps=steps, smoothing=smoothing), TuneConfig, "tune"
+    )
     if task.optimizer_factory is None:
         raise UserError("the LR range test needs a task built with an optimizer (build_task(cfg))")
     net = copy.deepcopy(task.net).train()
@@ -161,66 +165,6 @@ def suggest_lr(lrs: list[float], losses: list[float]) -> tuple[float, float, flo
         slopes = np.gradient(values[: lowest + 1], log_lrs[: lowest + 1])
         steepest_lr = float(lrs[int(np.argmin(slopes))])
     return min(min_loss_lr / 10, steepest_lr), min_loss_lr, steepest_lr
-
-
-@dataclass(frozen=True)
-class LRRangeSettings:
-    """The `tune` node of a `tune=lr` run: the sweep's bounds and whether to train with the result."""
-
-    min_lr: float = 1e-6
-    max_lr: float = 1.0
-    steps: int = 100
-    smoothing: float = 0.9
-    apply: bool = True
-
-    def test_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for `lr_range_test` (add `seed=cfg.seed`)."""
-        kwargs = asdict(self)
-        del kwargs["apply"]
-        return kwargs
-
-
-def settings_from_config(node: Mapping[str, Any] | None) -> LRRangeSettings:
-    """Read and check `cfg.tune` (conf/tune/lr.yaml); a bad value is one clear UserError."""
-    node = node or {}
-    known = {"mode", *(field.name for field in fields(LRRangeSettings))}
-    unknown = sorted(set(node) - known)
-    if unknown:
-        raise UserError(
-            f"tune.{unknown[0]} is not a setting of the LR range test: use one of {', '.join(sorted(known))}"
-        )
-    if node.get("mode", "lr") != "lr":
-        raise UserError(f"tune.mode={node.get('mode')!r} is not the LR range test: use tune=lr")
-    defaults = LRRangeSettings()
-    try:
-        settings = LRRangeSettings(
-            min_lr=float(node.get("min_lr", defaults.min_lr)),
-            max_lr=float(node.get("max_lr", defaults.max_lr)),
-            steps=int(node.get("steps", defaults.steps)),
-            smoothing=float(node.get("smoothing", defaults.smoothing)),
-            apply=node.get("apply", defaults.apply),
-        )
-    except (TypeError, ValueError) as exc:
-        raise UserError(
-            f"tune: a setting is not a number ({exc}): e.g. tune.min_lr=1e-6 tune.steps=100"
-        ) from None
-    if not isinstance(settings.apply, bool):
-        raise UserError(f"tune.apply={settings.apply!r} is invalid: use true or false")
-    _check_range(settings.min_lr, settings.max_lr, settings.steps, settings.smoothing)
-    return settings
-
-
-def _check_range(min_lr: float, max_lr: float, steps: int, smoothing: float) -> None:
-    if not 0 < min_lr < max_lr:
-        raise UserError(
-            f"tune.min_lr={min_lr:g}, tune.max_lr={max_lr:g}: need 0 < min_lr < max_lr, e.g. 1e-6 and 1"
-        )
-    if steps < 2:
-        raise UserError(
-            f"tune.steps={steps} is too few: the sweep needs at least 2 steps (100 is typical)"
-        )
-    if not 0 <= smoothing < 1:
-        raise UserError(f"tune.smoothing={smoothing:g} is invalid: use a value in [0, 1), e.g. 0.9")
 
 
 def _groups_for_copy(task: Any, net: nn.Module) -> list[dict[str, Any]]:
