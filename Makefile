@@ -7,11 +7,12 @@ ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help install train test test-fast lint format clean tensorboard bench
+.PHONY: help install train test test-fast test-oldest lint format clean tensorboard bench
 
 help:
 	@echo "make train   train the default baseline (ARGS='model=mlp optimizer=rmsprop' to swap parts)"
 	@echo "make test    run the test suite"
+	@echo "make test-oldest  the test suite on the oldest releases pyproject.toml allows (.ci/oldest.txt)"
 	@echo "make bench   benchmark suite: fit vs a hand-written loop, start-up, sweeps, throughput, memory"
 	@echo "             (BENCH_ARGS='--quick' or '--only fit,startup'; results in benchmarks/results/)"
 	@echo "make lint    ruff lint + format check"
@@ -34,6 +35,24 @@ test: install
 
 test-fast: install
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# The lower bounds in pyproject.toml are real only if tested: a second venv holds the oldest allowed
+# lightning, hydra-core, hydra-optuna-sweeper, torchmetrics and optuna (pinned in .ci/oldest.txt).
+OLDEST_VENV ?= .venv-oldest
+OLDEST_PY := $(OLDEST_VENV)/bin/python
+OLDEST_STAMP := $(OLDEST_VENV)/.installed
+OLDEST_PINS := .ci/oldest.txt
+
+$(OLDEST_STAMP): pyproject.toml $(OLDEST_PINS)
+	test -x $(OLDEST_PY) || $(PYTHON3) -m venv $(OLDEST_VENV)
+	$(OLDEST_PY) -m pip install --quiet --upgrade pip
+	$(OLDEST_PY) -m pip install --quiet -e ".[dev]" -c $(OLDEST_PINS)
+	touch $(OLDEST_STAMP)
+
+test-oldest: $(OLDEST_STAMP)
+	@$(OLDEST_PY) -m pip list --format=freeze 2>/dev/null \
+		| grep -iE '^(lightning|pytorch-lightning|hydra-core|hydra-optuna-sweeper|torchmetrics|optuna|torch|torchvision)=='
+	$(OLDEST_PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
 	$(PY) -m ruff check .

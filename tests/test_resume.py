@@ -210,13 +210,19 @@ def test_a_save_cut_off_midway_leaves_the_previous_checkpoint_whole(tmp_path: Pa
 def test_last_checkpoint_is_the_last_epoch_even_when_the_best_is_older(
     tmp_path: Path, on_train_epoch_end: bool
 ):
-    """Lightning 2.6's save_last writes last.ckpt only with a new best; RunCheckpoint every epoch."""
+    """The default callbacks: the best epoch's checkpoint, and last.ckpt after every epoch.
+
+    (Lightning 2.6's `save_last=True` would write last.ckpt only with a new best; a run resumed
+    from it would repeat every epoch since.)"""
     import lightning.pytorch as pl
     import torch
     from lightning.pytorch.callbacks import ModelCheckpoint
     from torch.utils.data import DataLoader, TensorDataset
 
-    from practicum.checkpointing import RunCheckpoint, checkpoint_progress
+    from practicum.build import build_callbacks
+    from practicum.checkpointing import checkpoint_progress
+
+    from conftest import compose_train
 
     scores = [0.5, 0.9, 0.7, 0.6]  # the best epoch is 1 of 0..3
 
@@ -237,35 +243,30 @@ def test_last_checkpoint_is_the_last_epoch_even_when_the_best_is_older(
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
+    flag = str(on_train_epoch_end).lower()
+    cfg = compose_train(
+        tmp_path,
+        [
+            "goal=accuracy",
+            f"callbacks.model_checkpoint.save_on_train_epoch_end={flag}",
+            f"callbacks.last_checkpoint.save_on_train_epoch_end={flag}",
+        ],
+    )
+    callbacks = [c for c in build_callbacks(cfg) if isinstance(c, ModelCheckpoint)]
+    assert [type(c) for c in callbacks] == [ModelCheckpoint, ModelCheckpoint]  # the stock class
     data = DataLoader(TensorDataset(torch.randn(16, 4)), batch_size=8)
-    ends = {}
-    for kind in (ModelCheckpoint, RunCheckpoint):
-        folder = tmp_path / kind.__name__
-        callback = kind(
-            dirpath=folder,
-            filename="epoch_{epoch:03d}",
-            monitor="val/acc",
-            mode="max",
-            save_top_k=1,
-            save_last=True,
-            auto_insert_metric_name=False,
-            save_on_train_epoch_end=on_train_epoch_end,
-        )
-        trainer = pl.Trainer(
-            max_epochs=len(scores),
-            callbacks=[callback],
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-        )
-        trainer.fit(Scripted(), train_dataloaders=data, val_dataloaders=data)
-        ends[kind] = checkpoint_progress(str(folder / "last.ckpt"))
-        assert sorted(p.name for p in folder.glob("*.ckpt")) == ["epoch_001.ckpt", "last.ckpt"]
-        assert callback.best_model_path == str(folder / "epoch_001.ckpt")
+    trainer = pl.Trainer(
+        max_epochs=len(scores),
+        callbacks=callbacks,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(Scripted(), train_dataloaders=data, val_dataloaders=data)
+    folder = Path(cfg.paths.output_dir) / "checkpoints"
+    assert sorted(p.name for p in folder.glob("*.ckpt")) == ["epoch_001.ckpt", "last.ckpt"]
+    # the run's best checkpoint is the monitored one's, whatever last.ckpt holds
+    assert trainer.checkpoint_callback.best_model_path == str(folder / "epoch_001.ckpt")
     # four epochs of two steps: the last checkpoint is after epoch 3, step 8
-    assert ends[RunCheckpoint] == (3, 8)
-    # (what this guards against: Lightning's own last.ckpt stays at the best epoch)
-    assert ends[ModelCheckpoint][1] == 4
-    # checkpoints written by either class restore the other's state
-    same = {"monitor": "val/acc", "mode": "max"}
-    assert RunCheckpoint(**same).state_key == ModelCheckpoint(**same).state_key
+    assert checkpoint_progress(str(folder / "last.ckpt")) == (3, 8)
+    assert checkpoint_progress(str(folder / "epoch_001.ckpt")) == (1, 4)

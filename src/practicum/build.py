@@ -103,7 +103,7 @@ def build_loggers(cfg: DictConfig, resume_step: int | None = None) -> list[Logge
         instantiate(node, **(wandb_runs.sweep_identity(node) if name == "wandb" else {}))
         for name, node in entries.items()
     ]
-    if not any(isinstance(logger, CSVLogger) for logger in loggers):
+    if not any(isinstance(logger, (CSVLogger, RunCSVLogger)) for logger in loggers):
         loggers.insert(0, RunCSVLogger(save_dir=cfg.paths.output_dir, name="", version=""))
     for logger in loggers:
         if isinstance(logger, RunCSVLogger):

@@ -5,25 +5,23 @@ optimizer, the scheduler, the loops and the callbacks; practicum adds what decid
 run: the random states (dropout, augmentation, shuffling) and the metrics history in metrics.csv,
 which continues from the checkpoint's epoch instead of starting over. Lightning writes checkpoint
 files through an fsspec transaction (a temporary file moved into place), so a run killed while
-saving leaves the previous `last.ckpt` whole, and `RunCheckpoint` writes it after every epoch.
+saving leaves the previous `last.ckpt` whole. `last.ckpt` itself is a second, stock
+`ModelCheckpoint` in conf/callbacks/default.yaml (no monitor, one file named `last`): it is
+rewritten after every epoch, where `save_last=True` follows only the top-k saves.
 """
 
 from __future__ import annotations
 
 import csv
-import functools
 import os
 import random
 from pathlib import Path
 from typing import Any
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
-from lightning.pytorch.loggers.csv_logs import ExperimentWriter
-from lightning.pytorch.loggers.logger import rank_zero_experiment
+from lightning.pytorch.core.saving import save_hparams_to_yaml
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
@@ -99,85 +97,106 @@ def checkpoint_progress(path: str) -> tuple[int | None, int | None]:
     return (None if epoch is None else int(epoch)), (None if step is None else int(step))
 
 
-class RunCheckpoint(ModelCheckpoint):
-    """Lightning's ModelCheckpoint whose `last.ckpt` is always the last finished epoch.
+class RunCSVLogger(Logger):
+    """The run directory's metrics.csv (and hparams.yaml), in the format of Lightning's CSVLogger.
 
-    Since Lightning 2.6, `save_last=True` writes last.ckpt only when a top-k checkpoint was saved
-    in the same step: with `save_top_k: 1` it is a copy of the best epoch, and a run resumed from
-    it repeats every epoch since. This writes it after every epoch (every validation, when saving
-    follows validation instead of the training epoch), as `ckpt_path=last` needs."""
+    Rows are written as they come, so a run killed later still has every row up to the epoch it
+    resumes from. Resuming from a checkpoint of this directory (`keep_before_step=` its global
+    step), the file keeps the rows logged before that step and continues after them, where
+    Lightning's CSVLogger would delete it. Built on the public `Logger` base class only."""
 
-    @functools.cached_property
-    def state_key(self) -> str:
-        # Lightning formats this name around every hook call, dozens of times a step; what it is
-        # made of (monitor, mode, save intervals) is fixed when the callback is built. Keyed as
-        # ModelCheckpoint, so checkpoints written with either class restore its state.
-        return ModelCheckpoint.__qualname__ + super().state_key.removeprefix(
-            type(self).__qualname__
-        )
+    METRICS_FILE = "metrics.csv"
+    HPARAMS_FILE = "hparams.yaml"
 
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        super().on_train_epoch_end(trainer, pl_module)
-        if self._should_save_on_train_epoch_end(trainer):
-            self._save_last_if_behind(trainer)
-
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        super().on_validation_end(trainer, pl_module)
-        if not self._should_save_on_train_epoch_end(trainer):
-            self._save_last_if_behind(trainer)
-
-    def _save_last_if_behind(self, trainer: pl.Trainer) -> None:
-        # skipped also when this step's top-k save already wrote last.ckpt
-        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
-
-
-class RunCSVLogger(CSVLogger):
-    """The run directory's metrics.csv, written as the rows come. Resuming from a checkpoint of
-    this directory (`keep_before_step=` its global step), it keeps the rows logged before that step
-    and appends after them, where Lightning's CSVLogger would delete the file."""
-
-    def __init__(self, *args: Any, keep_before_step: int | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self, save_dir: str, name: str = "", version: str = "", keep_before_step: int | None = None
+    ) -> None:
+        super().__init__()
+        # own attribute names, not underscored ones that a later Logger might come to use
+        self.directory, self.run_name, self.run_version = str(save_dir), name, version
         self.keep_before_step = keep_before_step
+        self.hparams: dict[str, Any] = {}
+        self.keys: list[str] = []
+        self.started = False
+
+    @property
+    def name(self) -> str:
+        return self.run_name
+
+    @property
+    def version(self) -> str:
+        return self.run_version
+
+    @property
+    def save_dir(self) -> str:
+        return self.directory
+
+    @property
+    def log_dir(self) -> str:
+        return os.path.join(self.directory, self.run_name, self.run_version).rstrip(os.sep)
+
+    @property
+    def metrics_path(self) -> Path:
+        return Path(self.log_dir) / self.METRICS_FILE
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        if not isinstance(params, dict):
+            params = vars(params)
+        self.hparams.update(params)
+        Path(self.log_dir).mkdir(parents=True, exist_ok=True)
+        save_hparams_to_yaml(Path(self.log_dir) / self.HPARAMS_FILE, self.hparams)
 
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
-        # metrics arrive once per epoch: write them at once, so that a run killed later (after
-        # its checkpoint) still has every row up to the epoch it resumes from
-        super().log_metrics(metrics, step)
-        self.save()
+        if not self.started:
+            self._start()
+        row = {key: _plain(value) for key, value in metrics.items()}
+        row["step"] = step if step is not None else 0
+        if set(row) - set(self.keys):
+            # a new column: the whole file again under the wider header, as CSVLogger does
+            self.keys = sorted({*self.keys, *row})
+            rows = _read_rows(self.metrics_path) if self.metrics_path.is_file() else []
+            _write_rows(self.metrics_path, self.keys, [*rows, row])
+        else:
+            with self.metrics_path.open("a", newline="") as file:
+                csv.DictWriter(file, fieldnames=self.keys).writerow(row)
 
-    @property
-    @rank_zero_experiment
-    def experiment(self) -> ExperimentWriter:
-        if self._experiment is None:
-            self._fs.makedirs(self.root_dir, exist_ok=True)
-            if self.keep_before_step is None:
-                self._experiment = ExperimentWriter(log_dir=self.log_dir)
-            else:
-                self._experiment = _ContinuedWriter(self.log_dir, self.keep_before_step)
-        return self._experiment
-
-
-class _ContinuedWriter(ExperimentWriter):
-    def __init__(self, log_dir: str, keep_before_step: int) -> None:
-        self.keep_before_step = keep_before_step
-        super().__init__(log_dir=log_dir)
-
-    def _check_log_dir_exists(self) -> None:
-        if not os.path.isfile(self.metrics_file_path):
+    def _start(self) -> None:
+        """A new run starts an empty file; a resumed one keeps the rows before its step."""
+        self.started = True
+        Path(self.log_dir).mkdir(parents=True, exist_ok=True)
+        if self.keep_before_step is None or not self.metrics_path.is_file():
+            self.metrics_path.unlink(missing_ok=True)
             return
-        with open(self.metrics_file_path, newline="") as file:
+        with self.metrics_path.open(newline="") as file:
             reader = csv.DictReader(file)
-            header = list(reader.fieldnames or [])
-            rows = [row for row in reader if self._kept(row)]
-        with open(self.metrics_file_path, "w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=header)
-            writer.writeheader()
-            writer.writerows(rows)
-        self.metrics_keys = header
+            self.keys = list(reader.fieldnames or [])
+            kept = [row for row in reader if self._kept(row)]
+        _write_rows(self.metrics_path, self.keys, kept)
 
-    def _kept(self, row: dict[str, str]) -> bool:
+    def _kept(self, row: dict[str, str | None]) -> bool:
+        # a row cut off by a kill misses its last fields: it is dropped with the later ones
+        if any(value is None for value in row.values()):
+            return False
         step = row.get("step")
         return bool(step) and float(step) < self.keep_before_step
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, torch.Tensor) else value
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    with path.open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def _write_rows(path: Path, keys: list[str], rows: list[dict[str, Any]]) -> None:
+    """The whole file, written beside it and moved into place: a kill leaves the old one whole."""
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(partial, path)

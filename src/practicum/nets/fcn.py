@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torchvision.models as tvm
 from torch import Tensor, nn
-from torchvision.models._utils import IntermediateLayerGetter
+from torchvision.models.feature_extraction import create_feature_extractor
 from torchvision.models.segmentation.fcn import FCN, FCNHead
 
 from practicum.errors import UserError
@@ -37,7 +37,9 @@ class FCNNet(nn.Module):
             if hasattr(stage[-1], "conv3")
             else stage[-1].conv2.out_channels
         )
-        body = IntermediateLayerGetter(trunk, return_layers={feature_layer: "out"})
+        # the trunk up to `feature_layer`, its output under "out" as FCN reads it (same weights
+        # and state-dict keys as torchvision's own segmentation models)
+        body = create_feature_extractor(trunk, return_nodes={feature_layer: "out"})
         self.fcn = FCN(body, FCNHead(width, int(num_classes)), aux_classifier=None)
 
     def forward(self, x: Tensor) -> Tensor:

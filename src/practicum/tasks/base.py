@@ -47,14 +47,6 @@ class Task(pl.LightningModule):
         self.scheduler_spec = scheduler or {}
         self.run_config: dict[str, Any] | None = None
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        # Lightning sets `_current_fx_name` around every hook it calls, dozens of times a step;
-        # nn.Module's checks for parameters, buffers and submodules cannot apply to a string
-        if name == "_current_fx_name":
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
-
     def save_pictures(self, datamodule: Any, output_dir: Path, title: str = "") -> Path | None:
         """Pictures of the best checkpoint in the run directory (e.g. predictions on validation
         images); tasks without pictures keep this default, which draws nothing."""
@@ -128,6 +120,13 @@ class Task(pl.LightningModule):
         checkpoint[RNG_KEY] = rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        trainer = self._trainer
+        trainer = self.attached_trainer()
         if RNG_KEY in checkpoint and trainer is not None and trainer.state.fn == "fit":
             restore_rng_state(checkpoint[RNG_KEY])
+
+    def attached_trainer(self) -> pl.Trainer | None:
+        """The Trainer running this task; None outside one (where `self.trainer` raises)."""
+        try:
+            return self.trainer
+        except RuntimeError:
+            return None

@@ -24,6 +24,9 @@ from torchmetrics.detection import MeanAveragePrecision
 from practicum.constraints import Fraction, PositiveInt
 from practicum.tasks.base import OptimizerFactory, Task
 
+# torch's batch-norm layers, named one by one: their common base class is private
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
 STAGES = ("train", "val", "test")
 Batch = tuple[list[Tensor], list[dict[str, Tensor]]]
 REPORTED = ("map", "map_50", "map_75", "mar_100")
@@ -78,7 +81,7 @@ class DetectionTask(Task):
         was_training = self.net.training
         self.net.train()
         for module in self.net.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            if isinstance(module, BATCH_NORMS):
                 module.eval()
         try:
             with torch.no_grad():

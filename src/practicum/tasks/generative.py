@@ -94,7 +94,7 @@ class GenerativeTask(Task):
 
     # -- pictures -------------------------------------------------------------------------------
     def fitting(self) -> bool:
-        trainer = self._trainer
+        trainer = self.attached_trainer()
         return trainer is not None and trainer.state.fn == "fit" and not trainer.sanity_checking
 
     def grid_path(self, folder: str) -> Path:
