@@ -1,6 +1,6 @@
 """Typed schemas of the config groups practicum owns, and the names of a run's parts.
 
-Each group's YAML lists its schema first in `defaults` (`- /schema/goal@_here_`), so Hydra checks
+Each group's YAML lists its schema first in `defaults` (`- /goal_schema@_here_`), so Hydra checks
 types and missing values while composing: `goal.target=abc` fails before anything runs. A field's
 range rides in its metadata (`rule(PositiveInt)`), checked by validate.py and by `settings`, which
 turns a node into its dataclass for the code that uses it. Nothing heavy is imported: `--help` and
@@ -35,8 +35,6 @@ from practicum.errors import UserError
 
 T = TypeVar("T")
 
-# the groups whose files pick a schema from conf/; `schema/<name>` in Hydra's ConfigStore
-SCHEMA_GROUP = "schema"
 
 
 @dataclass
@@ -158,7 +156,8 @@ def register_schemas() -> None:
     """Put the schemas in Hydra's ConfigStore; call before composing."""
     store = ConfigStore.instance()
     for name, schema in SCHEMAS.items():
-        store.store(group=SCHEMA_GROUP, name=name, node=schema)
+        # `<group>_schema`, outside any group: not an option `--help` lists
+        store.store(name=f"{name}_schema", node=schema)
 
 
 def settings(node: Mapping[str, Any] | None, schema: type[T], group: str) -> T:
