@@ -15,6 +15,7 @@ from practicum.build import (
     build_task,
     build_trainer,
 )
+from practicum.checkpointing import RunCSVLogger
 from practicum.methodology.goal import Goal
 from practicum.trust import instantiate
 from practicum.validate import declared_problem, validate
@@ -112,7 +113,8 @@ def test_option_composes_and_instantiates(
     callbacks = build_callbacks(cfg)
     trainer = build_trainer(cfg)
     loggers = trainer.loggers
-    assert any(isinstance(lg, CSVLogger) for lg in loggers), "the CSV logger is always on"
+    csv_loggers = (CSVLogger, RunCSVLogger)
+    assert any(isinstance(lg, csv_loggers) for lg in loggers), "the CSV logger is always on"
     assert trainer.max_epochs == cfg.trainer.max_epochs
     assert len(callbacks) == len([c for c in cfg.callbacks.values() if c is not None])
     Goal.from_config(cfg.goal)
