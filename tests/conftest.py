@@ -34,12 +34,12 @@ def compose_train(
 
 def train(tmp_path: Path, overrides: list[str] = ()) -> tuple[float | None, dict[str, Any], Path]:
     """Validate and train in-process, as the CLI does; return (goal value, summary.json, run dir)."""
-    from practicum.run import train_run
+    from practicum.cli import run_train_config
     from practicum.validate import validate
 
     cfg = compose_train(tmp_path, ["callbacks.progress_bar=null", *overrides])
     validate(cfg)
-    value = train_run(cfg)
+    value = run_train_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
     return value, json.loads((run_dir / "summary.json").read_text()), run_dir
 

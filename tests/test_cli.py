@@ -155,7 +155,9 @@ def test_eval_reproduces_the_test_metrics(tmp_path: Path):
     for name in ("test/acc", "test/f1", "test/loss"):
         assert evaluated[name] == pytest.approx(summary["metrics"][name], abs=1e-6)
     # eval reads the training run's summary.json beside the checkpoint and says what it measured
-    trained = f"{summary['metrics']['test/acc']:.4f} for this checkpoint; now {evaluated['test/acc']:.4f}"
+    trained = (
+        f"{summary['metrics']['test/acc']:.4f} for this checkpoint; now {evaluated['test/acc']:.4f}"
+    )
     assert f"The training run (completed) measured test/acc {trained}" in result.stdout
 
 

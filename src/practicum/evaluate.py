@@ -100,18 +100,17 @@ def evaluate_run(cfg: DictConfig) -> float | None:
     return metrics.get(goal.at(cfg.split))
 
 
-def training_comparison(
-    ckpt_path: str, split: str, goal: Goal, metrics: dict[str, float]
-) -> str:
+def training_comparison(ckpt_path: str, split: str, goal: Goal, metrics: dict[str, float]) -> str:
     """What the training run measured for this checkpoint on the same split, read from its
     summary.json (checkpoints/<file>.ckpt sits two levels below the run directory)."""
     summary = RunSummary.read(Path(ckpt_path).resolve().parents[1])
     name = goal.at(split)
     if summary is None or not summary.finished or name not in summary.metrics:
         return "The training run left no finished summary.json beside this checkpoint."
-    is_best = summary.best_checkpoint and Path(summary.best_checkpoint).resolve() == Path(
-        ckpt_path
-    ).resolve()
+    is_best = (
+        summary.best_checkpoint
+        and Path(summary.best_checkpoint).resolve() == Path(ckpt_path).resolve()
+    )
     which = "this checkpoint" if is_best else f"its best checkpoint (epoch {summary.best_epoch})"
     now = metrics.get(name)
     now_text = "—" if now is None else f"{now:.4f}"

@@ -65,15 +65,13 @@ def _plot_hyperparameter(ax: Any, key: str, sweep: Sweep) -> None:
     if key in sweep.log_keys:
         ax.set_xscale("log")
     declared = declared_sweep(key, sweep.params)
-    if isinstance(declared, IntervalSweep):  # show the whole range searched: where did the trials fall?
+    if isinstance(declared, IntervalSweep):  # the whole range searched: where did trials fall?
         low, high = sorted((float(declared.start), float(declared.end)))
         log_x = key in sweep.log_keys
         pad = (high / low) ** 0.04 if log_x else 0.04 * (high - low)
         ax.set_xlim(low / pad, high * pad) if log_x else ax.set_xlim(low - pad, high + pad)
     elif len(ticks) <= 8:  # a grid or a choice: label the values tried
-        ax.set_xticks(
-            [number(v) if numeric else i for i, v in enumerate(ticks)], map(short, ticks)
-        )
+        ax.set_xticks([number(v) if numeric else i for i, v in enumerate(ticks)], map(short, ticks))
         ax.minorticks_off()
     ax.set_xlabel(key + (" (log scale)" if key in sweep.log_keys else ""), fontsize=11)
     ax.set_ylabel(f"objective ({sweep.goal.metric})", fontsize=11)

@@ -22,6 +22,7 @@ from practicum.summary import STATUSES
 
 log = logging.getLogger(__name__)
 
+
 class SweepSummary(Callback):
     """Hydra callback: summarize the sweep once all its jobs have returned."""
 

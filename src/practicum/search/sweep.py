@@ -226,5 +226,3 @@ def short(text: str) -> str:
     """A long number as 4 significant digits, for tables and axes (the command keeps all)."""
     value = number(text)
     return text if value is None or len(text) <= 8 else f"{value:.4g}"
-
-
