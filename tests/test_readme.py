@@ -51,6 +51,7 @@ CPU_TORCH = (
 NOT_RUN = {
     "make test": "it runs the suite this test is part of",
     "make test-fast": "it runs the suite this test is part of",
+    "make test-oldest": "it installs a second venv and runs the whole suite in it; CI runs it",
     "make format": "it rewrites the files of this checkout",
     "make clean": "it deletes this checkout's logs and caches",
     CPU_TORCH: "it downloads torch; CI installs this way on every push, and "
