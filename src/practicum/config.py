@@ -36,7 +36,6 @@ from practicum.errors import UserError
 T = TypeVar("T")
 
 
-
 @dataclass
 class GoalConfig:
     """conf/goal/: the error metric, its direction and the value that counts as good enough."""
