@@ -37,10 +37,10 @@ GIT_IDENTITY = {
     "GIT_COMMITTER_EMAIL": "test@example.com",
 }
 # a download of the repository: no git, no environment, no runs
-DOWNLOAD = shutil.ignore_patterns(".git", ".venv", "logs")
+DOWNLOAD = shutil.ignore_patterns(".git", ".venv*", "logs")
 # a fork (a clone): nothing that git ignores
 FORK = shutil.ignore_patterns(
-    ".git", ".venv", "logs", "__pycache__", "*_cache", "*.egg-info", "results"
+    ".git", ".venv*", "logs", "__pycache__", "*_cache", "*.egg-info", "results"
 )
 
 
