@@ -25,7 +25,8 @@ OLD = "practicum"
 WORD = re.compile(r"(?<![A-Za-z0-9])practicum(?![A-Za-z0-9])")
 # Never rewritten: caches and environments anywhere; run outputs and user data at the root; and
 # copier's record of where the template came from (a path that may well contain the name).
-SKIP_DIRS = {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache"}
+SKIP_DIRS = {".git", ".venv", ".venv-oldest", "__pycache__", ".pytest_cache", ".ruff_cache"}
+SKIP_DIRS.add(".mypy_cache")
 SKIP_PATHS = {"logs", "outputs", "multirun", "wandb", "data", "benchmarks/results"}
 SKIP_PATHS.add(".copier-answers.yml")
 # The template's own machinery: a project made from it has no template left to generate from.
