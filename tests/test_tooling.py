@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -23,8 +24,14 @@ def test_workflows_are_valid_and_run_the_documented_commands():
         assert flow["jobs"], name
         for job in flow["jobs"].values():
             assert job["runs-on"] and job["steps"], name
-    commands = [s.get("run", "") for s in workflows["tests.yml"]["jobs"]["test"]["steps"]]
-    assert "make test" in commands
+    job = workflows["tests.yml"]["jobs"]["test"]
+    commands = [s.get("run", "") for s in job["steps"]]
+    # both ends of what pyproject.toml allows: the newest releases and the lower bounds
+    targets = {entry["target"] for entry in job["strategy"]["matrix"]["include"]}
+    assert targets == {"test", "test-oldest"}
+    assert "make ${{ matrix.target }}" in commands
+    makefile = (ROOT / "Makefile").read_text()
+    assert all(re.search(rf"^{target}:", makefile, re.M) for target in targets)
     assert any("download.pytorch.org/whl/cpu" in c for c in commands)  # CPU torch on runners
 
 
