@@ -404,7 +404,16 @@ def prepare(
 def _fork(tmp_path: Path) -> Path:
     """The project as a fresh clone has it: no git metadata, environment, runs or caches."""
     fork = tmp_path / "fork"
-    ignored = ("*.git", ".venv*", "logs", "__pycache__", "*_cache", "*.egg-info", "results", "wandb")
+    ignored = (
+        "*.git",
+        ".venv*",
+        "logs",
+        "__pycache__",
+        "*_cache",
+        "*.egg-info",
+        "results",
+        "wandb",
+    )
     shutil.copytree(ROOT, fork, ignore=shutil.ignore_patterns(*ignored))
     return fork
 
