@@ -8,7 +8,7 @@ from typing import Annotated
 
 from torch import Tensor, nn
 
-from practicum.constraints import Fraction, PositiveInt
+from practicum.constraints import Fraction, NonNegativeInt, PositiveInt
 from practicum.errors import UserError
 from practicum.nets.shapes import flat_size, require_classes
 
@@ -39,7 +39,7 @@ class ResidualMLP(nn.Module):
         in_shape: Sequence[int],
         num_classes: int,
         hidden_units: Annotated[int, PositiveInt] = 128,
-        depth: Annotated[int, PositiveInt] = 2,
+        depth: Annotated[int, NonNegativeInt] = 2,
         dropout: Annotated[float, Fraction] = 0.2,
     ) -> None:
         super().__init__()
