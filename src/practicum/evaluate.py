@@ -45,7 +45,10 @@ def evaluate_splits(
 
 
 def best_checkpoint(trainer: pl.Trainer) -> str | None:
-    callback = trainer.checkpoint_callback
+    """The best checkpoint on the goal metric: the checkpoint callback that monitors one (the
+    one writing last.ckpt monitors nothing), whatever the order of the callbacks."""
+    monitored = [c for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None)]
+    callback = monitored[0] if monitored else trainer.checkpoint_callback
     return (callback.best_model_path or None) if callback else None
 
 
