@@ -82,7 +82,17 @@ BAD_INPUTS = [
         "data.path='/no/such/table.csv' does not exist",
     ),
     (["optimizer.lr=fast"], "optimizer.lr='fast' is invalid: lr must be a number > 0"),
-    (["model.net._target_=os.system"], "model.net._target_='os.system' is not a trusted target"),
+    (["model.net._target_=os.system"], "model.net._target_='os.system' (it is posix.system) is not"),
+    # an alias through a trusted package is followed to the function it really is
+    (
+        ["model.net._target_=torch.nn.functional.torch.save"],
+        "(it is torch.serialization.save) is not a trusted target",
+    ),
+    # a package that holds classes configs need also holds functions that write files
+    (
+        ["+callbacks.x._target_=torchvision.datasets.utils.extract_archive"],
+        "callbacks.x._target_='torchvision.datasets.utils.extract_archive' is not a trusted",
+    ),
     (["optimizer._target_=builtins.eval"], "optimizer._target_='builtins.eval' is not a trusted"),
     (["model.net.dropout=1.5"], "model.net.dropout=1.5 is invalid"),
     (["data=mnist", "data.root=/no/such/dir"], "/no/such/dir"),
@@ -179,7 +189,9 @@ def test_a_config_cannot_run_code(tmp_path: Path):
         f"paths.log_dir={tmp_path}/logs",
     )
     assert result.returncode == 2
-    assert "'subprocess.run' is not a trusted target" in result.stderr
+    assert "'subprocess.run' (it is subprocess.run) is not" in result.stderr or (
+        "'subprocess.run' is not a trusted target" in result.stderr
+    )
     assert not marker.exists()
 
 

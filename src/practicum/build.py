@@ -14,7 +14,7 @@ from lightning.pytorch.profilers import PassThroughProfiler
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from practicum import wandb_runs
-from practicum.checkpointing import RunCSVLogger
+from practicum.checkpointing import AtomicCheckpointIO, RunCSVLogger
 from practicum.data.in_memory import InMemoryClassificationData
 from practicum.errors import UserError
 from practicum.tasks.base import Task
@@ -137,7 +137,10 @@ def build_trainer(
     in_sweep = wandb_runs.sweep_trial() is not None and not cfg.get("verbose")
     summary = {"enable_model_summary": False} if in_sweep else {}
     callbacks = build_callbacks(cfg)
-    return instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, **profiler, **summary)
+    plugins = [AtomicCheckpointIO(), *(instantiate(p) for p in cfg.trainer.get("plugins") or [])]
+    return instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers, plugins=plugins, **profiler, **summary
+    )
 
 
 def _require_accelerator(accelerator: str) -> None:

@@ -3,11 +3,12 @@
 A resumed run must end where the uninterrupted run would have. Lightning restores the weights, the
 optimizer, the scheduler, the loops and the callbacks; practicum adds what decides the rest of the
 run: the random states (dropout, augmentation, shuffling) and the metrics history in metrics.csv,
-which continues from the checkpoint's epoch instead of starting over. Lightning writes checkpoint
-files through an fsspec transaction (a temporary file moved into place), so a run killed while
-saving leaves the previous `last.ckpt` whole. `last.ckpt` itself is a second, stock
+which continues from the checkpoint's epoch instead of starting over. Checkpoints are written by
+`AtomicCheckpointIO` (a temporary file beside the target, then a rename), so a run killed or out of
+disk while saving leaves the previous `last.ckpt` whole. `last.ckpt` itself is a second, stock
 `ModelCheckpoint` in conf/callbacks/default.yaml (no monitor, one file named `last`): it is
-rewritten after every epoch, where `save_last=True` follows only the top-k saves.
+rewritten at the end of every epoch, and only then, so resuming from it continues with the next
+epoch exactly as the uninterrupted run did.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from lightning.pytorch.core.saving import save_hparams_to_yaml
+import yaml
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from practicum.errors import UserError
+from practicum.files import open_atomic, write_text
 
 RNG_KEY = "practicum_rng"
 
@@ -97,13 +100,31 @@ def checkpoint_progress(path: str) -> tuple[int | None, int | None]:
     return (None if epoch is None else int(epoch)), (None if step is None else int(step))
 
 
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint files, written like every file of the run (files.py): a temporary
+    file beside the target, flushed to disk, then moved into place. Lightning's own save stages the
+    file in the system's temporary folder, so on another filesystem (a cluster's scratch space) the
+    move becomes a copy that a kill or a full disk cuts off, leaving `last.ckpt` empty."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None or "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)  # remote storage
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open_atomic(path, "wb") as handle:
+            torch.save(checkpoint, handle)
+
+
 class RunCSVLogger(Logger):
     """The run directory's metrics.csv (and hparams.yaml), in the format of Lightning's CSVLogger.
 
-    Rows are written as they come, so a run killed later still has every row up to the epoch it
-    resumes from. Resuming from a checkpoint of this directory (`keep_before_step=` its global
-    step), the file keeps the rows logged before that step and continues after them, where
-    Lightning's CSVLogger would delete it. Built on the public `Logger` base class only."""
+    The rows are kept in memory and the whole file is written again (atomically, files.py) each
+    time Lightning asks the logger to save, after every logging call: a kill or a full disk leaves
+    the file as it was after the previous call. Resuming from a checkpoint of this directory
+    (`keep_before_step=` its global step), the file keeps the rows logged before that step and
+    continues after them, where Lightning's CSVLogger would delete it. Built on the public `Logger`
+    base class only."""
 
     METRICS_FILE = "metrics.csv"
     HPARAMS_FILE = "hparams.yaml"
@@ -117,7 +138,9 @@ class RunCSVLogger(Logger):
         self.keep_before_step = keep_before_step
         self.hparams: dict[str, Any] = {}
         self.keys: list[str] = []
+        self.rows: list[dict[str, Any]] = []
         self.started = False
+        self.unsaved = False
 
     @property
     def name(self) -> str:
@@ -145,7 +168,8 @@ class RunCSVLogger(Logger):
             params = vars(params)
         self.hparams.update(params)
         Path(self.log_dir).mkdir(parents=True, exist_ok=True)
-        save_hparams_to_yaml(Path(self.log_dir) / self.HPARAMS_FILE, self.hparams)
+        text = yaml.safe_dump(_plain_tree(self.hparams), sort_keys=False)
+        write_text(Path(self.log_dir) / self.HPARAMS_FILE, text)
 
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
@@ -154,13 +178,22 @@ class RunCSVLogger(Logger):
         row = {key: _plain(value) for key, value in metrics.items()}
         row["step"] = step if step is not None else 0
         if set(row) - set(self.keys):
-            # a new column: the whole file again under the wider header, as CSVLogger does
-            self.keys = sorted({*self.keys, *row})
-            rows = _read_rows(self.metrics_path) if self.metrics_path.is_file() else []
-            _write_rows(self.metrics_path, self.keys, [*rows, row])
-        else:
-            with self.metrics_path.open("a", newline="") as file:
-                csv.DictWriter(file, fieldnames=self.keys).writerow(row)
+            self.keys = sorted({*self.keys, *row})  # a new column: the file gets the wider header
+        self.rows.append(row)
+        self.unsaved = True
+
+    @rank_zero_only
+    def save(self) -> None:
+        if self.unsaved:
+            with open_atomic(self.metrics_path, "w", newline="") as file:
+                writer = csv.DictWriter(file, fieldnames=self.keys)
+                writer.writeheader()
+                writer.writerows(self.rows)
+            self.unsaved = False
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        self.save()
 
     def _start(self) -> None:
         """A new run starts an empty file; a resumed one keeps the rows before its step."""
@@ -172,11 +205,11 @@ class RunCSVLogger(Logger):
         with self.metrics_path.open(newline="") as file:
             reader = csv.DictReader(file)
             self.keys = list(reader.fieldnames or [])
-            kept = [row for row in reader if self._kept(row)]
-        _write_rows(self.metrics_path, self.keys, kept)
+            self.rows = [row for row in reader if self._kept(row)]
+        self.unsaved = True
 
     def _kept(self, row: dict[str, str | None]) -> bool:
-        # a row cut off by a kill misses its last fields: it is dropped with the later ones
+        # a row of a file cut off midway misses its last fields: it is dropped with the later ones
         if any(value is None for value in row.values()):
             return False
         step = row.get("step")
@@ -187,16 +220,12 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, torch.Tensor) else value
 
 
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    with path.open(newline="") as file:
-        return list(csv.DictReader(file))
-
-
-def _write_rows(path: Path, keys: list[str], rows: list[dict[str, Any]]) -> None:
-    """The whole file, written beside it and moved into place: a kill leaves the old one whole."""
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(partial, path)
+def _plain_tree(value: Any) -> Any:
+    """Hyperparameters as YAML can write them: containers as lists and dicts, others as text."""
+    if isinstance(value, dict):
+        return {str(key): _plain_tree(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_tree(item) for item in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(_plain(value))

@@ -8,7 +8,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 
 from practicum.build import build_datamodule, build_task, build_trainer, require_file
@@ -18,6 +18,7 @@ from practicum.methodology.goal import Goal
 from practicum.methodology.summary import print_metrics_table
 from practicum.summary import RunSummary
 from practicum.tasks.base import CONFIG_KEY
+from practicum.validate import validate
 
 
 def evaluate_splits(
@@ -69,7 +70,15 @@ def load_run_config(ckpt_path: str) -> DictConfig:
         raise UserError(
             f"ckpt_path={ckpt_path!r} has no practicum config: it was not written by train.py"
         )
-    return OmegaConf.create(checkpoint[CONFIG_KEY])
+    run_cfg = OmegaConf.create(checkpoint[CONFIG_KEY])
+    # the stored config is checked exactly as a command line's: it cannot extend trust
+    with open_dict(run_cfg):
+        run_cfg.ckpt_path = None  # the checkpoint it resumed from, if any, is not needed again
+    try:
+        validate(run_cfg)
+    except UserError as exc:
+        raise UserError(f"the config stored in ckpt_path={ckpt_path} is refused: {exc}") from exc
+    return run_cfg
 
 
 def evaluate_run(cfg: DictConfig) -> float | None:

@@ -7,6 +7,7 @@ about modes: this module imports none of them.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from pathlib import Path
@@ -23,6 +24,8 @@ from practicum.config import part_name
 from practicum.config_tree import show_config
 from practicum.errors import UserError
 from practicum.evaluate import best_checkpoint, evaluate_splits
+from practicum.files import no_space, remove_stale_temps
+from practicum.methodology.callbacks import GoalEarlyStopping
 from practicum.methodology.curves import log_figure_to_loggers, plot_curves
 from practicum.methodology.diagnosis import diagnose
 from practicum.methodology.goal import Goal
@@ -55,26 +58,101 @@ def train_run(cfg: DictConfig, quiet: bool = False) -> float | None:
     resuming_here = (
         ckpt_path is not None and Path(ckpt_path).resolve().parent.parent == output_dir.resolve()
     )
-    resume_step = checkpoint_progress(ckpt_path)[1] if resuming_here else None
+    resume_step = check_resume(cfg, ckpt_path, resuming_here)
     trainer = build_trainer(cfg, resume_step=resume_step)
+    if ckpt_path is not None:
+        done = (checkpoint_progress(ckpt_path)[0] or 0) + 1
+        where = "in its own directory" if resuming_here else f"into {output_dir}"
+        console.print(f"Training on from {ckpt_path} (after {done} epochs) {where}", soft_wrap=True)
+    if resuming_here:
+        # a run that had stopped early, interrupted while it was being evaluated, stays stopped
+        for callback in trainer.callbacks:
+            if isinstance(callback, GoalEarlyStopping):
+                callback.stay_stopped = True
     # after building: a mistake found so far is one line with nothing before it, and values left
     # as `auto` in the config (num_classes, input_shape) show resolved
     show_config(cfg, output_dir, console)
     try:
-        metrics, baseline = fit_and_evaluate(
-            cfg, task, trainer, datamodule, started, console, ckpt_path
-        )
+        metrics, baseline = fit_and_evaluate(cfg, task, trainer, datamodule, ckpt_path)
         if trainer.is_global_zero:
             value = report_run(cfg, trainer, datamodule, metrics, baseline, started, console)
         else:
             # under DDP every rank trains and evaluates; only rank zero writes the run's files
             value = finite_or_none(metrics.get(cfg.goal.metric))
-    except BaseException:
+    except BaseException as exc:
         wandb_runs.finish(failed=True)
+        stopped = why_it_stopped(cfg, started, exc, console)
+        if stopped is not None:
+            raise stopped from None
         raise
     # the next trial of a sweep in this process must get its own W&B run
     wandb_runs.finish()
     return value
+
+
+def check_resume(cfg: DictConfig, ckpt_path: str | None, resuming_here: bool) -> int | None:
+    """The global step a run resumed in its own directory continues from (None otherwise); a
+    checkpoint that has already trained past `trainer.max_epochs` is one line."""
+    if ckpt_path is None:
+        return None
+    epoch, step = checkpoint_progress(ckpt_path)
+    max_epochs = int(cfg.trainer.max_epochs)
+    done = 0 if epoch is None else epoch + 1
+    if done > max_epochs or (done == max_epochs and not resuming_here):
+        raise UserError(
+            f"ckpt_path={ckpt_path} holds {done} trained epochs and trainer.max_epochs={max_epochs} "
+            f"trains no further: pass trainer.max_epochs=<more than {done}>"
+        )
+    if resuming_here:
+        remove_stale_temps(cfg.paths.output_dir)  # left by a write the interruption cut off
+        return step
+    return None
+
+
+def why_it_stopped(
+    cfg: DictConfig, started: float, exc: BaseException, console: Console
+) -> UserError | None:
+    """Record a run that did not finish in its summary.json and say how to go on: a Ctrl-C is
+    `interrupted` with the command that resumes it; a full disk is one line (the exception to
+    raise in place of the original); any other error is `failed`."""
+    if isinstance(exc, UserError):
+        return None
+    output_dir = Path(cfg.paths.output_dir)
+    resume = f"python train.py ckpt_path=last hydra.run.dir={output_dir}"
+    last = output_dir / "checkpoints" / "last.ckpt"
+    kept = _last_checkpoint_text(last)
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        # Ctrl-C: Lightning shuts down and exits; last.ckpt holds the last finished epoch
+        if last.is_file():
+            write_unfinished(cfg, started, "interrupted", exc, resume=resume)
+            console.print(f"Interrupted; {kept}. Resume with: {resume}", soft_wrap=True)
+        else:
+            write_unfinished(cfg, started, "interrupted", exc)
+            console.print("Interrupted before the first epoch ended: nothing to resume.")
+        return None
+    full = no_space(exc)
+    with contextlib.suppress(OSError):  # on a full disk the summary may not be written either
+        write_unfinished(cfg, started, "failed", exc)
+    if full is None:
+        return None
+    what = full.filename or "a file of the run"
+    go_on = (
+        f"free space, then resume with: {resume}" if last.is_file() else "free space and run again"
+    )
+    return UserError(
+        f"no space left on the device writing {what} (run directory {output_dir}): the last "
+        f"checkpoint saved, {kept}; {go_on}"
+    )
+
+
+def _last_checkpoint_text(last: Path) -> str:
+    if not last.is_file():
+        return "no epoch had finished, so there is no checkpoint"
+    try:
+        epoch = checkpoint_progress(str(last))[0]
+    except Exception:
+        return f"{last} is unreadable"
+    return f"{last} (after {0 if epoch is None else epoch + 1} epochs) is intact"
 
 
 def fit_and_evaluate(
@@ -82,40 +160,22 @@ def fit_and_evaluate(
     task: Any,
     trainer: pl.Trainer,
     datamodule: Any,
-    started: float,
-    console: Console,
     ckpt_path: str | None = None,
 ) -> tuple[dict[str, float], dict[str, float] | None]:
-    """Fit, then measure the best checkpoint on every split (and the linear baseline beside it).
-
-    A crash leaves a summary.json marked failed, so the run directory never looks like a success.
-    """
-    output_dir = Path(cfg.paths.output_dir)
+    """Fit, then measure the best checkpoint on every split (and the linear baseline beside it)."""
     try:
-        try:
-            trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
-        except RuntimeError as exc:
-            if "loading state_dict" not in str(exc):
-                raise
-            raise UserError(
-                f"ckpt_path={ckpt_path} does not fit model={part_name(cfg, 'model')} "
-                f"data={part_name(cfg, 'data')}: it was trained with another model or data config; "
-                "pass a checkpoint of this configuration (or the overrides it was trained with)"
-            ) from exc
-        splits = ("train", "val", "test") if cfg.get("test", True) else ("train", "val")
-        metrics = evaluate_splits(cfg, task, datamodule, splits, best_checkpoint(trainer))
-        return metrics, linear_baseline(cfg, task, datamodule)
-    except (KeyboardInterrupt, SystemExit) as exc:
-        # Ctrl-C: Lightning saved a checkpoint (save_on_exception) and exits; say how to go on
-        if trainer.interrupted:
-            resume = f"python train.py ckpt_path=last hydra.run.dir={output_dir}"
-            write_unfinished(cfg, started, "interrupted", exc, resume=resume)
-            console.print(f"Interrupted; checkpoint saved. Resume with: {resume}", soft_wrap=True)
-        raise
-    except Exception as exc:
-        if not isinstance(exc, UserError):
-            write_unfinished(cfg, started, "failed", exc)
-        raise
+        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
+    except RuntimeError as exc:
+        if "loading state_dict" not in str(exc):
+            raise
+        raise UserError(
+            f"ckpt_path={ckpt_path} does not fit model={part_name(cfg, 'model')} "
+            f"data={part_name(cfg, 'data')}: it was trained with another model or data config; "
+            "pass a checkpoint of this configuration (or the overrides it was trained with)"
+        ) from exc
+    splits = ("train", "val", "test") if cfg.get("test", True) else ("train", "val")
+    metrics = evaluate_splits(cfg, task, datamodule, splits, best_checkpoint(trainer))
+    return metrics, linear_baseline(cfg, task, datamodule)
 
 
 def write_unfinished(

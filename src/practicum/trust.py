@@ -1,43 +1,177 @@
-"""The one list of config targets practicum will instantiate.
+"""What a config may build: the one list of rules every `_target_` is checked against.
 
-Hydra 1.4 refuses a `_target_` that trusted code did not whitelist, so a config file, an override
-or a checkpoint cannot make practicum run arbitrary code. To build objects from your own package,
-add its prefix here (for example "my_project.*"): the list lives in code on purpose, never in config.
+Hydra 1.4 refuses a `_target_` that trusted code did not whitelist; practicum narrows that further.
+A target is imported, followed to the object it really is (`torch.nn.functional.torch.save` is
+`torch.serialization.save`), and trusted only if a rule names that object's real module and kind:
+an optimizer class under `torch.optim`, a Lightning callback under `lightning.pytorch.callbacks`,
+a net under `practicum.nets`. A module, a function no rule names, or a class of another kind is
+refused, so no config, override or checkpoint can reach a function that writes files or opens the
+network (`torchvision.datasets.utils.extract_archive`, `download_url`, `os.system`).
+
+The rules live in code on purpose, never in config: a config cannot extend its own trust. To build
+classes of your own package, add a rule such as `Rule("my_project.nets", "torch.nn.Module")`.
 """
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
+import importlib
+import inspect
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-TRUSTED_TARGETS: tuple[str, ...] = (
-    "practicum.*",
-    "torch.nn.*",
-    "torch.optim.*",
-    "torchvision.models.*",
-    "torchvision.transforms.*",
-    "torchvision.datasets.*",
-    "torchvision.ops.*",
-    "torchmetrics.*",
-    "lightning.pytorch.Trainer",
-    "lightning.pytorch.callbacks.*",
-    "lightning.pytorch.loggers.*",
-    "lightning.pytorch.profilers.*",
-    "lightning.pytorch.strategies.*",
-    "lightning.pytorch.plugins.*",
+from practicum.errors import UserError
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Objects defined in `module` (or a module below it) that are `kind`: a base class they must
+    subclass (dotted name), "class" for any class, or "function:<name>" for that one function."""
+
+    module: str
+    kind: str
+
+    def allows(self, obj: Any) -> bool:
+        home = getattr(obj, "__module__", None) or ""
+        if home != self.module and not home.startswith(self.module + "."):
+            return False
+        if self.kind.startswith("function:"):
+            return inspect.isfunction(obj) and obj.__name__ == self.kind.split(":", 1)[1]
+        if not inspect.isclass(obj):
+            return False
+        return self.kind == "class" or issubclass(obj, _import(self.kind))
+
+    @property
+    def pattern(self) -> str:
+        """The same rule as a pattern for Hydra's own execution whitelist (checked after ours)."""
+        if self.kind.startswith("function:"):
+            return f"{self.module}.{self.kind.split(':', 1)[1]}"
+        return f"{self.module}.*"
+
+
+RULES: tuple[Rule, ...] = (
+    # practicum's own parts
+    Rule("practicum.nets", "torch.nn.Module"),
+    Rule("practicum.nets.detectors", "function:faster_rcnn"),
+    Rule("practicum.nets.detectors", "function:retinanet"),
+    Rule("practicum.tasks", "lightning.pytorch.LightningModule"),
+    Rule("practicum.tasks.schedules", "function:warmup_cosine"),
+    Rule("practicum.data", "lightning.pytorch.LightningDataModule"),
+    Rule("practicum.methodology.callbacks", "lightning.pytorch.Callback"),
+    Rule("practicum.checkpointing", "lightning.pytorch.loggers.Logger"),
+    Rule("practicum.search", "hydra.experimental.callback.Callback"),
+    # layers, optimizers, schedules, metrics and transforms
+    Rule("torch.nn", "torch.nn.Module"),
+    Rule("torch.optim", "torch.optim.Optimizer"),
+    Rule("torch.optim.lr_scheduler", "torch.optim.lr_scheduler.LRScheduler"),
+    Rule("torchvision.models", "torch.nn.Module"),
+    Rule("torchvision.ops", "torch.nn.Module"),
+    Rule("torchvision.transforms", "class"),
+    Rule("torchmetrics", "torchmetrics.Metric"),
+    # Lightning's trainer and the parts it takes
+    Rule("lightning.pytorch.trainer", "lightning.pytorch.Trainer"),
+    Rule("lightning.pytorch.callbacks", "lightning.pytorch.Callback"),
+    Rule("lightning.pytorch.loggers", "lightning.pytorch.loggers.Logger"),
+    Rule("lightning.pytorch.profilers", "lightning.pytorch.profilers.Profiler"),
+    Rule("lightning.pytorch.strategies", "lightning.pytorch.strategies.Strategy"),
+    Rule("lightning.pytorch.plugins", "class"),
+    Rule("lightning.fabric.plugins", "class"),
 )
+# what Hydra's execution whitelist is given: the same rules as name patterns. Hydra matches both the
+# name as written and the one it resolves to, so a public alias outside its real module is listed too.
+PUBLIC_ALIASES = ("lightning.pytorch.Trainer",)
+TRUSTED_TARGETS: tuple[str, ...] = (*dict.fromkeys(rule.pattern for rule in RULES), *PUBLIC_ALIASES)
 
 
-def is_trusted(target: str) -> bool:
-    """True when `target` matches an entry: exact, or below a `prefix.*`."""
-    return any(
-        fnmatchcase(target, entry) if entry.endswith(".*") else target == entry
-        for entry in TRUSTED_TARGETS
-    )
+def _import(dotted: str) -> Any:
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def resolve(target: str) -> Any:
+    """The object a dotted `_target_` names: the longest importable module, then attributes."""
+    parts = target.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj: Any = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(target)
+
+
+def real_name(obj: Any) -> str:
+    """Where an object is defined, whatever alias reached it."""
+    if inspect.ismodule(obj):
+        return obj.__name__
+    module = getattr(obj, "__module__", None) or "?"
+    return f"{module}.{getattr(obj, '__qualname__', getattr(obj, '__name__', repr(obj)))}"
+
+
+def check_target(target: Any, where: str = "_target_") -> Any:
+    """The object `target` names, if a rule trusts it; else one UserError line."""
+    if not isinstance(target, str) or not target:
+        raise UserError(f"{where}={target!r} is not a dotted name of a class or function")
+    try:
+        obj = resolve(target)
+    except (ImportError, AttributeError) as exc:
+        raise UserError(
+            f"{where}={target!r} does not exist: check the module and the name"
+        ) from exc
+    except Exception as exc:  # importing a module ran code that failed
+        raise UserError(f"{where}={target!r} could not be imported ({type(exc).__name__})") from exc
+    if not any(rule.allows(obj) for rule in RULES):
+        real = real_name(obj)
+        alias = "" if real == target else f" (it is {real})"
+        what = "a module" if inspect.ismodule(obj) else "not a class or function configs may build"
+        raise UserError(
+            f"{where}={target!r}{alias} is not a trusted target, so it will not be run: it is {what}. "
+            "Configs build nets, tasks, data modules, optimizers, schedulers, metrics, transforms and "
+            "Lightning parts; for your own classes add a Rule to RULES in src/practicum/trust.py"
+        )
+    return obj
+
+
+def targets(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted path, `_target_` value) of every node that has one, in a config or a plain mapping."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(node, DictConfig | Mapping):
+        is_config = isinstance(node, DictConfig)
+        for key in node:
+            if is_config and (
+                OmegaConf.is_missing(node, key) or OmegaConf.is_interpolation(node, key)
+            ):
+                continue
+            if key == "hydra" and not path:
+                continue
+            where = f"{path}.{key}" if path else str(key)
+            if key == "_target_":
+                yield where, node[key]
+            else:
+                yield from targets(node[key], where)
+    elif isinstance(node, ListConfig | list | tuple):
+        for i in range(len(node)):
+            if isinstance(node, ListConfig) and (
+                OmegaConf.is_missing(node, i) or OmegaConf.is_interpolation(node, i)
+            ):
+                continue
+            yield from targets(node[i], f"{path}[{i}]")
+
+
+def check_targets(node: Any, path: str = "") -> None:
+    """Every `_target_` in `node` trusted, or one UserError line for the first that is not."""
+    for where, target in targets(node, path):
+        check_target(target, where)
 
 
 def instantiate(node: Any, **kwargs: Any) -> Any:
-    """Hydra's instantiate with practicum's whitelist; the only place objects are built from config."""
+    """Hydra's instantiate, after practicum's rules: the only place objects are built from config."""
     from hydra.utils import instantiate as hydra_instantiate
 
+    check_targets(node)
+    for key, value in kwargs.items():
+        check_targets(value, key)
     return hydra_instantiate(node, _execution_whitelist_=TRUSTED_TARGETS, **kwargs)

@@ -27,10 +27,14 @@ def train_linear_baseline(
     cfg: DictConfig, datamodule, model: str = "linear", max_epochs: int = 20
 ) -> dict[str, float]:
     """Train the baseline briefly on the same split and return its train/val/test metrics (last epoch)."""
+    import lightning.pytorch as pl
+
     from practicum.build import build_task, build_trainer
     from practicum.evaluate import evaluate_splits
 
     baseline_cfg = linear_baseline_config(cfg, model, max_epochs)
+    # its own seed: the baseline comes out the same whatever ran before it (a resumed run too)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
     task = build_task(baseline_cfg)
     trainer = build_trainer(baseline_cfg, quiet=True)
     trainer.fit(

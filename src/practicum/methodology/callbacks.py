@@ -20,3 +20,30 @@ class GoalEarlyStopping(EarlyStopping):
         # Lightning formats this name around every hook call, dozens of times a step; the monitor
         # and mode it is made of are fixed when the callback is built
         return super().state_key
+
+    # set by a run that resumes in its own directory: a run this callback had stopped (then
+    # interrupted while it was being evaluated) stays stopped instead of training on
+    stay_stopped = False
+    stopped = False
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        super().on_train_start(trainer, pl_module)
+        if self.stay_stopped and self.stopped:
+            trainer.should_stop = True
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        before = trainer.should_stop
+        super().on_validation_end(trainer, pl_module)
+        self.stopped = self.stopped or (trainer.should_stop and not before)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        before = trainer.should_stop
+        super().on_train_epoch_end(trainer, pl_module)
+        self.stopped = self.stopped or (trainer.should_stop and not before)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "stopped": self.stopped}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self.stopped = bool(state_dict.get("stopped", False))
