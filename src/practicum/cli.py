@@ -17,9 +17,10 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, open_dict
 
-from practicum import overrides
+from practicum import overrides, resume
 from practicum.config import register_schemas
 from practicum.errors import UserError, composition_errors_in_one_line, find_user_error, report
+from practicum.files import register_resolvers
 from practicum.trust import TRUSTED_TARGETS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -76,39 +77,23 @@ def default_search_space(argv: list[str], conf_dir: Path = CONF_DIR) -> list[str
     return [*argv, f"{SPACE_CHOICE}=default"]
 
 
-def resume_in_place(argv: list[str], cwd: Path | None = None) -> list[str]:
-    """`ckpt_path=last` continues a run in its own directory: the one named by `hydra.run.dir=`,
-    else the newest run under logs/<task_name>/runs/ that has checkpoints/last.ckpt. The config
-    files Hydra is about to rewrite there are kept in .hydra/before_resume_<n>/."""
-    values = overrides.values(argv)
-    if values.get("ckpt_path") != "last":
-        return argv
-    run_dir = values.get("hydra.run.dir")
-    if run_dir is None:
-        log_dir = Path(values.get("paths.log_dir", (cwd or Path.cwd()) / "logs"))
-        runs = log_dir / values.get("task_name", "train") / "runs"
-        candidates = sorted(runs.glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
-        if not candidates:
-            raise UserError(
-                f"ckpt_path=last but no run under {runs} has checkpoints/last.ckpt: "
-                "pass hydra.run.dir=<the run directory to resume> or ckpt_path=<a .ckpt file>"
-            )
-        run_dir = str(candidates[-1].parents[1])
-        argv = [*argv, f"hydra.run.dir={run_dir}"]
-    saved = Path(run_dir) / ".hydra"
-    if saved.is_dir() and any(saved.glob("*.yaml")):
-        backup = saved / f"before_resume_{len(list(saved.glob('before_resume_*'))) + 1}"
-        backup.mkdir()
-        for path in saved.glob("*.yaml"):
-            shutil.copy2(path, backup / path.name)
-    return argv
+NOT_A_RUN = ("--help", "-h", "--hydra-help", "--info", "--cfg", "-c", "--shell-completion", "-sc")
+
+
+def is_a_run(argv: list[str]) -> bool:
+    """False for the flags that print something (help, the config) instead of running."""
+    return not any(arg.split("=")[0] in NOT_A_RUN for arg in argv)
+
+
+def is_a_sweep(argv: list[str]) -> bool:
+    return any(arg in ("-m", "--multirun") for arg in argv) or any(
+        o.is_sweep_override() for o in overrides.parse(argv)
+    )
 
 
 def check_log_dir(argv: list[str], cwd: Path | None = None) -> None:
     """An unwritable `paths.log_dir` is one line before Hydra tries to create a run directory in it."""
-    if any(
-        arg in ("--help", "-h", "--hydra-help", "--info") or arg.startswith("--cfg") for arg in argv
-    ):
+    if not is_a_run(argv):
         return
     values = overrides.values(argv)
     log_dir = Path(values.get("paths.log_dir", (cwd or Path.cwd()) / "logs"))
@@ -125,13 +110,22 @@ def check_log_dir(argv: list[str], cwd: Path | None = None) -> None:
 
 
 def _discard_unused_run_dir(output_dir: str | None) -> None:
-    """Remove a run directory a refused run created, so it never looks like a run that happened."""
+    """Remove a run directory a refused run created, so it never looks like a run that happened.
+    Only a directory holding nothing but what is written before training starts goes: a run with a
+    checkpoint, a summary or metrics (one being resumed) is never touched."""
     if not output_dir:
         return
     path = Path(output_dir)
-    unused = (".hydra", "config_tree.txt")  # written before anything ran
-    if path.is_dir() and all(p.name in unused or p.suffix == ".log" for p in path.iterdir()):
-        shutil.rmtree(path, ignore_errors=True)
+    if not path.is_dir():
+        return
+    before_training = {"config_tree.txt", "hparams.yaml"}
+    for item in path.rglob("*"):
+        inside_hydra = ".hydra" in item.relative_to(path).parts
+        if item.is_file() and not (
+            inside_hydra or item.name in before_training or item.suffix == ".log"
+        ):
+            return
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _guarded(run: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
@@ -190,14 +184,14 @@ def _mark_unfinished(
 def _cap_threads_for_parallel_jobs(cfg: DictConfig, launcher: DictConfig) -> None:
     """Parallel jobs on one machine share its cores: cap each job's torch threads.
 
-    joblib (local_parallel): cores // n_jobs; submitit: its cpus_per_task, when set.
+    local_parallel (or joblib): cores // n_jobs; submitit: its cpus_per_task, when set.
     """
     if cfg.get("num_threads") is not None:
         return
     target = str(launcher.get("_target_", "")).lower()
     cores = os.cpu_count() or 1
     threads = None
-    if "joblib" in target and launcher.get("n_jobs"):
+    if ("local_parallel" in target or "joblib" in target) and launcher.get("n_jobs"):
         jobs = launcher.n_jobs
         threads = max(1, cores // (cores if jobs < 0 else min(jobs, cores)))
     elif "submitit" in target and launcher.get("cpus_per_task"):
@@ -250,24 +244,48 @@ def _predict(cfg: DictConfig) -> int:
     return predict_run(cfg)
 
 
+def check_before_running(config_name: str, argv: list[str]) -> None:
+    """A single run's config composed and validated before Hydra makes or touches any run
+    directory: a refused run leaves nothing behind, and writes nothing into an existing one.
+    (A sweep's trials are checked one by one: a refused trial is recorded and the sweep goes on.)"""
+    if not is_a_run(argv) or is_a_sweep(argv):
+        return
+    from practicum.config import compose
+    from practicum.validate import validate
+
+    cfg = compose(CONF_DIR, config_name, overrides.override_args(argv))
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(Path.cwd())
+        cfg.paths.output_dir = "<the run directory>"
+    validate(cfg)
+
+
 def _main(config_name: str, run: Callable[[DictConfig], Any]) -> None:
-    try:
-        check_group_choices(sys.argv[1:])
-        check_log_dir(sys.argv[1:])
-        check_launcher(sys.argv[1:])
-        if config_name == "train":
-            sys.argv[1:] = resume_in_place(sys.argv[1:])
-            sys.argv[1:] = default_search_space(sys.argv[1:])
-    except UserError as exc:
-        report(str(exc))
-        sys.exit(USER_ERROR_EXIT)
+    argv = sys.argv[1:]
     register_schemas()
-    entry = hydra.main(
-        config_path=str(CONF_DIR),
-        config_name=config_name,
-        execution_whitelist=TRUSTED_TARGETS,
-    )(_guarded(run))
+    register_resolvers()
+    # a log record that cannot be written (a full disk) must not print a traceback of its own
+    logging.raiseExceptions = False
     with composition_errors_in_one_line(USER_ERROR_EXIT):
+        try:
+            check_group_choices(argv)
+            check_log_dir(argv)
+            check_launcher(argv)
+            if config_name == "train":
+                argv = default_search_space(resume.plan(argv))
+            check_before_running(config_name, argv)
+        except UserError as exc:
+            report(str(exc))
+            sys.exit(USER_ERROR_EXIT)
+        resumed = overrides.values(argv).get("ckpt_path") == "last"
+        if config_name == "train" and resumed and is_a_run(argv):
+            resume.keep_config_record(Path(str(overrides.values(argv)["hydra.run.dir"])))
+        sys.argv[1:] = argv
+        entry = hydra.main(
+            config_path=str(CONF_DIR),
+            config_name=config_name,
+            execution_whitelist=TRUSTED_TARGETS,
+        )(_guarded(run))
         entry()
 
 
