@@ -124,6 +124,28 @@ class Workspace:
         (run_dir,) = log_dir.glob("train/runs/*")
         return run_dir
 
+    def interrupted_run(self, log_dir: Path) -> Path:
+        """A run stopped with Ctrl-C after its first epochs: what `ckpt_path=last` resumes."""
+        small = [f"{key}={value}" for key, value in SMALL.items() if key != "trainer.max_epochs"]
+        command = [sys.executable, "train.py", "trainer.max_epochs=30", *small]
+        process = subprocess.Popen(
+            [*command, f"paths.log_dir={log_dir}"],
+            cwd=ROOT,
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not list(
+            log_dir.glob("train/runs/*/checkpoints/last.ckpt")
+        ):
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=120) != 0, "the run ended before it could be interrupted"
+        (run_dir,) = log_dir.glob("train/runs/*")
+        assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
+        return run_dir
+
     @cached_property
     def digits_run(self) -> Path:
         """The run `<timestamp>` and `ckpt_path=last` stand for: the newest in the workspace's logs."""
@@ -262,7 +284,8 @@ def _small_overrides(tokens: list[str], log_dir: Path) -> list[str]:
         values |= SMALL_STUDY
     if any(t in ("data=coco", "data=voc_segmentation") for t in tokens):
         values |= SMALL_FILE_DATA
-    if tokens[1] in ("eval.py", "predict.py"):
+    if tokens[1] in ("eval.py", "predict.py") or "ckpt_path=last" in tokens:
+        # a resumed run takes its settings from its own .hydra/overrides.yaml
         values = {"paths.log_dir": str(log_dir)}
     elif tokens[1] != "train.py":
         return tokens
@@ -342,9 +365,10 @@ RUN = [c for c in COMMANDS if c not in NOT_RUN]
 @pytest.mark.slow
 @pytest.mark.parametrize("command", RUN)
 def test_doc_command_runs(command: str, workspace: Workspace, tmp_path: Path):
+    resumes = "ckpt_path=last" in command  # each resumes a run of its own
     log_dir = (
         workspace.logs
-        if ("<timestamp>" in command or "ckpt_path=" in command)
+        if ("<timestamp>" in command or "ckpt_path=" in command) and not resumes
         else tmp_path / "logs"
     )
     runnable, cwd, env = prepare(command, workspace, log_dir, tmp_path)
@@ -389,6 +413,9 @@ def prepare(
         return command, _fork(tmp_path), ENV
     if "pre-commit install" in command:
         return command, _git_scratch(tmp_path), ENV
+    if "ckpt_path=last" in command:
+        run_dir = ws.interrupted_run(log_dir)
+        command = command.replace("logs/train/runs/<timestamp>", str(run_dir))
     runnable = fill(command, ws)
     if runnable.startswith("python "):
         runnable = _python_command(runnable, log_dir)
