@@ -8,6 +8,7 @@ trial); `verbose=true` prints the whole tree as well.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from practicum.config import part_name
+from practicum.files import write_text
 
 # the groups a reader looks for first; the rest follow in config order
 FIRST = ("data", "model", "optimizer", "scheduler", "trainer", "goal", "callbacks", "logger")
@@ -54,8 +56,9 @@ def show_config(cfg: DictConfig, output_dir: Path, console: Console) -> Path | N
         return None
     tree = config_tree(cfg)
     path = output_dir / "config_tree.txt"
-    with open(path, "w") as file:
-        Console(file=file, width=120, color_system=None).print(tree)
+    text = io.StringIO()
+    Console(file=text, width=120, color_system=None).print(tree)
+    write_text(path, text.getvalue())
     verbose = bool(cfg.get("verbose", False))
     if verbose:
         console.print(tree)

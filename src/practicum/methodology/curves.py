@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from practicum.files import save_figure
 from practicum.methodology.goal import Goal
 from practicum.methodology.history import History
 
@@ -42,7 +43,7 @@ def plot_curves(history: History, goal: Goal, best: int | None, path: Path, titl
     for ax in axes:
         ax.legend(fontsize=9)
     fig.suptitle(title, fontsize=12)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
     return path
 

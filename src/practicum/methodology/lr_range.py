@@ -21,6 +21,7 @@ from torch import nn
 
 from practicum.config import TuneConfig, settings
 from practicum.errors import UserError
+from practicum.files import save_figure
 
 DIVERGENCE_FACTOR = 4.0  # stop once the smoothed loss exceeds this many times the best seen
 
@@ -74,7 +75,7 @@ class LRRangeResult:
             ax.legend(loc="best")
             fig.tight_layout()
             path.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(path)
+            save_figure(fig, path)
         finally:
             plt.close(fig)
         return path

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
+from practicum.files import save_figure
+
 IGNORE = 255
 
 
@@ -76,7 +78,7 @@ def detection_picture(
     heading = f"Predictions on validation images (score >= {min_score:g}; true boxes dashed)"
     fig.suptitle(f"{title}\n{heading}" if title else heading, fontsize=13)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path
 
@@ -114,7 +116,7 @@ def segmentation_picture(
     heading = "Predicted vs true masks on validation images"
     fig.suptitle(f"{title}\n{heading}" if title else heading, fontsize=13)
     fig.tight_layout(rect=(0, 0.06, 1, 0.97))
-    fig.savefig(path, dpi=100)
+    save_figure(fig, path, dpi=100)
     plt.close(fig)
     return path
 

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from practicum.errors import UserError
-from practicum.files import write_json, write_text
+from practicum.files import open_atomic, save_figure, write_json, write_text
 from practicum.methodology.goal import Goal
 from practicum.summary import RunSummary, finite_or_none
 
@@ -238,7 +238,7 @@ def print_table(summary, space: list[Dimension], goal: Goal, console: Console) -
 
 
 def write_outputs(out_dir: Path, rows, summary, space, goal: Goal, n_trials, seeds, wall) -> None:
-    with open(out_dir / f"{NAME}.csv", "w", newline="") as f:
+    with open_atomic(out_dir / f"{NAME}.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -275,4 +275,4 @@ def plot(path: Path, rows, key: Dimension, goal: Goal, n_trials: int, seeds: lis
     left.legend()  # the right panel uses the same colors and markers
     for ax in (left, right):
         ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
