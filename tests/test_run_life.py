@@ -451,3 +451,33 @@ def test_a_checkpoint_cannot_extend_trust(finished_run, tmp_path, script):
         assert "is not a trusted target" in line and "Traceback" not in result.stderr
         assert not planted.exists() and not (tmp_path / "out.csv").exists()
         assert not (tmp_path / "logs").exists() or not list((tmp_path / "logs").rglob("*.*"))
+
+
+def test_a_run_killed_while_it_was_evaluated_resumes_without_training_more(tmp_path):
+    """Killed after training stopped early, before summary.json: the resume evaluates the same
+    best checkpoint and does not train on past the epoch where the run had stopped."""
+    run_dir = tmp_path / "run"
+    args = [
+        "data=wine",
+        "model=mlp",
+        "trainer=deterministic",
+        "goal.stop_when_met=true",
+        "goal.target=0.9",
+        "trainer.max_epochs=30",
+        "callbacks.progress_bar=null",
+        "diagnosis.baseline_model=null",
+    ]
+    result = run_cli("train.py", *args, f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    whole = json.loads((run_dir / "summary.json").read_text())
+    assert whole["epochs_trained"] < 30  # it stopped early
+    for name in ("summary.json", "report.md"):  # what a kill during the evaluation leaves out
+        (run_dir / name).unlink()
+
+    result = run_cli("train.py", "ckpt_path=last", f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed = json.loads((run_dir / "summary.json").read_text())
+    assert resumed["status"] == "completed"
+    assert resumed["metrics"] == whole["metrics"]
+    assert resumed["epochs_trained"] == whole["epochs_trained"]
+    assert resumed["best_checkpoint"] == whole["best_checkpoint"]
