@@ -224,3 +224,42 @@ def test_the_callback_never_fails_a_sweep(tmp_path: Path, capsys):
     SweepSummary().on_multirun_end(config)
     assert "sweep summary not written" in capsys.readouterr().err
     assert not (tmp_path / "summary.md").exists()
+
+
+def test_the_callback_ends_a_sweep_none_of_whose_trials_finished(tmp_path: Path, capsys):
+    from omegaconf import OmegaConf
+
+    make_job(tmp_path, 0, {"optimizer.lr": "0.001"}, None, status="refused", error="no fit")
+    make_job(tmp_path, 1, {"optimizer.lr": "0.01"}, None, status="failed", error="trial lost")
+    make_job(tmp_path, 2, {"optimizer.lr": "0.1"}, None, status=None)  # died: no summary.json
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}, "sweeper": {}}})
+
+    with pytest.raises(SystemExit) as ended:
+        SweepSummary().on_multirun_end(config)
+
+    assert ended.value.code == 1
+    error = f"practicum: error: all 3 trials of the sweep failed: see {tmp_path}/summary.md"
+    assert capsys.readouterr().err.splitlines() == [error]
+    assert "3 trials: 0 completed, 2 failed, 1 refused; " in (tmp_path / "summary.md").read_text()
+
+    # one diverged trial finished training: the sweep did not fail
+    make_job(tmp_path, 3, {"optimizer.lr": "1.0"}, None, status="diverged", verdict="diverged")
+    SweepSummary().on_multirun_end(config)
+    assert "practicum: error" not in capsys.readouterr().err
+
+
+def test_ctrl_c_ends_a_failed_sweep_as_ctrl_c(tmp_path: Path, capsys):
+    """Hydra calls the callback also while an error ends the sweep; Ctrl-C stays Ctrl-C."""
+    from omegaconf import OmegaConf
+
+    make_job(tmp_path, 0, {"optimizer.lr": "0.001"}, None, status="failed", error="boom")
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}, "sweeper": {}}})
+
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            raise KeyboardInterrupt
+        finally:
+            SweepSummary().on_multirun_end(config)
+
+    assert "practicum: error" not in capsys.readouterr().err
+    assert (tmp_path / "summary.md").is_file()

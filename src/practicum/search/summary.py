@@ -1,7 +1,9 @@
 """After a multirun: summary.csv, summary.md and search.png in the sweep directory.
 
 A Hydra callback writes them. It only reads what each trial left on disk (its overrides,
-summary.json and metrics.csv), so it works with every sweeper and launcher.
+summary.json and metrics.csv), so it works with every sweeper and launcher, and
+`practicum-summarize` (summarize.py) can write them again later. A sweep none of whose trials
+finished ends with one error line and exit status 1, its summary written first.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from practicum.errors import report
 from practicum.search.plots import plot_search
 from practicum.search.sweep import SPLITS, Sweep, Trial, fmt, read_sweep, short
 from practicum.summary import STATUSES
 
 log = logging.getLogger(__name__)
+SWEEP_FAILED_EXIT = 1
 
 
 class SweepSummary(Callback):
@@ -35,11 +39,28 @@ class SweepSummary(Callback):
             params = OmegaConf.to_container(params, resolve=True) if params else {}
             script = Path(sys.argv[0]).name
             command = f"python {script}" if script.endswith(".py") else script
-            summarize_sweep(sweep_dir, params, command)
+            counts = summarize_sweep(sweep_dir, params, command)["counts"]
             print(f"Sweep summary: {sweep_dir / 'summary.md'}", flush=True)
         except Exception as exc:  # a summary must never turn a finished sweep into a failure
             log.warning("sweep summary not written: %s: %s", type(exc).__name__, exc)
             print(f"practicum: warning: sweep summary not written: {exc!r}", file=sys.stderr)
+            return
+        # Hydra calls this also while an error ends the sweep: Ctrl-C goes on as it is; anything
+        # else (Optuna finds no best trial when all failed) gives way to the one line that says why
+        ending = sys.exc_info()[1]
+        failed = all_failed(sweep_dir, counts)
+        if failed and (ending is None or isinstance(ending, Exception)):
+            if ending is not None:  # still said, on the sweep's log
+                log.warning("the sweep stopped with %s: %s", type(ending).__name__, ending)
+            report(failed)
+            sys.exit(SWEEP_FAILED_EXIT)
+
+
+def all_failed(sweep_dir: Path, counts: dict[str, int]) -> str | None:
+    """The error line of a sweep none of whose trials finished (failed, refused, lost), else None."""
+    if counts["total"] == 0 or counts["completed"] + counts["diverged"] > 0:
+        return None
+    return f"all {counts['total']} trials of the sweep failed: see {sweep_dir / 'summary.md'}"
 
 
 def summarize_sweep(
