@@ -69,13 +69,28 @@ def test_a_rule_applies_only_to_the_parameter_it_was_written_for(tmp_path: Path)
     )
 
 
-def test_a_key_that_is_not_a_parameter_names_the_valid_ones(tmp_path: Path):
+def test_a_key_that_is_not_a_parameter_names_the_closest_or_the_valid_ones(tmp_path: Path):
     error = _refused(tmp_path, ["+model.net.widht=3"])
-    assert error.startswith("model.net.widht is not a parameter of ConvNet: use one of in_shape,")
+    assert error.startswith(
+        "model.net.widht is not an argument of practicum.nets.cnn.ConvNet: use one of in_shape,"
+    )
     assert "kernel_size" in error and "dropout" in error
+    assert _refused(tmp_path, ["+optimizer.lrr=0.1"]) == (
+        "optimizer.lrr is not an argument of torch.optim.Adam: did you mean optimizer.lr?"
+    )
+    # what the calling code passes (an optimizer's params) is not offered
+    assert "params" not in _refused(tmp_path, ["+optimizer.zzz=1"])
     # through **kwargs to the base class: its parameters count, others do not
-    assert "data.bach_size is not a parameter of SklearnBundledDataModule" in _refused(
-        tmp_path, ["+data.bach_size=3"]
+    assert _refused(tmp_path, ["+data.bach_size=3"]) == (
+        "data.bach_size is not an argument of practicum.data.sklearn_bundled."
+        "SklearnBundledDataModule: did you mean data.batch_size?"
+    )
+    # the keys beside a scheduler's factory, and the groups practicum owns
+    assert _refused(tmp_path, ["+scheduler.intervl=step"]) == (
+        "scheduler.intervl is not a setting: did you mean scheduler.interval?"
+    )
+    assert _refused(tmp_path, ["+goal.taget=0.9"]) == (
+        "goal.taget is not a setting: did you mean goal.target?"
     )
 
 

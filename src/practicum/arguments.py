@@ -10,6 +10,7 @@ keyed by the class that declares the parameter. A mistake is one UserError line.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
 import inspect
 import types
@@ -123,7 +124,6 @@ def check_arguments(cfg: DictConfig) -> None:
     for path, node in target_nodes(cfg):
         target = locate(str(node._target_), f"{path}._target_")
         params, open_set = parameters(target)
-        name = getattr(target, "__name__", str(node._target_))
         for key in node:
             key = str(key)
             if key in HYDRA_KEYS:
@@ -132,7 +132,8 @@ def check_arguments(cfg: DictConfig) -> None:
                 if open_set:
                     continue
                 raise UserError(
-                    f"{path}.{key} is not a parameter of {name}: use one of {', '.join(params)}"
+                    f"{path}.{key} is not an argument of {node._target_}: "
+                    + did_you_mean(path, key, settable(params, node))
                 )
             if OmegaConf.is_missing(node, key) or OmegaConf.is_interpolation(node, key):
                 continue  # missing: _require_set's; interpolated: checked where it is set
@@ -147,6 +148,24 @@ def check_arguments(cfg: DictConfig) -> None:
                 _invalid(f"{path}.{key}", key, value, rule, example)
 
 
+def settable(params: Mapping[str, Parameter], node: DictConfig) -> list[str]:
+    """The parameters a config may set: those it sets and those with a default (the others, such
+    as an optimizer's `params`, are passed by the code that calls the target)."""
+    return [
+        name
+        for name, param in params.items()
+        if name in node or param.default is not inspect.Parameter.empty
+    ]
+
+
+def did_you_mean(path: str, key: str, valid: Sequence[str]) -> str:
+    """The fix for an unknown key: the closest valid one, else the list of them."""
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {path + '.' if path else ''}{close[0]}?"
+    return f"use one of {', '.join(valid)}"
+
+
 def _argument_problem(target: Any, param: Parameter, value: Any) -> tuple[str, Any] | None:
     """(what the value must be, a good example) when `value` does not fit `param`."""
     owned = str(getattr(param.owner, "__module__", "")).startswith("practicum.")
@@ -155,9 +174,9 @@ def _argument_problem(target: Any, param: Parameter, value: Any) -> tuple[str, A
         c for base, key, c in FOREIGN_RULES if key == param.name and _is_a(target, base)
     ]
     default = param.default
-    if owned and not _fits(value, param.hint):
-        example = default if _fits(default, param.hint) else None
-        return f"must be {_describe(param.hint)}", example
+    if owned and not fits(value, param.hint):
+        example = default if fits(default, param.hint) else None
+        return f"must be {describe_type(param.hint)}", example
     for constraint in constraints:
         rule = constraint.problem(value)
         if rule:
@@ -185,15 +204,15 @@ def _constraints(hint: Any) -> Iterator[Constraint]:
             yield from _constraints(arg)
 
 
-def _fits(value: Any, hint: Any) -> bool:
+def fits(value: Any, hint: Any) -> bool:
     """Whether a config value can be passed where `hint` is declared; unknown hints accept anything."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any or isinstance(hint, typing.TypeVar):
         return True
     if origin is typing.Annotated:
-        return _fits(value, args[0])
+        return fits(value, args[0])
     if origin in (typing.Union, types.UnionType):
-        return any(_fits(value, arg) for arg in args)
+        return any(fits(value, arg) for arg in args)
     if origin is typing.Literal:
         return value in args
     if hint is type(None) or hint is None:
@@ -213,18 +232,18 @@ def _fits(value: Any, hint: Any) -> bool:
         if not isinstance(value, list | tuple):
             return False
         items = [a for a in args if a is not Ellipsis]
-        return len(items) != 1 or all(_fits(v, items[0]) for v in value)
+        return len(items) != 1 or all(fits(v, items[0]) for v in value)
     if container in (dict, Mapping):
         return isinstance(value, dict)
     return True
 
 
-def _describe(hint: Any) -> str:
+def describe_type(hint: Any) -> str:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Annotated:
-        return _describe(args[0])
+        return describe_type(args[0])
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(dict.fromkeys(_describe(arg) for arg in args))
+        return " or ".join(dict.fromkeys(describe_type(arg) for arg in args))
     if origin is typing.Literal:
         return "one of " + ", ".join(str(a) for a in args)
     names = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
+from practicum.arguments import describe_type, did_you_mean, fits
 from practicum.constraints import (
+    SEED,
     Constraint,
     Fraction,
     Positive,
@@ -139,6 +142,36 @@ class PathsConfig:
     output_dir: str = MISSING
 
 
+@dataclass
+class EntryConfig:
+    """The top-level keys of conf/train.yaml, eval.yaml and predict.yaml (each file has some of
+    them). Not a Hydra schema, since the files' other keys are config groups: validate.py checks
+    the keys a config has against these fields (`check_entry_values`)."""
+
+    task_name: str | int = "train"
+    seed: int = field(default=42, metadata=rule(SEED))
+    ckpt_path: str | None = None
+    num_threads: int | None = field(default=None, metadata=rule(at_least(1)))
+    test: bool = True
+    verbose: bool = False
+    compile: bool = False
+    # eval.py: the split to measure
+    split: str = field(default="test", metadata=rule(one_of("train", "val", "test")))
+    # predict.py: what to predict, where the predictions go, how many inputs per forward pass
+    input: str = MISSING
+    output: str = MISSING
+    batch_size: int = field(default=256, metadata=rule(PositiveInt))
+
+
+@dataclass
+class SchedulerConfig:
+    """conf/scheduler/: the learning-rate schedule a task wires to its optimizer (Task.configure_optimizers)."""
+
+    factory: Any = None  # a `_target_` node, checked against its target's signature
+    interval: str = field(default="epoch", metadata=rule(one_of("epoch", "step")))
+    monitor: str | None = None
+
+
 SCHEMAS: dict[str, type] = {
     "goal": GoalConfig,
     "diagnosis": DiagnosisConfig,
@@ -167,7 +200,7 @@ def settings(node: Mapping[str, Any] | None, schema: type[T], group: str) -> T:
     names = [f.name for f in dataclasses.fields(schema)]
     for key in values:
         if key not in names:
-            raise UserError(f"{group}.{key} is not a setting: use one of {', '.join(names)}")
+            raise UserError(f"{group}.{key} is not a setting: {did_you_mean(group, key, names)}")
     typed = OmegaConf.structured(schema)
     for key, value in values.items():
         try:
@@ -196,6 +229,10 @@ def check_ranges(node: DictConfig, path: str) -> None:
             if isinstance(child, DictConfig):
                 check_ranges(child, f"{path}.{key}")
         return
+    names = [f.name for f in dataclasses.fields(schema)]
+    for key in node:
+        if key not in names:
+            raise UserError(f"{path}.{key} is not a setting: {did_you_mean(path, str(key), names)}")
     for field_ in dataclasses.fields(schema):
         name = field_.name
         if OmegaConf.is_missing(node, name) or OmegaConf.is_interpolation(node, name):
@@ -212,6 +249,48 @@ def check_ranges(node: DictConfig, path: str) -> None:
                 f"{path}.{name}={value!r} is invalid: {name} {constraint.rule} "
                 f"(for example {path}.{name}={example})"
             )
+
+
+def check_fields(node: DictConfig, schema: type, path: str = "", known_only: bool = False) -> None:
+    """The keys of a plain (unstructured) node against `schema`'s fields: each one a field (unless
+    `known_only`: then other keys are skipped), of the field's type, in its range; set if required."""
+    hints = typing.get_type_hints(schema)
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    prefix = f"{path}." if path else ""
+    for key in node:
+        key = str(key)
+        if key not in fields:
+            if known_only:
+                continue
+            raise UserError(
+                f"{prefix}{key} is not a setting: {did_you_mean(path, key, list(fields))}"
+            )
+        if OmegaConf.is_missing(node, key):
+            raise UserError(f"{prefix}{key} must be set: add {prefix}{key}=... to the command line")
+        value = node[key]
+        if isinstance(value, DictConfig | ListConfig):
+            value = OmegaConf.to_container(value, resolve=True)
+        field_ = fields[key]
+        constraint = field_.metadata.get("constraint")
+        if not fits(value, hints[key]):
+            rule_text = f"must be {describe_type(hints[key])}"
+        elif isinstance(constraint, Constraint) and constraint.problem(value):
+            rule_text = constraint.rule
+        else:
+            continue
+        default = field_.default
+        good = (
+            isinstance(default, bool | int | float | str)
+            and default != MISSING
+            and fits(default, hints[key])
+        )
+        example = default if good else getattr(constraint, "example", None)
+        hint = f" (for example {prefix}{key}={_shown(example)})" if example is not None else ""
+        raise UserError(f"{prefix}{key}={value!r} is invalid: {key} {rule_text}{hint}")
+
+
+def _shown(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def part_name(cfg: DictConfig | Mapping[str, Any], group: str) -> str:

@@ -57,6 +57,12 @@ PositiveInt = Constraint("must be a whole number >= 1", lambda v: _whole(v, 1), 
 NonNegativeInt = Constraint("must be a whole number >= 0", lambda v: _whole(v, 0), "0")
 
 
+# what numpy and Lightning's seed_everything accept
+SEED = Constraint(
+    "must be a whole number from 0 to 4294967295", lambda v: _whole(v, 0) and v < 2**32, "42"
+)
+
+
 def at_least(low: int) -> Constraint:
     return Constraint(f"must be a whole number >= {low}", lambda v: _whole(v, low), str(low))
 

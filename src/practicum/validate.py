@@ -9,16 +9,25 @@ problem kind, files present.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from practicum import trust
 from practicum.arguments import check_arguments, locate, target_nodes
-from practicum.config import SCHEMAS, check_ranges, part_name
+from practicum.config import (
+    SCHEMAS,
+    EntryConfig,
+    SchedulerConfig,
+    check_fields,
+    check_ranges,
+    part_name,
+)
 from practicum.errors import UserError
-from practicum.trust import TRUSTED_TARGETS, is_trusted
+from practicum.methodology.goal import Metric, logged_names
 
 
 def validate(cfg: DictConfig) -> None:
@@ -28,24 +37,21 @@ def validate(cfg: DictConfig) -> None:
     except Exception as exc:  # omegaconf raises many types; all mean a bad value in the config
         raise UserError(f"the config does not resolve: {exc}".splitlines()[0]) from exc
     _require_set(cfg)
+    check_fields(cfg, EntryConfig, known_only=True)
     check_targets(cfg)
     check_problem_match(cfg)
     check_schema_values(cfg)
     check_arguments(cfg)
+    check_scheduler(cfg)
+    check_data_arguments(cfg)
+    check_goal(cfg)
     check_paths(cfg)
     check_checkpoint(cfg)
 
 
 def check_targets(cfg: DictConfig) -> None:
-    """Refuse any `_target_` outside practicum's trusted list before Hydra is asked to build it."""
-    for path, node in target_nodes(cfg):
-        target = node._target_
-        if not isinstance(target, str) or not is_trusted(target):
-            raise UserError(
-                f"{path}._target_={target!r} is not a trusted target, so it will not be run. "
-                f"Targets must match one of: {', '.join(TRUSTED_TARGETS)}. "
-                "To use your own package, add its prefix to TRUSTED_TARGETS in src/practicum/trust.py"
-            )
+    """Refuse any `_target_` that trust.py's rules do not name, before anything is built."""
+    trust.check_targets(cfg)
 
 
 # -- the groups practicum owns ---------------------------------------------------------------
@@ -57,6 +63,13 @@ def check_schema_values(cfg: DictConfig) -> None:
         node = cfg.get(group) if group in cfg else None
         if isinstance(node, DictConfig):
             check_ranges(node, group)
+
+
+def check_scheduler(cfg: DictConfig) -> None:
+    """The keys beside the scheduler's factory, which the task reads (Task.configure_optimizers)."""
+    node = cfg.get("scheduler")
+    if isinstance(node, DictConfig):
+        check_fields(node, SchedulerConfig, "scheduler")
 
 
 # -- how the parts fit together --------------------------------------------------------------
@@ -96,6 +109,72 @@ def check_problem_match(cfg: DictConfig) -> None:
             f"model={model} solves {wanted} but data={data} provides {given}: "
             f"pick a {wanted} dataset (or a {given} model)"
         )
+
+
+def check_data_arguments(cfg: DictConfig) -> None:
+    """The rules a data module declares across its arguments (SplitDataModule.config_problem),
+    such as split fractions that leave a training split."""
+    data = cfg.get("data")
+    if not isinstance(data, DictConfig) or "_target_" not in data:
+        return
+    rules = getattr(locate(str(data._target_), "data._target_"), "config_problem", None)
+    problem = rules(OmegaConf.to_container(data, resolve=True)) if rules else None
+    if problem:
+        raise UserError(problem)
+
+
+def check_goal(cfg: DictConfig) -> None:
+    """The goal names a metric the model's task logs during training, in its range and direction;
+    a callback or scheduler that monitors a metric names one too."""
+    model, goal = cfg.get("model"), cfg.get("goal")
+    if not isinstance(model, DictConfig) or "_target_" not in model:
+        return
+    task = locate(str(model._target_), "model._target_")
+    logged = logged_names(getattr(task, "logged_metrics", ()))
+    if not logged:
+        return
+    name = f"model={part_name(cfg, 'model')}"
+    if isinstance(goal, DictConfig) and not OmegaConf.is_missing(goal, "metric"):
+        metric = _require_logged("goal.metric", str(goal.metric), logged, name)
+        if not OmegaConf.is_missing(goal, "target"):
+            _check_target(float(goal.target), str(goal.metric), metric)
+        if not OmegaConf.is_missing(goal, "mode") and metric.mode not in (None, goal.mode):
+            better = "higher" if metric.mode == "max" else "lower"
+            raise UserError(
+                f"goal.mode={goal.mode} but {goal.metric} is better when {better}: "
+                f"use goal.mode={metric.mode}"
+            )
+    monitors = [("scheduler.monitor", (cfg.get("scheduler") or {}).get("monitor"))]
+    for path, node in target_nodes(cfg):
+        if path.startswith("callbacks.") and "monitor" in node:
+            monitors.append((f"{path}.monitor", node.monitor))
+    for path, monitored in monitors:
+        # Lightning's LearningRateMonitor logs `lr-<optimizer>`
+        if isinstance(monitored, str) and not monitored.startswith("lr-"):
+            _require_logged(path, monitored, logged, name)
+
+
+def _require_logged(path: str, metric: str, logged: dict[str, Metric], model: str) -> Metric:
+    if metric in logged:
+        return logged[metric]
+    close = difflib.get_close_matches(metric, list(logged), n=1, cutoff=0.7)
+    names = ", ".join(logged)
+    fix = (
+        f"did you mean {path}={close[0]}? ({model} logs {names})"
+        if close
+        else f"use one of {names}"
+    )
+    raise UserError(f"{path}={metric} is not a metric {model} logs during training: {fix}")
+
+
+def _check_target(target: float, name: str, metric: Metric) -> None:
+    if metric.low <= target <= metric.high:
+        return
+    example = 0.9 if metric.high == 1 else 0.1
+    raise UserError(
+        f"goal.target={target:g} is out of the range of {name}, {metric.describe_range()}: "
+        f"pick a target in it (for example goal.target={example:g})"
+    )
 
 
 def check_paths(cfg: DictConfig) -> None:

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from practicum.checkpointing import RNG_KEY, restore_rng_state, rng_state
+from practicum.methodology.goal import Metric
 
 OptimizerFactory = Callable[..., Optimizer]
 CONFIG_KEY = "practicum_config"
@@ -26,12 +27,15 @@ class Task(pl.LightningModule):
 
     What the run flow relies on is declared here: `diagnosis_kind` picks the diagnosis rules
     ("supervised", "vae", "gan"); `eval_split` names the split that `test_step` measures (the
-    flow sets it to train, val and test in turn); `save_pictures` is optional.
+    flow sets it to train, val and test in turn); `logged_metrics` lists what may be a goal;
+    `save_pictures` is optional.
     """
 
     # the kind of data the task learns from ("classification", "detection", ...); the config check
     # refuses data whose module declares another kind (SplitDataModule.problem)
     problem: ClassVar[str]
+    # what it logs every epoch of training (`val/acc`, ...): what a goal or a monitor may name
+    logged_metrics: ClassVar[tuple[Metric, ...]] = ()
     diagnosis_kind: ClassVar[str] = "supervised"
     eval_split: str = "test"
 

@@ -11,6 +11,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from practicum.constraints import Fraction
 from practicum.errors import UserError
+from practicum.methodology.goal import cost, share
 from practicum.tasks.base import OptimizerFactory, Task
 
 STAGES = ("train", "val", "test")
@@ -21,6 +22,7 @@ class ClassificationTask(Task):
     """Cross-entropy (or multi-class hinge) loss; accuracy and macro F1 per stage."""
 
     problem = "classification"
+    logged_metrics = (cost("loss"), share("acc"), share("f1"))
 
     def __init__(
         self,

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torchmetrics.detection import MeanAveragePrecision
 
 from practicum.constraints import Fraction, PositiveInt
+from practicum.methodology.goal import cost, share
 from practicum.tasks.base import OptimizerFactory, Task
 
 # torch's batch-norm layers, named one by one: their common base class is private
@@ -30,12 +31,23 @@ BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 STAGES = ("train", "val", "test")
 Batch = tuple[list[Tensor], list[dict[str, Tensor]]]
 REPORTED = ("map", "map_50", "map_75", "mar_100")
+# the loss terms torchvision's detectors return: Faster R-CNN's, then RetinaNet's and FCOS's
+LOSS_TERMS = (
+    "loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg",
+    "classification", "bbox_regression", "bbox_ctrness",
+)  # fmt: skip
 
 
 class DetectionTask(Task):
     """Summed torchvision detection losses; mAP per stage; a picture of predictions after fit."""
 
     problem = "detection"
+    # mAP needs a pass over the boxes: measured on val during training, on train only after it
+    logged_metrics = (
+        cost("loss"),
+        *(cost(term) for term in LOSS_TERMS),
+        *(share(name, splits=("val",)) for name in REPORTED),
+    )
 
     def __init__(
         self,

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.nn.functional import binary_cross_entropy_with_logits as bce
 
 from practicum.constraints import PositiveInt
+from practicum.methodology.goal import Metric, cost
 from practicum.tasks.base import OptimizerFactory
 from practicum.tasks.generative import (
     GenerativeTask,
@@ -37,6 +38,13 @@ class GANTask(GenerativeTask):
     """Writes grids/samples/epoch_NNN.png (the same fixed noise every epoch) after each epoch."""
 
     diagnosis_kind = "gan"
+    logged_metrics = (
+        *(cost(name) for name in ("loss", "d_loss", "g_loss")),
+        # the discriminator's mean belief that real (d_real) and generated (d_fake) images are real
+        Metric("d_real", None, 0.0, 1.0),
+        Metric("d_fake", None, 0.0, 1.0),
+        *GenerativeTask.SAMPLE_QUALITY,
+    )
 
     def __init__(
         self,

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from practicum.constraints import PositiveInt
+from practicum.methodology.goal import share
 from practicum.nets.shapes import require_image_shape
 from practicum.tasks.base import OptimizerFactory, Task
 
@@ -24,6 +25,10 @@ class GenerativeTask(Task):
     minimum and maximum (kept as buffers, so checkpoints carry them), whatever the normalization."""
 
     problem = "generation"
+    # k-NN precision and recall of samples against held-out images: measured on val only
+    SAMPLE_QUALITY = tuple(
+        share(name, splits=("val",)) for name in ("precision", "recall", "quality")
+    )
 
     def __init__(
         self,

@@ -16,6 +16,7 @@ from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
 from practicum.constraints import PositiveInt
+from practicum.methodology.goal import cost, share
 from practicum.tasks.base import OptimizerFactory, Task
 
 STAGES = ("train", "val", "test")
@@ -25,6 +26,7 @@ class SegmentationTask(Task):
     """Cross-entropy over pixels; mIoU and pixel accuracy per stage, updated every step."""
 
     problem = "segmentation"
+    logged_metrics = (cost("loss"), share("miou"), share("pixel_acc"))
 
     def __init__(
         self,

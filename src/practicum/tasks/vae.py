@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch.nn.functional import binary_cross_entropy_with_logits
 
 from practicum.constraints import NonNegative, PositiveInt
+from practicum.methodology.goal import cost
 from practicum.tasks.base import OptimizerFactory
 from practicum.tasks.generative import (
     GenerativeTask,
@@ -32,6 +33,10 @@ class VAETask(GenerativeTask):
     epoch_NNN.png (validation images above their reconstructions) after each training epoch."""
 
     diagnosis_kind = "vae"
+    logged_metrics = (
+        *(cost(name) for name in ("loss", "nelbo", "recon", "kl")),
+        *GenerativeTask.SAMPLE_QUALITY,
+    )
 
     def __init__(
         self,
