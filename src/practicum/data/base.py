@@ -7,6 +7,8 @@ from typing import Any, ClassVar
 
 import lightning.pytorch as pl
 
+from practicum.errors import UserError
+
 SPLITS = ("train", "val", "test")
 
 
@@ -26,6 +28,19 @@ class SplitDataModule(pl.LightningDataModule):
         """What to do when `data.path` or `data.root` does not exist (`args`: the config's arguments)."""
         return "check the path"
 
+    @classmethod
+    def config_problem(cls, args: Mapping[str, Any]) -> str | None:
+        """A mistake across the config's arguments (`args`), said in one line before anything is
+        built; None when there is none. Subclasses add their own rules to these."""
+        val, test = args.get("val_fraction"), args.get("test_fraction")
+        if _number(val) and _number(test) and val + test >= 1:
+            return (
+                f"data.val_fraction={val:g} and data.test_fraction={test:g} leave no examples to "
+                "train on: keep their sum below 1 (for example data.val_fraction=0.15 "
+                "data.test_fraction=0.15)"
+            )
+        return None
+
     def loader(self, split: str, shuffle: bool = False) -> Iterable:
         """Batches of one split ("train", "val" or "test")."""
         raise NotImplementedError(f"{type(self).__name__} must implement loader(split, shuffle)")
@@ -42,3 +57,27 @@ class SplitDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> Iterable:
         return self.loader("test")
+
+
+def lone_last_batch(count: int, batch_size: int, shuffle: bool) -> bool:
+    """Whether a shuffled (training) pass would end in a batch of one example, which batch norm
+    cannot train on: loaders leave it out (`drop_last`), a different example each epoch."""
+    return shuffle and count > batch_size and count % batch_size == 1
+
+
+def require_image(path: str) -> None:
+    """A file an image loader can open (its header only, which is cheap: a file cut short fails
+    when it is decoded, with its own one line)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path):
+            pass
+    except (OSError, ValueError) as exc:
+        raise UserError(
+            f"{path} is not a readable image ({exc}): replace or remove the file"
+        ) from exc
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

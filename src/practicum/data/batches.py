@@ -45,7 +45,9 @@ class TensorBatches:
 
     def __len__(self) -> int:
         full, rest = divmod(self.num_samples, self.batch_size)
-        return full if self.drop_last or rest == 0 else full + 1
+        # a shuffled (training) batch of one example is left out: batch norm cannot train on it
+        lone = self.shuffle and rest == 1 and full > 0
+        return full if self.drop_last or rest == 0 or lone else full + 1
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         tensors = self.tensors

@@ -20,8 +20,13 @@ import torch
 from PIL import Image
 
 from practicum.constraints import OpenFraction
+from practicum.data.base import require_image
 from practicum.data.dense import DenseData, Examples
 from practicum.errors import UserError
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class CocoDetectionData(DenseData):
@@ -67,14 +72,20 @@ class CocoDetectionData(DenseData):
                     f"{ann['category_id']}, which is not in `categories`: add it there"
                 )
             boxes[ann["image_id"]].append(([x, y, x + w, y + h], label_of[ann["category_id"]]))
+        if not any(boxes.values()):
+            raise UserError(
+                f"data.ann_file={self.ann_file!r} has no boxes on its images (crowd regions and "
+                "boxes under 1 pixel do not count): add annotations"
+            )
         records = []
         for image in index["images"]:
-            path = os.path.join(self.root, image["file_name"])
+            path = os.path.join(self.root, str(image["file_name"]))
             if not os.path.isfile(path):
                 raise UserError(
                     f"{self.ann_file} names image {image['file_name']!r}, but {path} does not "
                     "exist: point data.root at the folder the file_names are relative to"
                 )
+            require_image(path)
             found = boxes[image["id"]]
             target = {
                 "boxes": torch.tensor([b for b, _ in found], dtype=torch.float32).reshape(-1, 4),
@@ -94,18 +105,58 @@ class CocoDetectionData(DenseData):
                 index = json.load(handle)
         except (OSError, ValueError) as exc:
             raise UserError(f"data.ann_file={self.ann_file!r} is not readable json: {exc}") from exc
-        missing = [key for key in ("images", "annotations", "categories") if key not in index]
-        if not isinstance(index, dict) or missing:
+        keys = ("images", "annotations", "categories")
+        missing = [key for key in keys if key not in index] if isinstance(index, dict) else keys
+        if missing:
             raise UserError(
-                f"data.ann_file={self.ann_file!r} lacks {missing}: a COCO json has images, "
-                "annotations and categories"
+                f"data.ann_file={self.ann_file!r} lacks {', '.join(missing)}: a COCO json has "
+                "images, annotations and categories"
             )
+        self._check_entries(index)
         return index
+
+    def _check_entries(self, index: dict) -> None:
+        """Every entry has the keys the loader reads; every box is four finite numbers."""
+        what = f"data.ann_file={self.ann_file!r}"
+        needs = {
+            "images": ("id", "file_name"),
+            "annotations": ("image_id", "category_id", "bbox"),
+            "categories": ("id",),
+        }
+        for key, fields in needs.items():
+            entries = index[key]
+            if not isinstance(entries, list):
+                raise UserError(f"{what}: {key} is not a list: a COCO json lists its {key}")
+            for i, entry in enumerate(entries):
+                lacking = [f for f in fields if not isinstance(entry, dict) or f not in entry]
+                if lacking:
+                    raise UserError(
+                        f"{what}: {key}[{i}] lacks {', '.join(lacking)}: each of {key} needs "
+                        f"{', '.join(fields)}"
+                    )
+        for key in ("images", "categories"):
+            if not index[key]:
+                raise UserError(f"{what} lists no {key}: add the {key} and their annotations")
+        for i, ann in enumerate(index["annotations"]):
+            box = ann["bbox"]
+            numbers = isinstance(box, list) and len(box) == 4
+            if not numbers or not all(_finite(v) for v in box):
+                raise UserError(
+                    f"{what}: annotations[{i}] has bbox {box!r}: need [x, y, width, height], "
+                    "four finite numbers"
+                )
 
     def _split(self, records: list) -> dict[str, Examples]:
         order = np.random.default_rng(self.split_seed).permutation(len(records))
         n_test = math.ceil(self.test_fraction * len(records))
         n_val = math.ceil(self.val_fraction * len(records))
+        if n_test + n_val >= len(records):
+            raise UserError(
+                f"data.ann_file={self.ann_file!r} lists {len(records)} images, too few for train, "
+                f"val and test splits with data.val_fraction={self.val_fraction:g} and "
+                f"data.test_fraction={self.test_fraction:g}: add images (3 at least) or lower "
+                "the fractions"
+            )
         parts = {
             "test": order[:n_test],
             "val": order[n_test : n_test + n_val],

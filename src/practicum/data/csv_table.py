@@ -1,16 +1,25 @@
-"""A table of your own: a CSV file with a header, numeric feature columns and one label column."""
+"""A table of your own: a CSV file with a header, numeric feature columns and one label column.
+
+The readers here serve CSV sequences too (sequences.py): a cell that is empty, NaN or inf, a word
+where a number belongs, a row of the wrong length or a missing label is one line naming the file
+and the lines, before anything trains.
+"""
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from practicum.data.in_memory import InMemoryClassificationData
+from practicum.data.splits import rows_named
 from practicum.errors import UserError
+
+Row = tuple[int, list[str]]  # (line number in the file, cells)
 
 
 class CSVDataModule(InMemoryClassificationData):
@@ -24,40 +33,100 @@ class CSVDataModule(InMemoryClassificationData):
         super().__init__(**kwargs)
         self.path = Path(path)
         self.label_column = label_column
+        self.lines: list[int] = []  # the file's line of each example
 
     def describe(self) -> str:
         return f"data.path={str(self.path)!r}"
 
+    def where(self, indices: Sequence[int]) -> str:
+        return rows_named([self.lines[i] for i in indices], "lines")
+
+    def label_hint(self) -> str:
+        return f" (is data.label_column={self.label_column} the column of class labels?)"
+
     def load_arrays(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        if not self.path.is_file():
-            raise UserError(f"{self.describe()} is not a file: point data.path at a CSV file")
-        with self.path.open(newline="") as handle:
-            rows = list(csv.reader(handle))
-        if not rows:
+        header, rows = read_rows(self.path, self.describe(), "one row per example")
+        label_at = column(header, self.label_column, "label_column", self.describe())
+        feature_at = [i for i in range(len(header)) if i != label_at]
+        if not feature_at:
             raise UserError(
-                f"{self.describe()} is empty: it needs a header row and one row per example"
+                f"{self.describe()} has no feature columns besides {self.label_column!r}: "
+                "add the numeric columns the model learns from"
             )
-        header, body = rows[0], [r for r in rows[1:] if r]
-        if self.label_column not in header:
-            raise UserError(
-                f"{self.describe()} has no column {self.label_column!r} (columns: {', '.join(header)}): "
-                "set data.label_column"
-            )
-        label_at = header.index(self.label_column)
-        labels = [row[label_at] for row in body]
-        try:
-            features = np.array(
-                [[float(v) for i, v in enumerate(row) if i != label_at] for row in body],
-                dtype=np.float32,
-            ).reshape(len(body), len(header) - 1)
-        except ValueError as exc:
-            raise UserError(f"{self.describe()} has a non-numeric feature value ({exc})") from exc
-        names = sorted(set(labels), key=_label_sort_key)
+        labels = read_labels(rows, label_at, self.describe())
+        features = read_numbers(rows, feature_at, header, self.describe())
+        self.lines = [line for line, _ in rows]
+        names = sorted(set(labels), key=label_sort_key)
         index = {name: i for i, name in enumerate(names)}
         return features, np.array([index[v] for v in labels], dtype=np.int64), names
 
 
-def _label_sort_key(label: str) -> tuple[int, float | str]:
+def read_rows(path: Path, what: str, layout: str) -> tuple[list[str], list[Row]]:
+    """The header and the non-blank rows with their line numbers; every row as long as the header."""
+    if not path.is_file():
+        raise UserError(f"{what} is not a file: point it at a CSV file")
+    try:
+        with path.open(newline="") as handle:
+            reader = csv.reader(handle)
+            lines = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise UserError(f"{what} is not a readable CSV file ({exc}): save it as UTF-8 CSV") from exc
+    if not lines:
+        raise UserError(f"{what} is empty: it needs a header row and {layout}")
+    (_, header), rows = lines[0], lines[1:]
+    header = [name.strip() for name in header]
+    for line, row in rows:
+        if len(row) != len(header):
+            raise UserError(
+                f"{what} line {line} has {len(row)} values but the header has {len(header)} "
+                f"columns: make every row as long as the header"
+            )
+    return header, rows
+
+
+def column(header: list[str], name: str, key: str, what: str) -> int:
+    if name not in header:
+        raise UserError(
+            f"{what} has no column {name!r} (columns: {', '.join(header)}): set data.{key}"
+        )
+    return header.index(name)
+
+
+def read_labels(rows: list[Row], at: int, what: str) -> list[str]:
+    labels = [row[at].strip() for _, row in rows]
+    empty = [line for (line, _), label in zip(rows, labels, strict=True) if not label]
+    if empty:
+        raise UserError(
+            f"{what} has no label in {rows_named(empty, 'lines')}: fill them or drop those rows"
+        )
+    return labels
+
+
+def read_numbers(rows: list[Row], columns: list[int], header: list[str], what: str) -> np.ndarray:
+    """The `columns` of every row as float32; a word is refused where it is, then empty, NaN or
+    inf values are refused with the lines that hold them."""
+    values = np.empty((len(rows), len(columns)), dtype=np.float32)
+    for r, (line, row) in enumerate(rows):
+        for c, at in enumerate(columns):
+            cell = row[at].strip()
+            try:
+                values[r, c] = float(cell) if cell else math.nan
+            except ValueError:
+                raise UserError(
+                    f"{what} line {line}, column {header[at]!r} holds {cell!r}, not a number: "
+                    "feature columns must be numeric"
+                ) from None
+    bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
+    if bad.size:
+        missing = [rows[i][0] for i in bad]
+        raise UserError(
+            f"{what} has empty, NaN or inf values in {rows_named(missing, 'lines')}: "
+            "fix or drop them"
+        )
+    return values
+
+
+def label_sort_key(label: str) -> tuple[int, float | str]:
     try:
         return (0, float(label))
     except ValueError:

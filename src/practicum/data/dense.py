@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from practicum.constraints import NonNegativeInt, PositiveInt
-from practicum.data.base import SplitDataModule
+from practicum.data.base import SplitDataModule, lone_last_batch
 from practicum.errors import UserError
 
 PROBLEMS = ("detection", "segmentation")
@@ -100,6 +100,7 @@ class DenseData(SplitDataModule):
             self.splits[split],
             batch_size=self.batch_size,
             shuffle=shuffle,
+            drop_last=lone_last_batch(len(self.splits[split]), self.batch_size, shuffle),
             generator=torch.Generator().manual_seed(seed) if shuffle else None,
             collate_fn=as_lists if self.problem == "detection" else None,
             num_workers=self.num_workers,

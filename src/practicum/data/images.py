@@ -11,7 +11,6 @@ without shuffling, as used for evaluation, gives the clean images of every split
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -20,13 +19,13 @@ from typing import Annotated, Any
 import numpy as np
 import torch
 from PIL import Image
-from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets
 from torchvision.transforms import v2
 
 from practicum.constraints import NonNegativeInt, OpenFraction, PositiveInt
-from practicum.data.base import SplitDataModule
+from practicum.data.base import SplitDataModule, lone_last_batch, require_image
+from practicum.data.splits import check_examples, split_off, subset
 from practicum.errors import UserError
 
 STATS = {  # published per-channel mean/std of the training sets
@@ -159,7 +158,7 @@ class TorchvisionImageData(SplitDataModule):
         try:
             train = cls(self.root, train=True, download=self.download)
             test = cls(self.root, train=False, download=self.download)
-        except (RuntimeError, OSError, ValueError) as exc:
+        except Exception as exc:  # torchvision raises many kinds for a partial or corrupt file
             raise UserError(f"cannot read {self.dataset} files in {self.root!r}: {exc}") from exc
 
         def images(ds) -> torch.Tensor:  # uint8, (n, C, H, W)
@@ -169,6 +168,12 @@ class TorchvisionImageData(SplitDataModule):
         self.class_names = [str(c) for c in train.classes]
         x_train, x_test = images(train), images(test)
         y_train, y_test = np.asarray(train.targets), np.asarray(test.targets)
+        what = f"data.root={self.root!r} ({self.dataset})"
+        check_examples(what, y_train, self.class_names, self.val_fraction, None)
+        if len(y_test) == 0:
+            raise UserError(
+                f"{what} has no test images: put the test files beside the training files"
+            )
         self.input_shape = list(x_train.shape[1:])
         self.base = []
         train_idx, val_idx = self._stratified(np.arange(len(y_train)), y_train, self.val_fraction)
@@ -214,6 +219,16 @@ class TorchvisionImageData(SplitDataModule):
             train = test = folder(self.root)
         self.class_names = list(train.classes)
         y_train, y_test = np.asarray(train.targets), np.asarray(test.targets)
+        for path, _ in train.samples + (test.samples if separate else []):
+            require_image(path)
+        check_examples(
+            f"data.root={self.root!r}" + (" (its train/ folder)" if separate else ""),
+            y_train,
+            self.class_names,
+            self.val_fraction,
+            None if separate else self.test_fraction,
+            " (one subfolder of images per class)",
+        )
         rest = np.arange(len(y_train))
         if separate:
             test_idx = np.arange(len(y_test))
@@ -233,27 +248,11 @@ class TorchvisionImageData(SplitDataModule):
         """`train_subset=N`: N training images (stratified), same val/test; how does error scale with data?"""
         if self.train_subset is None or self.train_subset >= len(indices):
             return source, targets, indices
-        labels = targets[indices]
-        counts = np.bincount(labels)
-        enough = counts[counts > 0].min() >= 2 and self.train_subset >= int((counts > 0).sum())
-        kept, _ = train_test_split(
-            indices,
-            train_size=self.train_subset,
-            random_state=self.split_seed,
-            stratify=labels if enough else None,
-        )
+        kept = subset(indices, targets, self.train_subset, self.split_seed)
         return source, targets, np.sort(kept)
 
     def _stratified(self, indices: np.ndarray, y: np.ndarray, fraction: float):
-        labels = y[indices]
-        counts = np.bincount(labels)
-        classes, held_out = int((counts > 0).sum()), math.ceil(fraction * len(labels))
-        # stratifying needs two examples per class and room for every class on both sides
-        enough = counts[counts > 0].min() >= 2 and classes <= min(held_out, len(labels) - held_out)
-        stratify = labels if enough else None
-        return train_test_split(
-            indices, test_size=fraction, random_state=self.split_seed, stratify=stratify
-        )
+        return split_off(indices, y, fraction, self.split_seed)
 
     def _check_declared(self) -> None:
         found = {"num_classes": self.num_classes, "input_shape": self.input_shape}
@@ -296,6 +295,8 @@ class TorchvisionImageData(SplitDataModule):
             steps += [v2.RandAugment(num_ops=2, magnitude=9)]
         return steps
 
+    takes_images = True  # predict.py may pass image files to encode_images
+
     def encode_images(self, paths: Sequence[Path | str]) -> torch.Tensor:
         """Image files preprocessed as the evaluation images were (size, channels, normalization)."""
         mode = "L" if self.input_shape[0] == 1 else "RGB"
@@ -323,6 +324,7 @@ class TorchvisionImageData(SplitDataModule):
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
+            drop_last=lone_last_batch(len(dataset), self.batch_size, shuffle),
             generator=torch.Generator().manual_seed(seed) if shuffle else None,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,

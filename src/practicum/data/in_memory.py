@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from practicum.constraints import OpenFraction, PositiveInt
 from practicum.data.base import SplitDataModule
 from practicum.data.batches import TensorBatches
+from practicum.data.splits import check_examples, rows_named, split_off, subset, val_share
 from practicum.errors import UserError
 
 SPLITS = ("train", "val", "test")
@@ -49,6 +50,7 @@ class InMemoryClassificationData(SplitDataModule):
         self.num_classes: int = 0
         self.input_shape: list[int] = []
         self.class_names: list[str] = []
+        self.value_range: tuple[float, float] = (0.0, 1.0)
 
     def load_arrays(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Return features `(n, *shape)`, integer labels `(n,)` and class names."""
@@ -58,12 +60,13 @@ class InMemoryClassificationData(SplitDataModule):
         if self.splits:
             return
         x, y, self.class_names = self.load_arrays()
-        if len(x) == 0:
-            raise UserError(f"{self.describe()} holds no examples: check the file")
+        self._check_examples(x, y)
         self.num_classes = len(self.class_names)
         self.input_shape = list(x.shape[1:])
         self._check_declared()
         parts = self._split(x, y)
+        # the raw value range of the training inputs: image files (0..255) map onto it in predict
+        self.value_range = float(parts["train"][0].min()), float(parts["train"][0].max())
         mean, std = self._statistics(parts["train"][0])
         self.mean, self.std = mean, std
         self.splits = {
@@ -77,6 +80,34 @@ class InMemoryClassificationData(SplitDataModule):
     def describe(self) -> str:
         return type(self).__name__
 
+    def where(self, indices: Sequence[int]) -> str:
+        """Where examples `indices` (of what `load_arrays` returned) are, as the user finds them."""
+        return rows_named(list(indices), "examples")
+
+    def label_hint(self) -> str:
+        """Said when the labels look wrong (one class, classes of one example): which key picks them."""
+        return ""
+
+    def _check_examples(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Finite features, enough of them, and labels that can be split (data/splits.py)."""
+        if len(x) == 0:
+            raise UserError(f"{self.describe()} holds no examples: add some (3 per class at least)")
+        if x[0].size == 0:
+            raise UserError(f"{self.describe()} has no feature values: add feature columns")
+        bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
+        if bad.size:
+            raise UserError(
+                f"{self.describe()} has NaN or inf in {self.where(bad)}: fix or drop them"
+            )
+        check_examples(
+            self.describe(),
+            y,
+            self.class_names,
+            self.val_fraction,
+            self.test_fraction,
+            self.label_hint(),
+        )
+
     def encode(self, rows: np.ndarray) -> torch.Tensor:
         """New examples (one row of raw feature values each) preprocessed as the training data was."""
         width = int(np.prod(self.input_shape))
@@ -86,6 +117,32 @@ class InMemoryClassificationData(SplitDataModule):
                 f"{self.input_shape}), got rows of {rows.shape[-1]}"
             )
         x = rows.reshape(len(rows), *self.input_shape)
+        return torch.as_tensor((x - self.mean) / self.std, dtype=torch.float32)
+
+    @property
+    def takes_images(self) -> bool:
+        """Whether the inputs are images of one or three channels, so image files can be encoded."""
+        shape = self.input_shape
+        return len(shape) == 3 and shape[0] in (1, 3)
+
+    def encode_images(self, paths: Sequence[Path | str]) -> torch.Tensor:
+        """Image files as the training images were: resized, their 0..255 pixel values mapped onto
+        the training inputs' value range (0..16 for the 8x8 digits), then normalized."""
+        from PIL import Image
+
+        channels, height, width = self.input_shape
+        low, high = self.value_range
+        batch = []
+        for path in paths:
+            try:
+                with Image.open(path) as image:
+                    picture = image.convert("L" if channels == 1 else "RGB")
+                    pixels = np.asarray(picture.resize((width, height)), dtype=np.float64)
+            except OSError as exc:
+                raise UserError(f"{path} is not a readable image ({exc})") from exc
+            pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+            batch.append(low + pixels / 255.0 * (high - low))
+        x = np.stack(batch)
         return torch.as_tensor((x - self.mean) / self.std, dtype=torch.float32)
 
     def _check_declared(self) -> None:
@@ -103,29 +160,13 @@ class InMemoryClassificationData(SplitDataModule):
             )
 
     def _split(self, x: np.ndarray, y: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        counts = np.bincount(y, minlength=self.num_classes)
-        stratify = y if counts.min() >= 3 else None  # stratifying needs a few examples per class
-        x_rest, x_test, y_rest, y_test = train_test_split(
-            x, y, test_size=self.test_fraction, random_state=self.split_seed, stratify=stratify
-        )
-        val_share = self.val_fraction / (1.0 - self.test_fraction)
-        x_train, x_val, y_train, y_val = train_test_split(
-            x_rest,
-            y_rest,
-            test_size=val_share,
-            random_state=self.split_seed,
-            stratify=y_rest if stratify is not None else None,
-        )
-        if self.train_subset is not None and self.train_subset < len(y_train):
+        seed = self.split_seed
+        rest, test = split_off(np.arange(len(y)), y, self.test_fraction, seed)
+        train, val = split_off(rest, y, val_share(self.val_fraction, self.test_fraction), seed)
+        if self.train_subset is not None:
             # fewer training examples, same val/test: how does the error change with the data size?
-            x_train, _, y_train, _ = train_test_split(
-                x_train,
-                y_train,
-                train_size=self.train_subset,
-                random_state=self.split_seed,
-                stratify=y_train if self.train_subset >= self.num_classes else None,
-            )
-        return {"train": (x_train, y_train), "val": (x_val, y_val), "test": (x_test, y_test)}
+            train = subset(train, y, self.train_subset, seed)
+        return {name: (x[i], y[i]) for name, i in (("train", train), ("val", val), ("test", test))}
 
     def _statistics(self, x_train: np.ndarray) -> tuple[np.ndarray | float, np.ndarray | float]:
         if self.normalize == "none":

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from practicum.data.in_memory import InMemoryClassificationData
+from practicum.data.splits import rows_named
 from practicum.errors import UserError
 
 NPZ_HINT = "write one with numpy.savez(path, x=features, y=labels)"
 
 
 class NpzDataModule(InMemoryClassificationData):
-    """`x`: features `(N, F)` or images `(N, C, H, W)`; `y`: `N` labels. The parent class splits,
+    """`x`: features `(N, F)` or images `(N, C, H, W)` (or `(N, H, W)`: one channel); `y`: `N` labels. The parent class splits,
     normalizes and batches them, and sets `num_classes` and `input_shape` from what this returns."""
 
     @classmethod
@@ -31,14 +32,34 @@ class NpzDataModule(InMemoryClassificationData):
     def describe(self) -> str:
         return f"data.path={str(self.path)!r}"
 
+    def where(self, indices: Sequence[int]) -> str:
+        return rows_named(list(indices), f"rows of {self.x_key!r}:")
+
+    def label_hint(self) -> str:
+        return f" (does {self.y_key!r} hold class labels, one per example?)"
+
     def load_arrays(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Features, labels numbered 0..K-1 in sorted order of their values, and the K class names."""
         x, y = self._read()
         if x.ndim < 2 or y.ndim != 1 or len(x) != len(y):
             raise UserError(
                 f"{self.describe()} has {self.x_key} of shape {x.shape} and {self.y_key} of shape "
-                f"{y.shape}: need (N, features...) and (N,), one label per example"
+                f"{y.shape}: need (N, features...) and (N,), one class label per example"
             )
+        if x.ndim == 3:  # (N, height, width): images of one channel
+            x = x[:, None]
+        if x.ndim > 4:
+            raise UserError(
+                f"{self.describe()} has {self.x_key} of shape {x.shape}: need (N, features) "
+                "vectors or (N, channels, height, width) images"
+            )
+        if y.dtype.kind == "f":
+            bad = np.flatnonzero(~np.isfinite(y))
+            if bad.size:
+                raise UserError(
+                    f"{self.describe()} has NaN or inf in "
+                    f"{rows_named(list(bad), f'rows of {self.y_key!r}:')}: fix or drop them"
+                )
         # auto: one mean and std for all pixels of images, one per feature of vectors
         if self.normalize == "auto":
             self.normalize = "global" if x.ndim > 2 else "per_feature"

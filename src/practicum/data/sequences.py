@@ -7,8 +7,7 @@ has the same length, else a `(padded, lengths)` pair that the recurrent nets pac
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +17,9 @@ from torch import Tensor
 
 from practicum.constraints import PositiveInt
 from practicum.data.batches import TensorBatches
+from practicum.data.csv_table import column, label_sort_key, read_labels, read_numbers, read_rows
 from practicum.data.in_memory import InMemoryClassificationData
+from practicum.data.splits import rows_named
 from practicum.errors import UserError
 
 
@@ -205,49 +206,47 @@ class CSVSequences(SequenceData):
         self.path = Path(path)
         self.id_column = id_column
         self.label_column = label_column
+        self.ids: list[str] = []  # the id of each sequence
 
     def describe(self) -> str:
         return f"data.path={str(self.path)!r}"
 
+    def where(self, indices: Sequence[int]) -> str:
+        return rows_named([repr(self.ids[i]) for i in indices], "sequences")
+
+    def label_hint(self) -> str:
+        return f" (is data.label_column={self.label_column} the column of class labels?)"
+
     def load_sequences(self) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
-        if not self.path.is_file():
-            raise UserError(f"{self.describe()} is not a file: point data.path at a CSV file")
-        with self.path.open(newline="") as handle:
-            rows = [row for row in csv.reader(handle) if row]
-        if len(rows) < 2:
-            raise UserError(f"{self.describe()} needs a header row and one row per time step")
-        header = rows[0]
-        for column, key in ((self.id_column, "id_column"), (self.label_column, "label_column")):
-            if column not in header:
-                raise UserError(
-                    f"{self.describe()} has no column {column!r} (columns: {', '.join(header)}): set data.{key}"
-                )
-        id_at, label_at = header.index(self.id_column), header.index(self.label_column)
+        what = self.describe()
+        header, rows = read_rows(self.path, what, "one row per time step")
+        id_at = column(header, self.id_column, "id_column", what)
+        label_at = column(header, self.label_column, "label_column", what)
         feature_at = [i for i in range(len(header)) if i not in (id_at, label_at)]
-        steps: dict[str, list[list[float]]] = {}
+        if not feature_at:
+            raise UserError(
+                f"{what} has no feature columns besides {self.id_column!r} and "
+                f"{self.label_column!r}: add the numeric columns the model learns from"
+            )
+        labels_of_rows = read_labels(rows, label_at, what)
+        values = read_numbers(rows, feature_at, header, what)
+        steps: dict[str, list[np.ndarray]] = {}
         labels: dict[str, str] = {}
-        for number, row in enumerate(rows[1:], start=2):
-            key, label = row[id_at], row[label_at]
+        for (line, row), label, step in zip(rows, labels_of_rows, values, strict=True):
+            key = row[id_at].strip()
+            if not key:
+                raise UserError(
+                    f"{what} line {line} has no {self.id_column!r}: fill it in or drop the row"
+                )
             if labels.setdefault(key, label) != label:
                 raise UserError(
-                    f"{self.describe()} line {number}: sequence {key!r} has labels {labels[key]!r} and {label!r}; "
+                    f"{what} line {line}: sequence {key!r} has labels {labels[key]!r} and {label!r}; "
                     "every row of a sequence needs the same label"
                 )
-            try:
-                steps.setdefault(key, []).append([float(row[i]) for i in feature_at])
-            except (ValueError, IndexError) as exc:
-                raise UserError(
-                    f"{self.describe()} line {number}: a missing or non-numeric feature value ({exc})"
-                ) from exc
-        names = sorted(set(labels.values()), key=_label_sort_key)
+            steps.setdefault(key, []).append(step)
+        names = sorted(set(labels.values()), key=label_sort_key)
         index = {name: i for i, name in enumerate(names)}
-        sequences = [np.array(values, dtype=np.float32) for values in steps.values()]
+        self.ids = list(steps)
+        sequences = [np.stack(values) for values in steps.values()]
         targets = np.array([index[labels[key]] for key in steps], dtype=np.int64)
         return sequences, targets, names
-
-
-def _label_sort_key(label: str) -> tuple[int, float | str]:
-    try:
-        return (0, float(label))
-    except ValueError:
-        return (1, label)

@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from practicum.constraints import OpenFraction
+from practicum.data.base import require_image
 from practicum.data.dense import DenseData, Examples
 from practicum.errors import UserError
 
@@ -67,10 +68,18 @@ class VocSegmentationData(DenseData):
             n_test = math.ceil(self.test_fraction * len(train))
             test = [train[i] for i in order[:n_test]]
             train = [train[i] for i in sorted(order[n_test:])]
-        for image_id in {*train, *val, *test}:  # a bad mask fails now, not mid-training
-            mask_path = self._paths(image_id)[1]
-            with Image.open(mask_path) as mask:
-                self._check_mask(np.array(mask, dtype=np.int64), mask_path)
+        for image_id in sorted({*train, *val, *test}):  # a bad file fails now, not mid-training
+            image_path, mask_path = self._paths(image_id)
+            require_image(image_path)
+            require_image(mask_path)
+            try:
+                with Image.open(mask_path) as mask:
+                    labels = np.array(mask, dtype=np.int64)
+            except (OSError, ValueError) as exc:
+                raise UserError(
+                    f"{mask_path} is not a readable mask ({exc}): replace or remove the file"
+                ) from exc
+            self._check_mask(labels, mask_path)
         splits = (("train", train), ("val", val), ("test", test))
         return {name: self._examples(ids) for name, ids in splits}
 
@@ -115,6 +124,11 @@ class VocSegmentationData(DenseData):
         return Examples(load, len(ids))
 
     def _check_mask(self, labels: np.ndarray, path: str) -> None:
+        if labels.ndim != 2:
+            raise UserError(
+                f"mask {path} has {labels.shape[-1]} channels: a mask is a one-channel (palette "
+                "or grayscale) PNG whose pixel values are class ids"
+            )
         bad = labels[(labels >= self.classes) & (labels != IGNORE)]
         if bad.size:
             raise UserError(
