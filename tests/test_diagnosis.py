@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from practicum import run as run_module
+from practicum.methodology.cases import RunFacts
 from practicum.methodology.diagnosis import (
     best_epoch_early,
     decide_verdict,
@@ -34,18 +35,25 @@ def _history(
     }
 
 
+def _facts(metrics, history=None, **extra) -> RunFacts:
+    return RunFacts(metrics=metrics, goal=extra.pop("goal", GOAL), history=history or {}, **extra)
+
+
 def test_verdict_rules():
     metrics = {"train/acc": 0.99, "val/acc": 0.99, "test/acc": 0.99, "train/loss": 0.1}
-    assert decide_verdict(metrics, GOAL, _history([1.0, 0.5])) == "goal_met"
-    assert decide_verdict({**metrics, "test/acc": 0.90}, GOAL, {}) == "distribution_mismatch"
-    assert decide_verdict({**metrics, "val/acc": 0.90}, GOAL, {}) == "high_val_error"
+    assert decide_verdict(_facts(metrics, _history([1.0, 0.5]))) == "goal_met"
+    assert decide_verdict(_facts({**metrics, "test/acc": 0.90})) == "distribution_mismatch"
+    assert decide_verdict(_facts({**metrics, "val/acc": 0.90})) == "high_val_error"
     assert (
-        decide_verdict({**metrics, "val/acc": 0.90, "train/acc": 0.91}, GOAL, {})
+        decide_verdict(_facts({**metrics, "val/acc": 0.90, "train/acc": 0.91}))
         == "high_train_error"
     )
-    assert decide_verdict(metrics, GOAL, _history([1.0, float("nan")])) == "diverged"
+    assert decide_verdict(_facts(metrics, _history([1.0, float("nan")]))) == "diverged"
     loss_goal = Goal("val/loss", "min", 0.2)
-    assert decide_verdict({"train/loss": 0.1, "val/loss": 0.5}, loss_goal, {}) == "high_val_error"
+    assert (
+        decide_verdict(_facts({"train/loss": 0.1, "val/loss": 0.5}, goal=loss_goal))
+        == "high_val_error"
+    )
 
 
 def test_curve_evidence():
@@ -58,13 +66,26 @@ def test_curve_evidence():
 
 def test_evidence_reorders_the_advice():
     metrics = {"train/acc": 0.5, "val/acc": 0.5, "test/acc": 0.5}
+    changes = {
+        "epochs": [["trainer.max_epochs=8"]],
+        "range_test": [["tune=lr"]],
+        "checks": [["debug=checks"]],
+    }
     rising = diagnose(
-        metrics, GOAL, _history([2.0, 1.5, 1.2, 1.0]), 3, {"lr": 1e-3, "max_epochs": 4}
+        _facts(
+            metrics, _history([2.0, 1.5, 1.2, 1.0]), best=3, lr=1e-3, max_epochs=4, changes=changes
+        )
     )
-    assert rising.verdict == "high_train_error"
-    assert rising.next_steps[0].startswith("Train longer") and "(now 4)" in rising.next_steps[0]
-    flat = diagnose(metrics, GOAL, _history([2.0, 1.0, 1.0, 1.0]), 3, {"lr": 1e-3, "max_epochs": 4})
-    assert flat.next_steps[0].startswith("Check the gradient")
+    assert rising.verdict == "high_train_error" and rising.case == "too_few_steps"
+    assert (
+        rising.next_steps[0].startswith("Train longer") and "(now 4 epochs)" in rising.next_steps[0]
+    )
+    flat = diagnose(
+        _facts(
+            metrics, _history([2.0, 1.0, 1.0, 1.0]), best=3, lr=1e-3, max_epochs=4, changes=changes
+        )
+    )
+    assert flat.case == "underfitting" and flat.next_steps[0].startswith("Find the learning rate")
 
 
 def _verdict(tmp_path: Path, overrides: list[str]) -> tuple[dict, Path]:
@@ -93,13 +114,17 @@ def test_stricter_goal_changes_verdict_and_advice(tmp_path: Path):
     assert not summary["diagnosis"]["next_steps"][0].startswith("Confirm")
 
 
-def test_too_few_steps_is_high_training_error(tmp_path: Path):
+def test_a_loss_that_hardly_moves_is_a_learning_rate_too_low(tmp_path: Path):
     summary, _ = _verdict(
         tmp_path, ["model=linear", "optimizer.lr=1e-4", "trainer.max_epochs=3", NO_BASELINE]
     )
     assert summary["verdict"] == "high_train_error"
+    assert summary["diagnosis"]["case"] == "lr_too_low"
     assert summary["metrics"]["train/acc"] < 0.9
-    assert summary["diagnosis"]["next_steps"][0].startswith("Train longer")
+    first = summary["diagnosis"]["remedies"][0]
+    assert first["key"] == "raise_lr" and all(
+        float(change[0].split("=")[1]) > 1e-4 for change in first["changes"]
+    )
 
 
 def test_big_unregularized_model_on_tiny_data_is_high_validation_error(tmp_path: Path):
@@ -169,9 +194,14 @@ def test_a_val_test_gap_within_sampling_noise_is_not_a_mismatch():
     metrics = {"train/acc": 0.99, "val/acc": 0.985, "test/acc": 0.970}
     small = {"train": 1000, "val": 270, "test": 270}
     large = {"train": 100_000, "val": 20_000, "test": 20_000}
-    assert decide_verdict(metrics, GOAL, {}, small) == "high_val_error"
-    assert decide_verdict(metrics, GOAL, {}, large) == "distribution_mismatch"
-    found = diagnose(metrics, GOAL, {}, 0, {"lr": 1e-3}, sizes=small)
-    assert any(
-        "within the sampling noise of 270 and 270 examples" in line for line in found.evidence
-    )
+    within = diagnose(_facts(metrics, sizes=small))
+    assert within.verdict == "goal_met"  # val meets; test misses by less than the noise
+    assert any("within their sampling noise" in line for line in within.evidence)
+    assert decide_verdict(_facts(metrics, sizes=large)) == "distribution_mismatch"
+    # a loss goal gets its noise from per-example values
+    loss_goal = Goal("val/loss", "min", 0.3)
+    losses = {"train/loss": 0.1, "val/loss": 0.25, "test/loss": 0.398}
+    noisy = _facts(losses, goal=loss_goal, noise={"val": 0.07, "test": 0.07})
+    assert decide_verdict(noisy) == "goal_met"
+    precise = _facts(losses, goal=loss_goal, noise={"val": 0.01, "test": 0.01})
+    assert decide_verdict(precise) == "distribution_mismatch"

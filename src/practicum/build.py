@@ -17,6 +17,7 @@ from practicum import wandb_runs
 from practicum.checkpointing import AtomicCheckpointIO, RunCSVLogger
 from practicum.data.in_memory import InMemoryClassificationData
 from practicum.errors import UserError
+from practicum.methodology.callbacks import StepLosses
 from practicum.tasks.base import Task
 from practicum.trust import instantiate
 
@@ -137,6 +138,9 @@ def build_trainer(
     in_sweep = wandb_runs.sweep_trial() is not None and not cfg.get("verbose")
     summary = {"enable_model_summary": False} if in_sweep else {}
     callbacks = build_callbacks(cfg)
+    # the within-epoch loss curve and the loss at init, which the diagnosis reads
+    if not any(isinstance(c, StepLosses) for c in callbacks):
+        callbacks.append(StepLosses())
     plugins = [AtomicCheckpointIO(), *(instantiate(p) for p in cfg.trainer.get("plugins") or [])]
     return instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers, plugins=plugins, **profiler, **summary

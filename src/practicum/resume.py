@@ -19,13 +19,13 @@ from pathlib import Path
 
 import yaml
 
-from practicum import overrides
+from practicum import overrides, summary
 from practicum.errors import UserError
 from practicum.summary import RunSummary
 
 LAST = Path("checkpoints") / "last.ckpt"
 # what marks a folder as a run's: Hydra's record, a summary, checkpoints or metrics
-RUN_MARKERS = (".hydra", "summary.json", "checkpoints", "metrics.csv")
+RUN_MARKERS = (".hydra", summary.FILE_NAME, "checkpoints", "metrics.csv")
 
 
 def runs_folder(argv: list[str], cwd: Path | None = None) -> Path:

@@ -8,6 +8,7 @@ about modes: this module imports none of them.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 import traceback
 from pathlib import Path
@@ -25,7 +26,9 @@ from practicum.config_tree import show_config
 from practicum.errors import UserError
 from practicum.evaluate import best_checkpoint, evaluate_splits
 from practicum.files import no_space, remove_stale_temps
-from practicum.methodology.callbacks import GoalEarlyStopping
+from practicum.knobs import run_changes
+from practicum.methodology.callbacks import GoalEarlyStopping, StepLosses
+from practicum.methodology.cases import RunFacts
 from practicum.methodology.curves import log_figure_to_loggers, plot_curves
 from practicum.methodology.diagnosis import diagnose
 from practicum.methodology.goal import Goal
@@ -208,10 +211,8 @@ def report_run(
     task = trainer.lightning_module
     history = read_history(output_dir / "metrics.csv")
     best = best_epoch(history, goal)
-    settings = {"lr": float(cfg.optimizer.lr), "max_epochs": int(cfg.trainer.max_epochs)}
-    sizes = datamodule.split_sizes()
-    kind = task.diagnosis_kind
-    diagnosis = diagnose(metrics, goal, history, best, settings, baseline, sizes, kind=kind)
+    facts = run_facts(cfg, trainer, datamodule, metrics, baseline, history, best)
+    diagnosis = diagnose(facts)
     value = finite_or_none(metrics.get(goal.metric))
     if diagnosis.verdict == "diverged":
         value = None  # a sweeper must not rank a diverged trial by its leftover metrics
@@ -221,7 +222,8 @@ def report_run(
         goal=goal.as_dict(),
         task_name=cfg.task_name,
         objective=value,
-        goal_met=goal.met(value),
+        # met when the verdict says so: the panel and the verdict never disagree
+        goal_met=diagnosis.verdict == "goal_met" and goal.met(value),
         verdict=diagnosis.verdict,
         diagnosis=diagnosis.as_dict(),
         metrics=metrics,
@@ -244,6 +246,58 @@ def report_run(
     one_line = wandb_runs.sweep_trial() is not None and not cfg.get("verbose")
     print_outcome(summary, diagnosis, goal, console, one_line=one_line)
     return float("nan") if value is None else value
+
+
+def run_facts(
+    cfg: DictConfig,
+    trainer: pl.Trainer,
+    datamodule: Any,
+    metrics: dict[str, float],
+    baseline: dict[str, float] | None,
+    history: Any,
+    best: int | None,
+) -> RunFacts:
+    """What the diagnosis weighs: the curves, the loss at init against chance, the model's size
+    against the data's, the baseline, the noise, and the changes this config accepts."""
+    task = trainer.lightning_module
+    steps = next((c for c in trainer.callbacks if isinstance(c, StepLosses)), None)
+    num_classes = cfg.data.get("num_classes") if "data" in cfg else None
+    num_classes = int(num_classes) if isinstance(num_classes, int) else None
+    classification = getattr(task, "problem", None) == "classification"
+    return RunFacts(
+        metrics=metrics,
+        goal=Goal.from_config(cfg.goal),
+        history=history,
+        best=best,
+        kind=task.diagnosis_kind,
+        problem=getattr(task, "problem", None),
+        lr=float(cfg.optimizer.lr) if "lr" in (cfg.get("optimizer") or {}) else None,
+        max_epochs=int(cfg.trainer.max_epochs),
+        first_steps=steps.first if steps else [],
+        last_steps=steps.last if steps else [],
+        chance_loss=math.log(num_classes) if classification and num_classes else None,
+        n_params=sum(p.numel() for p in task.parameters() if p.requires_grad),
+        num_classes=num_classes,
+        sizes=datamodule.split_sizes(),
+        baseline=baseline,
+        noise=getattr(task, "noise", None),
+        cut_short=cut_short(cfg),
+        split_hint=getattr(datamodule, "explicit_splits_hint", None),
+        changes=run_changes(cfg, task, datamodule),
+    )
+
+
+def cut_short(cfg: DictConfig) -> str | None:
+    """Why this run trains on less than its data allows (debug=fast, limits), if it does."""
+    trainer = cfg.trainer
+    limits = [
+        f"trainer.{key}={trainer[key]}"
+        for key in ("fast_dev_run", "limit_train_batches", "max_steps", "overfit_batches")
+        if key in trainer
+        and trainer[key] not in (None, False, 0, 1.0, -1, 0.0)
+        and not (key == "limit_train_batches" and trainer[key] == 1)
+    ]
+    return ", ".join(limits) or None
 
 
 def run_title(cfg: DictConfig, output_dir: Path) -> str:

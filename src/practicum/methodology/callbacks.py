@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 
-from lightning.pytorch.callbacks import EarlyStopping
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping
+from torch import Tensor
 
 
 class GoalEarlyStopping(EarlyStopping):
@@ -47,3 +49,46 @@ class GoalEarlyStopping(EarlyStopping):
     def load_state_dict(self, state_dict: dict) -> None:
         super().load_state_dict(state_dict)
         self.stopped = bool(state_dict.get("stopped", False))
+
+
+class StepLosses(Callback):
+    """The training loss of each step of the first and of the latest epoch: the within-epoch curve
+    and the loss at initialization that the diagnosis reads (a run of one or two epochs has
+    no epoch curve to speak of). Kept on the device during an epoch, read once at its end, and
+    saved in checkpoints, so a resumed run still knows where it started."""
+
+    MOST = 4096  # steps kept per epoch: enough for a trend, small in a checkpoint
+
+    def __init__(self) -> None:
+        self.pending: list[Tensor] = []
+        self.first: list[float] = []
+        self.last: list[float] = []
+        self.steps_per_epoch = 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, Tensor) and len(self.pending) < self.MOST:
+            self.pending.append(loss.detach())
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if not self.pending:
+            return
+        values = torch.stack(self.pending).float().cpu().tolist()
+        self.pending.clear()
+        self.steps_per_epoch = len(values)
+        if not self.first:
+            self.first = values
+        self.last = values
+
+    @property
+    def init_loss(self) -> float | None:
+        """The loss of the first step, before any update: what the initial model scores."""
+        return self.first[0] if self.first else None
+
+    def state_dict(self) -> dict:
+        return {"first": self.first, "last": self.last, "steps_per_epoch": self.steps_per_epoch}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.first = list(state_dict.get("first", []))
+        self.last = list(state_dict.get("last", []))
+        self.steps_per_epoch = int(state_dict.get("steps_per_epoch", 0))

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import math
 
-from practicum.methodology.cases import Diagnosis
+from practicum.methodology.cases import Diagnosis, Remedy, RunFacts
 from practicum.methodology.evidence import values_line
 from practicum.methodology.goal import Goal
-from practicum.methodology.history import History
 
 REFERENCE_IMAGES = 256  # images per split that precision/recall compare (model.reference_size)
 
@@ -66,6 +65,17 @@ NOT_APPLICABLE = (
 )
 
 
+def vae_collapse(metrics: dict[str, float]) -> str | None:
+    """Why a VAE has collapsed, if its own evidence says so: a code that carries no information,
+    or samples that cover almost none of the validation images."""
+    kl, recall = metrics.get("val/kl"), metrics.get("val/recall")
+    if kl is not None and kl < 1.0:
+        return f"The posterior collapsed: the KL term is {kl:.2f} nats, the code carries almost nothing."
+    if recall is not None and recall < 0.1:
+        return f"The samples cover almost none of the validation images (recall {recall:.2f})."
+    return None
+
+
 def vae_evidence(metrics: dict[str, float]) -> list[str]:
     kl, recon = metrics.get("val/kl"), metrics.get("val/recon")
     if kl is None or recon is None:
@@ -90,6 +100,9 @@ def decide_gan_verdict(metrics: dict[str, float], goal: Goal) -> str:
     losses = [v for k, v in metrics.items() if k.endswith(("/d_loss", "/g_loss"))]
     if any(not math.isfinite(v) for v in losses):
         return "diverged"
+    recall = metrics.get("val/recall")
+    if recall is not None and recall < 0.05:
+        return "high_train_error"  # mode collapse: never a met goal, whatever the quality says
     met = {split: goal.met(metrics.get(goal.at(split))) for split in ("train", "val", "test")}
     if met["val"]:
         val, test = metrics.get(goal.at("val")), metrics.get(goal.at("test"))
@@ -100,13 +113,8 @@ def decide_gan_verdict(metrics: dict[str, float], goal: Goal) -> str:
     return "high_val_error" if met["train"] else "high_train_error"
 
 
-def diagnose_gan(
-    metrics: dict[str, float],
-    goal: Goal,
-    history: History,
-    best: int | None,
-    settings: dict[str, float | int],
-) -> Diagnosis:
+def diagnose_gan(facts: RunFacts) -> Diagnosis:
+    metrics, goal, history, best = facts.metrics, facts.goal, facts.history, facts.best
     verdict = decide_gan_verdict(metrics, goal)
     evidence = [values_line(metrics, goal), WATCHED]
     d_real, d_fake = metrics.get("train/d_real"), metrics.get("train/d_fake")
@@ -138,6 +146,18 @@ def diagnose_gan(
             f"The best {goal.metric} came at the last epoch ({best}): more epochs would help."
         )
     evidence.append(NOT_APPLICABLE)
-    values = {"max_epochs": settings.get("max_epochs", "?")}
+    recall = metrics.get("val/recall")
+    collapsed = recall is not None and recall < 0.05
+    if collapsed:
+        evidence.append(f"Mode collapse: the samples cover {recall:.2f} of the validation images.")
+    values = {"max_epochs": facts.max_epochs or "?"}
     steps = [text.format(**values) for text in GAN_REMEDIES[verdict]]
-    return Diagnosis(verdict, GAN_HEADLINES[verdict], evidence, steps)
+    remedies = [Remedy(f"gan_{i}", text) for i, text in enumerate(steps)]
+    return Diagnosis(
+        verdict,
+        GAN_HEADLINES[verdict],
+        evidence,
+        steps,
+        case="collapse" if collapsed else ("goal_met" if verdict == "goal_met" else None),
+        remedies=remedies,
+    )

@@ -27,7 +27,10 @@ def write_report(
         f"# {title}",
         "",
         f"**Goal:** {goal.describe()} — **{'met' if summary.goal_met else 'not met'}**  ",
-        f"**Verdict:** `{diagnosis.verdict}` — {diagnosis.headline}  ",
+        f"**Verdict:** `{diagnosis.verdict}`"
+        + (f" (case `{diagnosis.case}`)" if diagnosis.case else "")
+        + f" — {diagnosis.headline}  ",
+        *([f"**Stop:** {diagnosis.stop}  "] if diagnosis.stop else []),
         f"**Status:** {summary.status}, best epoch {summary.best_epoch} of {summary.epochs_trained}, "
         f"{summary.wall_time_s or 0:.1f} s",
         "",
@@ -73,11 +76,13 @@ def print_panel(
     )
     met = "[green]met[/green]" if summary.goal_met else "[red]not met[/red]"
     steps = "\n".join(f"  {i}. {step}" for i, step in enumerate(diagnosis.next_steps[:top], 1))
+    case = f" ({diagnosis.case})" if diagnosis.case and diagnosis.case != diagnosis.verdict else ""
     body = (
         f"[bold]Goal[/bold] {goal.describe()}: {met}\n"
         f"[bold]{goal.metric.split('/', 1)[-1]}[/bold]  {values}\n"
-        f"[bold]Verdict[/bold] {diagnosis.verdict}: {diagnosis.headline}\n"
-        f"[bold]Next[/bold]\n{steps}"
+        f"[bold]Verdict[/bold] {diagnosis.verdict}{case}: {diagnosis.headline}\n"
+        + (f"[bold]Stop[/bold] {diagnosis.stop}\n" if diagnosis.stop else "")
+        + f"[bold]Next[/bold]\n{steps}"
     )
     console.print(Panel(body, title="practicum diagnosis", expand=False))
 

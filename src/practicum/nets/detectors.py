@@ -23,6 +23,7 @@ from torchvision.ops import MultiScaleRoIAlign
 
 from practicum.constraints import Fraction, PositiveInt, PositiveInts
 from practicum.errors import UserError
+from practicum.knobs import Double
 
 RESNETS = ("resnet18", "resnet34", "resnet50")
 
@@ -162,3 +163,8 @@ def _classes(num_classes: int) -> int:
             f"num_classes={num_classes} is invalid: detection needs the background and one class"
         )
     return int(num_classes)
+
+
+# what the diagnosis and the autopilot may turn (practicum/knobs.py)
+faster_rcnn.knobs = {"channels": Double(most=512), "representation_size": Double(most=1024)}
+retinanet.knobs = {"channels": Double(most=512)}

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from practicum.constraints import PositiveInt, PositiveInts
 from practicum.errors import UserError
+from practicum.knobs import Double, Toggle
 from practicum.nets.shapes import require_image_shape
 
 
@@ -51,6 +52,9 @@ def _up(in_channels: int, out_channels: int, norm: bool) -> list[nn.Module]:
 
 class ConvVAE(nn.Module):
     """Encoder to a diagonal Gaussian over `latent_dim` codes; decoder to per-pixel logits."""
+
+    # what the diagnosis and the autopilot may turn (practicum/knobs.py)
+    knobs = {"latent_dim": Double(most=512), "channels": Double(most=512), "batch_norm": Toggle()}
 
     def __init__(
         self,
@@ -102,6 +106,9 @@ class DCGAN(nn.Module):
     Both mirror `channels`: strided (transposed) convolutions, batch norm, ReLU in the generator
     and LeakyReLU(0.2) in the discriminator, as in DCGAN.
     """
+
+    # what the diagnosis and the autopilot may turn (practicum/knobs.py)
+    knobs = {"latent_dim": Double(most=512), "channels": Double(most=512)}
 
     def __init__(
         self,

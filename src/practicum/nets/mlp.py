@@ -9,11 +9,20 @@ from torch import Tensor, nn
 
 from practicum.constraints import Fraction, PositiveInt
 from practicum.errors import UserError
+from practicum.knobs import Add, Double, Dropout, Toggle
 from practicum.nets.shapes import flat_size, require_classes
 
 
 class MLP(nn.Module):
     """`depth` hidden layers of `hidden_units`, each Linear -> [BatchNorm] -> ReLU -> [Dropout]."""
+
+    # what the diagnosis and the autopilot may turn (practicum/knobs.py)
+    knobs = {
+        "hidden_units": Double(),
+        "depth": Add(most=8),
+        "dropout": Dropout(),
+        "batch_norm": Toggle(),
+    }
 
     def __init__(
         self,

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from practicum.constraints import Fraction, NonNegativeInt, PositiveInt
 from practicum.errors import UserError
+from practicum.knobs import Add, Double, Dropout
 from practicum.nets.shapes import flat_size, require_classes
 
 
@@ -33,6 +34,9 @@ class ResidualBlock(nn.Module):
 
 class ResidualMLP(nn.Module):
     """Flatten -> Linear to `hidden_units` -> `depth` residual blocks -> LayerNorm -> classes."""
+
+    # what the diagnosis and the autopilot may turn (practicum/knobs.py)
+    knobs = {"hidden_units": Double(), "depth": Add(least=0, most=16), "dropout": Dropout()}
 
     def __init__(
         self,

@@ -11,6 +11,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from practicum.constraints import Fraction, PositiveInt
 from practicum.errors import UserError
+from practicum.knobs import Add, Double, Dropout
 from practicum.nets.shapes import require_classes
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -25,6 +26,9 @@ class RecurrentClassifier(nn.Module):
 
     # it needs sequence data, so a classification task around it solves sequence classification
     problem = "sequence_classification"
+
+    # what the diagnosis and the autopilot may turn (practicum/knobs.py)
+    knobs = {"hidden_size": Double(most=2048), "num_layers": Add(most=4), "dropout": Dropout()}
 
     def __init__(
         self,
