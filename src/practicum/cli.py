@@ -260,6 +260,28 @@ def check_before_running(config_name: str, argv: list[str]) -> None:
     validate(cfg)
 
 
+def claim_sweep_dir(config_name: str, argv: list[str]) -> list[str]:
+    """A sweep's folder, claimed here and passed on as `hydra.sweep.dir=`: its trials may run in
+    other processes (submitit, SLURM), which must all write into this one folder."""
+    if not is_a_run(argv) or not is_a_sweep(argv) or "hydra.sweep.dir" in overrides.values(argv):
+        return argv
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    fixed = [o.input_line for o in overrides.parse(argv) if not o.is_sweep_override()]
+    try:
+        with initialize_config_dir(str(CONF_DIR), job_name=config_name):
+            cfg = compose(config_name, overrides=fixed, return_hydra_config=True)
+            HydraConfig.instance().set_config(cfg)
+            folder = OmegaConf.select(cfg, "hydra.sweep.dir")
+    except Exception:  # Hydra reports a config it cannot compose itself, in its own words
+        return argv
+    plain = all(c.isalnum() or c in "_./-:+@" for c in str(folder))
+    value = folder if plain else "'" + str(folder).replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return [*argv, f"hydra.sweep.dir={value}"]
+
+
 def _main(config_name: str, run: Callable[[DictConfig], Any]) -> None:
     argv = sys.argv[1:]
     register_schemas()
@@ -274,6 +296,7 @@ def _main(config_name: str, run: Callable[[DictConfig], Any]) -> None:
             if config_name == "train":
                 argv = default_search_space(resume.plan(argv))
             check_before_running(config_name, argv)
+            argv = claim_sweep_dir(config_name, argv)
         except UserError as exc:
             report(str(exc))
             sys.exit(USER_ERROR_EXIT)
