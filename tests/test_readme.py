@@ -147,6 +147,26 @@ class Workspace:
         return run_dir
 
     @cached_property
+    def my_conf(self) -> Path:
+        """A user's config folder for `hydra.searchpath`, and the package its tiny_net builds."""
+        folder = self.root / "my_conf"
+        (folder / "model").mkdir(parents=True)
+        (folder / "model" / "narrow_mlp.yaml").write_text(
+            "defaults:\n  - mlp\n  - _self_\nnet:\n  hidden_units: 16\n"
+        )
+        (folder / "model" / "tiny_net.yaml").write_text(
+            "defaults:\n  - linear\n  - _self_\nnet:\n  _target_: my_project.TinyNet\n"
+        )
+        package = self.root / "code" / "my_project"
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text(
+            "import math\nfrom torch import nn\n\n\nclass TinyNet(nn.Sequential):\n"
+            "    def __init__(self, in_shape, num_classes):\n"
+            "        super().__init__(nn.Flatten(), nn.Linear(math.prod(in_shape), num_classes))\n"
+        )
+        return folder
+
+    @cached_property
     def digits_run(self) -> Path:
         """The run `<timestamp>` and `ckpt_path=last` stand for: the newest in the workspace's logs."""
         return self.train(self.logs)
@@ -253,6 +273,7 @@ def fill(command: str, ws: Workspace) -> str:
         "/data/images": lambda: str(ws.coco[0]),
         "/data/instances.json": lambda: str(ws.coco[1]),
         "/data/VOCdevkit/VOC2012": lambda: str(ws.voc),
+        "/path/to/my_conf": lambda: str(ws.my_conf),
     }
     for placeholder, value in replacements.items():
         if placeholder in command:
@@ -413,6 +434,12 @@ def prepare(
         return command, _fork(tmp_path), ENV
     if "pre-commit install" in command:
         return command, _git_scratch(tmp_path), ENV
+    if command.startswith("PRACTICUM_TRUST="):
+        # the variable and the package it names, then the command as any other
+        variable, rest = command.split(" ", 1)
+        runnable, cwd, env = prepare(rest, ws, log_dir, tmp_path)
+        code = ws.my_conf.parent / "code"
+        return f"{variable} PYTHONPATH={shlex.quote(str(code))} {runnable}", cwd, env
     if "ckpt_path=last" in command:
         run_dir = ws.interrupted_run(log_dir)
         command = command.replace("logs/train/runs/<timestamp>", str(run_dir))
@@ -448,6 +475,8 @@ def _fork(tmp_path: Path) -> Path:
 def _check_files(command: str, runnable: str, log_dir: Path, tmp_path: Path, output: str) -> None:
     """A train command that ran leaves what it promises: a finished summary, a sweep summary."""
     tokens = command.split()
+    if tokens[0].startswith("PRACTICUM_TRUST="):
+        tokens = tokens[1:]
     if tokens[:2] == ["python", "train.py"] and not {"--help", "--cfg"} & set(tokens):
         if "-m" in tokens:
             assert list(log_dir.glob("train/multiruns/*/summary.md")), output[-3000:]

@@ -21,7 +21,7 @@ from practicum import overrides, resume
 from practicum.config import register_schemas
 from practicum.errors import UserError, composition_errors_in_one_line, find_user_error, report
 from practicum.files import register_resolvers
-from practicum.trust import TRUSTED_TARGETS
+from practicum.trust import hydra_whitelist
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = PROJECT_ROOT / "conf"
@@ -29,18 +29,40 @@ USER_ERROR_EXIT = 2
 CHECKS_FAILED_EXIT = 1
 
 
+def config_dirs(argv: list[str], conf_dir: Path = CONF_DIR) -> list[Path] | None:
+    """conf/ and the folders `hydra.searchpath=[file://...]` adds; None when a search path entry
+    is not a folder this check can read (a `pkg://` one): then Hydra alone checks the choices."""
+    dirs = [conf_dir]
+    for o in overrides.parse(argv):
+        if o.key_or_group != "hydra.searchpath" or o.is_delete():
+            continue
+        entries = o.value()
+        for entry in entries if isinstance(entries, list) else [entries]:
+            text = str(entry)
+            if not text.startswith("file://"):
+                return None
+            dirs.append(Path(text.removeprefix("file://")))
+    return dirs
+
+
 def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
-    """`model=nope` gets one line listing the real options, before Hydra composes anything."""
+    """`model=nope` gets one line listing the real options, before Hydra composes anything. The
+    options are the files in conf/<group>/ and in the same group of every `hydra.searchpath`
+    folder, so a user's own configs need no edit of the project."""
+    dirs = config_dirs(argv, conf_dir)
+    if dirs is None:
+        return
     for key, chosen in overrides.choices(argv).items():
         group = key
-        folder = conf_dir / group
-        if group == "hydra" or group.startswith("hydra/") or not folder.is_dir():
+        if group == "hydra" or group.startswith("hydra/") or not (conf_dir / group).is_dir():
             continue
-        options = sorted(p.stem for p in folder.glob("*.yaml"))
+        options = sorted({p.stem for folder in dirs for p in (folder / group).glob("*.yaml")})
         for choice in chosen:
             if choice and choice not in ("null", "None") and choice not in options:
+                shown = [f"conf/{group}/", *(f"{folder / group}/" for folder in dirs[1:])]
+                where = " and ".join(shown)
                 raise UserError(
-                    f"unknown {group} '{choice}': choose one of {', '.join(options)} (files in conf/{group}/)"
+                    f"unknown {group} '{choice}': choose one of {', '.join(options)} (files in {where})"
                 )
 
 
@@ -297,6 +319,7 @@ def _main(config_name: str, run: Callable[[DictConfig], Any]) -> None:
                 argv = default_search_space(resume.plan(argv))
             check_before_running(config_name, argv)
             argv = claim_sweep_dir(config_name, argv)
+            whitelist = hydra_whitelist()
         except UserError as exc:
             report(str(exc))
             sys.exit(USER_ERROR_EXIT)
@@ -307,7 +330,7 @@ def _main(config_name: str, run: Callable[[DictConfig], Any]) -> None:
         entry = hydra.main(
             config_path=str(CONF_DIR),
             config_name=config_name,
-            execution_whitelist=TRUSTED_TARGETS,
+            execution_whitelist=whitelist,
         )(_guarded(run))
         entry()
 

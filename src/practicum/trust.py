@@ -8,14 +8,20 @@ a net under `practicum.nets`. A module, a function no rule names, or a class of 
 refused, so no config, override or checkpoint can reach a function that writes files or opens the
 network (`torchvision.datasets.utils.extract_archive`, `download_url`, `os.system`).
 
-The rules live in code on purpose, never in config: a config cannot extend its own trust. To build
-classes of your own package, add a rule such as `Rule("my_project.nets", "torch.nn.Module")`.
+The rules live in code on purpose, never in config: a config (or a checkpoint's stored config)
+cannot extend its own trust. To build classes of your own package, add a rule such as
+`Rule("my_project.nets", "torch.nn.Module")`, or, without editing the project, name the package in
+the environment of the command: `PRACTICUM_TRUST=my_project python train.py ...` trusts the classes
+of `my_project` that are nets, tasks, data modules, callbacks, loggers, optimizers, schedulers or
+metrics (never its functions).
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +89,43 @@ PUBLIC_ALIASES = ("lightning.pytorch.Trainer",)
 TRUSTED_TARGETS: tuple[str, ...] = (*dict.fromkeys(rule.pattern for rule in RULES), *PUBLIC_ALIASES)
 
 
+TRUST_VARIABLE = "PRACTICUM_TRUST"
+# what a package named in PRACTICUM_TRUST may have built from configs: classes of these kinds
+OWN_KINDS = (
+    "torch.nn.Module",
+    "lightning.pytorch.LightningModule",
+    "lightning.pytorch.LightningDataModule",
+    "lightning.pytorch.Callback",
+    "lightning.pytorch.loggers.Logger",
+    "torch.optim.Optimizer",
+    "torch.optim.lr_scheduler.LRScheduler",
+    "torchmetrics.Metric",
+)
+PACKAGE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def user_rules() -> tuple[Rule, ...]:
+    """Rules for the packages named in PRACTICUM_TRUST (comma-separated), read from the
+    environment of this process: never from a config or a checkpoint."""
+    names = [name.strip() for name in os.environ.get(TRUST_VARIABLE, "").split(",") if name.strip()]
+    for name in names:
+        if not PACKAGE.match(name) or name.split(".")[0] in ("os", "sys", "subprocess", "builtins"):
+            raise UserError(
+                f"{TRUST_VARIABLE}={os.environ[TRUST_VARIABLE]!r}: {name!r} is not a package of "
+                "your own: name packages, comma-separated (PRACTICUM_TRUST=my_project)"
+            )
+    return tuple(Rule(name, kind) for name in names for kind in OWN_KINDS)
+
+
+def active_rules() -> tuple[Rule, ...]:
+    return (*RULES, *user_rules())
+
+
+def hydra_whitelist() -> tuple[str, ...]:
+    """Hydra's execution whitelist for this process: practicum's rules and PRACTICUM_TRUST's."""
+    return (*TRUSTED_TARGETS, *dict.fromkeys(rule.pattern for rule in user_rules()))
+
+
 def _import(dotted: str) -> Any:
     module, _, name = dotted.rpartition(".")
     return getattr(importlib.import_module(module), name)
@@ -122,14 +165,15 @@ def check_target(target: Any, where: str = "_target_") -> Any:
         ) from exc
     except Exception as exc:  # importing a module ran code that failed
         raise UserError(f"{where}={target!r} could not be imported ({type(exc).__name__})") from exc
-    if not any(rule.allows(obj) for rule in RULES):
+    if not any(rule.allows(obj) for rule in active_rules()):
         real = real_name(obj)
         alias = "" if real == target else f" (it is {real})"
         what = "a module" if inspect.ismodule(obj) else "not a class or function configs may build"
         raise UserError(
             f"{where}={target!r}{alias} is not a trusted target, so it will not be run: it is {what}. "
             "Configs build nets, tasks, data modules, optimizers, schedulers, metrics, transforms and "
-            "Lightning parts; for your own classes add a Rule to RULES in src/practicum/trust.py"
+            "Lightning parts; for your own classes run with PRACTICUM_TRUST=<your package>, or add a Rule "
+            "to RULES in src/practicum/trust.py"
         )
     return obj
 
@@ -174,4 +218,4 @@ def instantiate(node: Any, **kwargs: Any) -> Any:
     check_targets(node)
     for key, value in kwargs.items():
         check_targets(value, key)
-    return hydra_instantiate(node, _execution_whitelist_=TRUSTED_TARGETS, **kwargs)
+    return hydra_instantiate(node, _execution_whitelist_=hydra_whitelist(), **kwargs)
