@@ -280,11 +280,19 @@ def run_facts(
         num_classes=num_classes,
         sizes=datamodule.split_sizes(),
         baseline=baseline,
-        noise=getattr(task, "noise", None),
+        noise=split_noise(getattr(task, "standard_errors", None), Goal.from_config(cfg.goal)),
         cut_short=cut_short(cfg),
         split_hint=getattr(datamodule, "explicit_splits_hint", None),
         changes=run_changes(cfg, task, datamodule),
     )
+
+
+def split_noise(errors: dict[str, float] | None, goal: Goal) -> dict[str, float] | None:
+    """The goal metric's standard error per split, from what the evaluation measured."""
+    if not errors:
+        return None
+    found = {s: errors[goal.at(s)] for s in ("train", "val", "test") if goal.at(s) in errors}
+    return found or None
 
 
 def cut_short(cfg: DictConfig) -> str | None:

@@ -407,7 +407,7 @@ def remedies_for(case: str, verdict: str, facts: RunFacts) -> list[Remedy]:
         "cut_short": [r.full_run, r.train_longer],
         "too_few_steps": [r.train_longer, r.range_test, r.capacity],
         "under_capacity": [r.capacity, r.train_longer, r.range_test, r.less_regularization],
-        "noise_floor": [r.check_labels, r.revisit_target, r.more_data],
+        "noise_floor": [r.check_labels, r.revisit_target],
         "underfitting": [r.range_test, r.capacity, r.train_longer, r.less_regularization, r.checks],
         "overfitting": [r.more_data, r.regularize, r.early_stopping, r.smaller],
         "too_little_data": [r.more_data, r.regularize],
