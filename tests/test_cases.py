@@ -133,3 +133,24 @@ def test_a_run_cut_short_is_labelled_so_and_not_told_to_add_capacity(tmp_path: P
     assert "limit_train_batches=2" in diagnosis["headline"]
     keys = [remedy["key"] for remedy in diagnosis["remedies"]]
     assert keys[0] == "full_run" and "capacity" not in keys
+
+
+def test_the_baseline_is_fit_with_its_own_settings_not_the_runs(tmp_path: Path):
+    """At lr 1e-6 the run learns nothing; the linear baseline beside it must still be a fair
+    reference (logistic regression on the same split), or the comparison means nothing."""
+    from sklearn.linear_model import LogisticRegression
+
+    from conftest import compose_train as compose
+    from practicum.build import build_datamodule
+
+    _, summary, _ = train(
+        tmp_path, ["data=breast_cancer", "model=mlp", "optimizer.lr=1e-6", "trainer.max_epochs=2"]
+    )
+    assert summary["metrics"]["val/acc"] < 0.8 < 0.9 < summary["baseline"]["val/acc"]
+    # the same numbers as scikit-learn's logistic regression fit on the run's own split
+    datamodule = build_datamodule(compose(tmp_path, ["data=breast_cancer"]))
+    (x, y), (xv, yv) = datamodule.splits["train"], datamodule.splits["val"]
+    fitted = LogisticRegression(max_iter=2000, random_state=42).fit(x.double().numpy(), y.numpy())
+    assert summary["baseline"]["val/acc"] == pytest.approx(
+        fitted.score(xv.double().numpy(), yv.numpy())
+    )
