@@ -30,7 +30,7 @@ from practicum.knobs import run_changes
 from practicum.methodology.callbacks import GoalEarlyStopping, StepLosses
 from practicum.methodology.cases import RunFacts
 from practicum.methodology.curves import log_figure_to_loggers, plot_curves
-from practicum.methodology.diagnosis import diagnose
+from practicum.methodology.diagnosis import diagnose, standard_error
 from practicum.methodology.goal import Goal
 from practicum.methodology.history import best_epoch, read_history
 from practicum.methodology.report import send_to_loggers, write_report
@@ -228,6 +228,7 @@ def report_run(
         diagnosis=diagnosis.as_dict(),
         metrics=metrics,
         baseline=baseline,
+        standard_errors=goal_standard_errors(facts),
         best_epoch=best,
         epochs_trained=len(history),
         best_checkpoint=best_checkpoint(trainer),
@@ -285,6 +286,16 @@ def run_facts(
         split_hint=getattr(datamodule, "explicit_splits_hint", None),
         changes=run_changes(cfg, task, datamodule),
     )
+
+
+def goal_standard_errors(facts: RunFacts) -> dict[str, float] | None:
+    """The goal metric's standard error on each split, as the diagnosis weighed it."""
+    found = {}
+    for split in ("train", "val", "test"):
+        error = standard_error(facts, split)
+        if error is not None and math.isfinite(error):
+            found[split] = error
+    return found or None
 
 
 def split_noise(errors: dict[str, float] | None, goal: Goal) -> dict[str, float] | None:

@@ -37,6 +37,8 @@ class RunSummary:
     diagnosis: dict[str, Any] | None = None  # verdict, headline, evidence, next_steps
     metrics: dict[str, float] = field(default_factory=dict)  # flat: train/acc, val/acc, ...
     baseline: dict[str, float] | None = None  # the linear baseline's metrics on the same splits
+    # the goal metric's standard error per split (the noise a difference must beat)
+    standard_errors: dict[str, float] | None = None
     best_epoch: int | None = None
     epochs_trained: int | None = None
     best_checkpoint: str | None = None
