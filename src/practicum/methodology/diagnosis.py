@@ -413,7 +413,7 @@ def remedies_for(case: str, verdict: str, facts: RunFacts) -> list[Remedy]:
         "too_little_data": [r.more_data, r.regularize],
         "mismatch": [r.same_source, r.explicit_splits, r.fresh_validation],
         "collapse": [r.collapse],
-        "goal_met": [r.confirm, r.raise_goal, r.simplify],
+        "goal_met": [r.confirm, r.raise_goal, r.simplify, r.margin],
     }[case]
     remedies = [remedy for make in order if (remedy := make()) is not None]
     return remedies
@@ -591,6 +591,16 @@ class _Remedies:
     def raise_goal(self) -> Remedy:
         return Remedy(
             "raise_goal", "Raise the bar: `goal.target=...`, then iterate on the case that appears."
+        )
+
+    def margin(self) -> Remedy | None:
+        if self.facts.lr is None or not self.changes.get("range_test"):
+            return None
+        lrs = ",".join(f"{self.facts.lr * f:.1g}" for f in (1 / 3, 1, 3))
+        return Remedy(
+            "margin",
+            "Widen the margin with a small search over the most important knobs: "
+            f"`python train.py -m optimizer.lr={lrs} optimizer.weight_decay=0,1e-4`.",
         )
 
     def simplify(self) -> Remedy | None:
