@@ -4,11 +4,13 @@ Each case asserts exit status 2, exactly one stderr line (`practicum: error: ...
 or the file, no traceback, nothing on stdout that could pass for a result, and no run folder left
 under `paths.log_dir`. The classes of mistake covered:
 
-- a top-level key of the wrong type or out of its range (seed, num_threads, test, ...);
+- a top-level key of the wrong type or out of its range (seed, num_threads, test, ...), or one
+  that no config file has (`+sed=3`);
 - a key that is not an argument of its target (optimizer, scheduler factory, model, model.net,
   data) or not a setting (beside the scheduler's factory, in a group practicum owns): the closest
-  valid key is named;
-- split fractions that leave no training split;
+  valid key is named; a value that is not one of an argument's choices; settings that contradict
+  each other (tune.min_lr >= tune.max_lr);
+- split fractions that leave no training split, or fewer than two examples to train on;
 - a goal metric the model's task does not log (or a monitor naming one), a goal target outside
   its metric's range, a goal mode against its metric's direction;
 - a data file too small for its splits, with one class, with a class of too few examples, empty,
@@ -124,6 +126,7 @@ TRAIN_CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
         lambda t: ["test=maybe"],
         "test='maybe' is invalid: test must be true or false",
     ),
+    ("top-level-key", lambda t: ["+sed=3"], "sed is not a key of the config: did you mean seed?"),
     (
         "optimizer-key",
         lambda t: ["+optimizer.lrr=0.1"],
@@ -152,6 +155,16 @@ TRAIN_CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
         "goal.taget is not a setting: did you mean goal.target?",
     ),
     (
+        "data-choice",
+        lambda t: ["data=digits_rows", "model=lstm", "data.normalize=bogus"],
+        "data.normalize='bogus' is invalid: normalize must be one of per_feature, global, none",
+    ),
+    (
+        "tune-range",
+        lambda t: ["tune=lr", "tune.min_lr=1", "tune.max_lr=0.1"],
+        "tune.min_lr=1, tune.max_lr=0.1: need min_lr < max_lr",
+    ),
+    (
         "fractions",
         lambda t: ["data.val_fraction=0.9", "data.test_fraction=0.9"],
         "data.val_fraction=0.9 and data.test_fraction=0.9 leave no examples to train on",
@@ -173,6 +186,12 @@ TRAIN_CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
         lambda t: ["callbacks.early_stopping.monitor=val/accuracy"],
         "callbacks.early_stopping.monitor=val/accuracy is not a metric model=cnn logs during "
         "training: did you mean callbacks.early_stopping.monitor=val/acc?",
+    ),
+    (
+        "fractions-leave-one",
+        lambda t: ["data=wine", "model=mlp", "data.val_fraction=0.98", "data.test_fraction=0.01"],
+        "data=wine has 178 examples, too few for train, val and test splits with "
+        "data.val_fraction=0.98 and data.test_fraction=0.01 (they leave 1 to train on",
     ),
     # tables
     ("csv-one-row", lambda t: _table(t, "f0,f1,label", ["1,2,a"]), "table.csv' has 1 example"),

@@ -58,6 +58,8 @@ MODEL_FOR_DATA = {
     "shapes_detection": "faster_rcnn",
     "shapes_segmentation": "segnet",
 }
+# a goal on a metric the default model does not log, composed with a model that logs it
+MODEL_FOR_GOAL = {"gan_quality": "gan", "map": "faster_rcnn", "miou": "segnet", "nelbo": "vae"}
 # data read from files in formats their own tests write
 FILE_DATA_TESTS = {
     "coco": "tests/test_detection.py",
@@ -79,6 +81,8 @@ def test_option_composes_and_instantiates(
         )
     if group == "data" and option in MODEL_FOR_DATA:
         overrides.append(f"model={MODEL_FOR_DATA[option]}")
+    if group == "goal" and option in MODEL_FOR_GOAL:
+        overrides.append(f"model={MODEL_FOR_GOAL[option]}")
     if (group, option) == ("data", "csv"):
         overrides += [f"data.path={csv_table}", "model=mlp"]
     if group == "data" and option in ("wine", "breast_cancer"):

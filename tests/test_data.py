@@ -91,3 +91,43 @@ def test_empty_csv(tmp_path: Path):
     cfg = compose_train(tmp_path, ["data=csv", f"data.path={path}", "model=mlp"])
     with pytest.raises(UserError, match="holds no examples"):
         build_datamodule(cfg)
+
+
+def test_a_split_too_small_for_every_class_is_shuffled_not_stratified(tmp_path: Path):
+    # ten classes of three examples: a test split of five cannot hold every class
+    path = tmp_path / "ten.csv"
+    path.write_text("f0,label\n" + "".join(f"{i},{i % 10}\n" for i in range(30)))
+    dm = build_datamodule(compose_train(tmp_path, ["data=csv", f"data.path={path}", "model=mlp"]))
+    assert dm.split_sizes() == {"train": 20, "val": 5, "test": 5}
+
+
+def test_a_training_pass_never_ends_in_a_batch_of_one():
+    x = torch.arange(17.0)[:, None]
+    training = TensorBatches((x,), batch_size=8, shuffle=True, seed=0)
+    assert len(training) == 2 and [len(b[0]) for b in training] == [8, 8]
+    # evaluation sees every example
+    assert [len(b[0]) for b in TensorBatches((x,), batch_size=8)] == [8, 8, 1]
+
+
+def test_csv_problems_name_the_lines(tmp_path: Path):
+    path = tmp_path / "t.csv"
+    rows = "".join(f"{i},{i % 2}\n" for i in range(30))
+    path.write_text("f0,label\n" + rows + ",1\n" + "nan,0\n")
+    cfg = compose_train(tmp_path, ["data=csv", f"data.path={path}", "model=mlp"])
+    with pytest.raises(UserError, match=r"has empty, NaN or inf values in lines 32, 33: fix"):
+        build_datamodule(cfg)
+    path.write_text("f0,label\n" + rows + "1.5,7\n")
+    with pytest.raises(UserError, match=r"too few examples of class '7' \(1\).*data.label_column"):
+        build_datamodule(cfg)
+
+
+def test_image_files_map_onto_the_value_range_of_in_memory_images(tmp_path: Path):
+    from PIL import Image
+
+    dm = build_datamodule(compose_train(tmp_path))
+    assert dm.takes_images and dm.value_range == (0.0, 16.0)
+    image = dm.splits["val"][0][0]  # normalized, (1, 8, 8)
+    raw = image.numpy() * dm.std + dm.mean  # 0..16
+    Image.fromarray((raw[0] * 255 / 16).round().astype("uint8")).save(tmp_path / "digit.png")
+    encoded = dm.encode_images([tmp_path / "digit.png"])
+    assert encoded.shape == (1, 1, 8, 8) and torch.allclose(encoded[0], image, atol=0.05)

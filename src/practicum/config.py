@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -291,6 +292,30 @@ def check_fields(node: DictConfig, schema: type, path: str = "", known_only: boo
 
 def _shown(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+@functools.cache
+def top_level_keys(conf_dir: Path = CONF_DIR) -> frozenset[str]:
+    """Every key a config may have at its top: the config groups (folders of conf/), the keys of
+    the entry files (train.yaml, eval.yaml, predict.yaml) and of the files that write at the top
+    (`# @package _global_`), and the schemas' groups. Empty when there is no conf/ folder."""
+    if not conf_dir.is_dir():
+        return frozenset()
+    keys = {p.name for p in conf_dir.iterdir() if p.is_dir()} | set(SCHEMAS) | {"hydra"}
+    keys |= {f.name for f in dataclasses.fields(EntryConfig)}
+    for path in conf_dir.rglob("*.yaml"):
+        header = itertools.takewhile(
+            lambda line: line.startswith("#"), path.read_text().splitlines()
+        )
+        if path.parent == conf_dir or any("@package _global_" in line for line in header):
+            node = OmegaConf.load(path)
+            keys |= (
+                {str(k) for k in node if k != "defaults"} if isinstance(node, DictConfig) else set()
+            )
+    return frozenset(keys)
 
 
 def part_name(cfg: DictConfig | Mapping[str, Any], group: str) -> str:

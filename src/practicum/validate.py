@@ -25,6 +25,8 @@ from practicum.config import (
     check_fields,
     check_ranges,
     part_name,
+    settings,
+    top_level_keys,
 )
 from practicum.errors import UserError
 from practicum.methodology.goal import Metric, logged_names
@@ -37,6 +39,7 @@ def validate(cfg: DictConfig) -> None:
     except Exception as exc:  # omegaconf raises many types; all mean a bad value in the config
         raise UserError(f"the config does not resolve: {exc}".splitlines()[0]) from exc
     _require_set(cfg)
+    check_top_level_keys(cfg)
     check_fields(cfg, EntryConfig, known_only=True)
     check_targets(cfg)
     check_problem_match(cfg)
@@ -49,6 +52,20 @@ def validate(cfg: DictConfig) -> None:
     check_checkpoint(cfg)
 
 
+def check_top_level_keys(cfg: DictConfig) -> None:
+    """A key added at the top (`+sed=3`) that no config file or group has is a typo or a leftover."""
+    known = top_level_keys()
+    for key in cfg:
+        if known and str(key) not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.7)
+            fix = (
+                f"did you mean {close[0]}?"
+                if close
+                else "remove it, or add it to conf/train.yaml if your code reads it"
+            )
+            raise UserError(f"{key} is not a key of the config: {fix}")
+
+
 def check_targets(cfg: DictConfig) -> None:
     """Refuse any `_target_` that trust.py's rules do not name, before anything is built."""
     trust.check_targets(cfg)
@@ -58,11 +75,14 @@ def check_targets(cfg: DictConfig) -> None:
 
 
 def check_schema_values(cfg: DictConfig) -> None:
-    """Ranges declared on the fields of config.py's schemas (`metadata=rule(...)`)."""
-    for group in SCHEMAS:
+    """Ranges declared on the fields of config.py's schemas (`metadata=rule(...)`), and the rules
+    across fields a schema checks when it is built (`__post_init__`: tune.min_lr < tune.max_lr)."""
+    for group, schema in SCHEMAS.items():
         node = cfg.get(group) if group in cfg else None
         if isinstance(node, DictConfig):
             check_ranges(node, group)
+            if hasattr(schema, "__post_init__"):
+                settings(node, schema, group)
 
 
 def check_scheduler(cfg: DictConfig) -> None:

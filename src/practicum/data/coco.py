@@ -150,11 +150,11 @@ class CocoDetectionData(DenseData):
         order = np.random.default_rng(self.split_seed).permutation(len(records))
         n_test = math.ceil(self.test_fraction * len(records))
         n_val = math.ceil(self.val_fraction * len(records))
-        if n_test + n_val >= len(records):
+        if len(records) - n_test - n_val < 2:  # batch norm cannot train on one image
             raise UserError(
                 f"data.ann_file={self.ann_file!r} lists {len(records)} images, too few for train, "
                 f"val and test splits with data.val_fraction={self.val_fraction:g} and "
-                f"data.test_fraction={self.test_fraction:g}: add images (3 at least) or lower "
+                f"data.test_fraction={self.test_fraction:g}: add images (2 to train on at least) or lower "
                 "the fractions"
             )
         parts = {

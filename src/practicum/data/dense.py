@@ -90,6 +90,10 @@ class DenseData(SplitDataModule):
         for name, dataset in self.splits.items():
             if len(dataset) == 0:
                 raise UserError(f"{self.describe()} has no {name} images: add images to that split")
+        if len(self.splits["train"]) < 2:  # batch norm cannot train on a batch of one
+            raise UserError(
+                f"{self.describe()} has 1 train image: add images to train on (2 at least)"
+            )
 
     def split_sizes(self) -> dict[str, int]:
         return {name: len(self.splits[name]) for name in ("train", "val", "test")}

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets
 from torchvision.transforms import v2
 
-from practicum.constraints import NonNegativeInt, OpenFraction, PositiveInt
+from practicum.constraints import NonNegativeInt, OpenFraction, PositiveInt, at_least, one_of
 from practicum.data.base import SplitDataModule, lone_last_batch, require_image
 from practicum.data.splits import check_examples, split_off, subset
 from practicum.errors import UserError
@@ -88,18 +88,18 @@ class TorchvisionImageData(SplitDataModule):
 
     def __init__(
         self,
-        dataset: str = "mnist",
+        dataset: Annotated[str, one_of(*TENSOR_SETS, "image_folder")] = "mnist",
         root: str = "data/mnist",
         download: bool = False,
         batch_size: Annotated[int, PositiveInt] = 128,
         val_fraction: Annotated[float, OpenFraction] = 0.1,
         test_fraction: Annotated[float, OpenFraction] = 0.15,
         split_seed: int = 0,
-        train_subset: Annotated[int, PositiveInt] | None = None,
-        augment: str = "standard",
-        normalize: str = "auto",
+        train_subset: Annotated[int, at_least(2)] | None = None,
+        augment: Annotated[str, one_of("none", "standard", "strong")] = "standard",
+        normalize: Annotated[str, one_of("auto", "imagenet", "none")] = "auto",
         image_size: Annotated[int, PositiveInt] = 64,
-        channels: int = 3,
+        channels: Annotated[int, one_of(1, 3)] = 3,
         num_classes: int | str = "auto",
         input_shape: Sequence[int] | str = "auto",
         num_workers: Annotated[int, NonNegativeInt] = 0,
@@ -107,14 +107,6 @@ class TorchvisionImageData(SplitDataModule):
         persistent_workers: bool = True,
     ) -> None:
         super().__init__()
-        choices = {
-            "dataset": (dataset, (*TENSOR_SETS, "image_folder")),
-            "augment": (augment, ("none", "standard", "strong")),
-            "normalize": (normalize, ("auto", "imagenet", "none")),
-        }
-        for key, (value, allowed) in choices.items():
-            if value not in allowed:
-                raise UserError(f"data.{key}={value!r} is invalid: use one of {', '.join(allowed)}")
         self.dataset, self.root, self.download = dataset, str(root), download
         self.batch_size, self.split_seed, self.train_subset = batch_size, split_seed, train_subset
         self.val_fraction, self.test_fraction = val_fraction, test_fraction

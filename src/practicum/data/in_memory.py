@@ -9,13 +9,14 @@ from typing import Annotated, Any
 import numpy as np
 import torch
 
-from practicum.constraints import OpenFraction, PositiveInt
+from practicum.constraints import OpenFraction, PositiveInt, at_least, one_of
 from practicum.data.base import SplitDataModule
 from practicum.data.batches import TensorBatches
 from practicum.data.splits import check_examples, rows_named, split_off, subset, val_share
 from practicum.errors import UserError
 
 SPLITS = ("train", "val", "test")
+NORMALIZE = one_of("per_feature", "global", "none", "auto")
 
 
 class InMemoryClassificationData(SplitDataModule):
@@ -32,8 +33,8 @@ class InMemoryClassificationData(SplitDataModule):
         split_seed: int = 0,
         num_classes: int | str = "auto",
         input_shape: Sequence[int] | str = "auto",
-        normalize: str = "per_feature",
-        train_subset: Annotated[int, PositiveInt] | None = None,
+        normalize: Annotated[str, NORMALIZE] = "per_feature",
+        train_subset: Annotated[int, at_least(2)] | None = None,
     ) -> None:
         super().__init__()
         self.batch_size = batch_size
@@ -171,9 +172,10 @@ class InMemoryClassificationData(SplitDataModule):
     def _statistics(self, x_train: np.ndarray) -> tuple[np.ndarray | float, np.ndarray | float]:
         if self.normalize == "none":
             return 0.0, 1.0
-        if self.normalize == "global":
+        # auto: one mean and std for all pixels of images, one per feature of vectors
+        if self.normalize == "global" or (self.normalize == "auto" and x_train.ndim > 2):
             return float(x_train.mean()), float(x_train.std()) or 1.0
-        if self.normalize == "per_feature":
+        if self.normalize in ("per_feature", "auto"):
             std = x_train.std(axis=0)
             return x_train.mean(axis=0), np.where(std > 0, std, 1.0)
         raise UserError(

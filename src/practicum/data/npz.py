@@ -60,9 +60,6 @@ class NpzDataModule(InMemoryClassificationData):
                     f"{self.describe()} has NaN or inf in "
                     f"{rows_named(list(bad), f'rows of {self.y_key!r}:')}: fix or drop them"
                 )
-        # auto: one mean and std for all pixels of images, one per feature of vectors
-        if self.normalize == "auto":
-            self.normalize = "global" if x.ndim > 2 else "per_feature"
         names, labels = np.unique(y, return_inverse=True)
         return x, labels.astype(np.int64), [str(name) for name in names]
 

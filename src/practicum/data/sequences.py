@@ -86,7 +86,7 @@ class SequenceData(InMemoryClassificationData):
         steps = x[_valid_steps(lengths, x.shape[1])]  # (valid steps, features)
         if self.normalize == "global":
             return steps.mean(), steps.std().clamp_min(1e-8)
-        if self.normalize == "per_feature":
+        if self.normalize in ("per_feature", "auto"):
             std = steps.std(dim=0)
             return steps.mean(dim=0), torch.where(std > 0, std, torch.ones_like(std))
         raise UserError(

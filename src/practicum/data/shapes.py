@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from practicum.constraints import OpenFraction, PositiveInt
+from practicum.constraints import OpenFraction, PositiveInt, at_least
 from practicum.data.dense import DenseData, Examples
 from practicum.errors import UserError
 
@@ -87,7 +87,7 @@ class ShapesData(DenseData):
 
     def __init__(
         self,
-        train_size: Annotated[int, PositiveInt] = 512,
+        train_size: Annotated[int, at_least(2)] = 512,
         val_size: Annotated[int, PositiveInt] = 128,
         test_size: Annotated[int, PositiveInt] = 128,
         max_objects: Annotated[int, PositiveInt] = 3,

@@ -16,6 +16,7 @@ from practicum.errors import UserError
 
 # one example of each class for each of train, val and test
 MIN_PER_CLASS = 3
+MIN_TRAIN = 2  # batch norm cannot train on a batch of one
 SHOWN = 4  # offenders named in a message; the rest are counted
 
 
@@ -80,14 +81,15 @@ def check_examples(
     if count == 0:
         raise UserError(f"{what} holds no examples: add some ({MIN_PER_CLASS} per class at least)")
     sizes = split_sizes(count, val_fraction, test_fraction)
-    if sizes["train"] < 1:
+    if sizes["train"] < MIN_TRAIN:
         fractions = f"data.val_fraction={val_fraction:g}" + (
             "" if test_fraction is None else f" and data.test_fraction={test_fraction:g}"
         )
         noun = "example" if count == 1 else "examples"
         raise UserError(
-            f"{what} has {count} {noun}, too few for {splits} splits with {fractions}: "
-            f"add examples ({MIN_PER_CLASS} per class at least) or lower the fractions"
+            f"{what} has {count} {noun}, too few for {splits} splits with {fractions} (they "
+            f"leave {max(sizes['train'], 0)} to train on, {MIN_TRAIN} at least): add examples "
+            f"({MIN_PER_CLASS} per class at least) or lower the fractions"
         )
     counts = np.bincount(labels, minlength=len(class_names))
     present = [name for name, n in zip(class_names, counts, strict=True) if n]
