@@ -5,7 +5,8 @@ function that runs one config (`RunOne`, which is `run.train_run`). `cli.py` pic
 - checks   `debug=checks`: sanity checks of a fresh model, no training;
 - tune     `tune=lr`: the learning-rate range test, then (tune.apply) one run with its suggestion;
 - repeats  `search.repeats=N`: one config over N seeds (search/repeats.py);
-- study    `experiment=grid_vs_random`: grid vs random vs quasi-random search (search/study.py).
+- study    `experiment=grid_vs_random`: grid vs random vs quasi-random search (search/study.py);
+- autopilot `autopilot=default`: diagnose, make one change, rerun until the goal is met (autopilot/).
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ from practicum.errors import UserError
 if TYPE_CHECKING:
     from practicum.run import RunOne
 
-MODES = ("train", "checks", "tune", "repeats", "study")
+MODES = ("train", "checks", "tune", "repeats", "study", "autopilot")
 
 
 def pick_mode(cfg: DictConfig) -> str:
     """Which mode the composed config asks for; the groups that set it say so in their YAML."""
     if cfg.get("study"):
         return "study"
+    if cfg.get("autopilot"):
+        return "autopilot"
     if (cfg.get("checks") or {}).get("enabled"):
         return "checks"
     if (cfg.get("tune") or {}).get("mode"):
@@ -46,6 +49,7 @@ def run_mode(mode: str, cfg: DictConfig, run_one: RunOne) -> float | None:
         "tune": lambda: lr_range_then_train(cfg, run_one),
         "repeats": lambda: _repeats(cfg, run_one),
         "study": lambda: _study(cfg, run_one),
+        "autopilot": lambda: _autopilot(cfg, run_one),
     }
     return modes[mode]()
 
@@ -60,6 +64,12 @@ def _study(cfg: DictConfig, run_one: RunOne) -> float | None:
     from practicum.search.study import run_study
 
     return run_study(cfg, run_one)
+
+
+def _autopilot(cfg: DictConfig, run_one: RunOne) -> float | None:
+    from practicum.autopilot import run_autopilot
+
+    return run_autopilot(cfg, run_one)
 
 
 def sanity_checks(cfg: DictConfig) -> float:
