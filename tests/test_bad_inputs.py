@@ -6,7 +6,8 @@ under `paths.log_dir`. The classes of mistake covered:
 
 - a top-level key of the wrong type or out of its range (seed, num_threads, test, ...), or one
   that no config file has (`+sed=3`);
-- a key that is not an argument of its target (optimizer, scheduler factory, model, model.net,
+- a key set without `+` that the config does not have (`optimizer.lrr=0.1`), or added with `+`
+  that is not an argument of its target (optimizer, scheduler factory, model, model.net,
   data) or not a setting (beside the scheduler's factory, in a group practicum owns): the closest
   valid key is named; a value that is not one of an argument's choices; settings that contradict
   each other (tune.min_lr >= tune.max_lr);
@@ -127,6 +128,11 @@ TRAIN_CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
         "test='maybe' is invalid: test must be true or false",
     ),
     ("top-level-key", lambda t: ["+sed=3"], "sed is not a key of the config: did you mean seed?"),
+    (
+        "override-key",
+        lambda t: ["optimizer.lrr=0.1"],
+        "optimizer.lrr is not a key of the config: did you mean optimizer.lr?",
+    ),
     (
         "optimizer-key",
         lambda t: ["+optimizer.lrr=0.1"],

@@ -137,7 +137,12 @@ def test_the_owned_groups_are_typed(tmp_path: Path):
     [
         (["goal.target=abc"], "goal.target=abc (Value 'abc' of type 'str' could not be converted"),
         (["search=grid", "search.n_trials=lots"], "search.n_trials=lots"),
-        (["trainer.max_epoch=3"], "Could not override 'trainer.max_epoch'"),
+        (
+            ["trainer.max_epoch=3"],
+            "trainer.max_epoch is not a key of the config: did you mean trainer.max_epochs?",
+        ),
+        # a key that is an argument but not in the option's file: Hydra's advice to add it stays
+        (["data.normalize=global"], "To append to your config use +data.normalize=global"),
     ],
 )
 def test_a_type_error_while_composing_is_one_line(tmp_path: Path, args, message):

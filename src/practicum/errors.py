@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,18 @@ def report(message: str) -> None:
     print(f"practicum: error: {message}", file=sys.stderr, flush=True)
 
 
+def _key_meant(message: str, cause: str) -> str | None:
+    """Hydra's "Could not override 'optimizer.lrr'. To append to your config use +optimizer.lrr=0.1
+    (Key 'lrr' is not in struct. Did you mean: 'lr'?)" as the key the user meant."""
+    override = re.search(r"Could not override '([^']+)'", message)
+    meant = re.search(r"Did you mean(?: one of)?: '([^']+)'", cause)
+    if not override or not meant:
+        return None
+    path = override.group(1)
+    parent = path.rpartition(".")[0]
+    return f"{path} is not a key of the config: did you mean {parent + '.' if parent else ''}{meant.group(1)}?"
+
+
 @contextmanager
 def composition_errors_in_one_line(exit_code: int) -> Iterator[None]:
     """Report a mistake Hydra finds while composing (a value of the wrong type for a schema's key,
@@ -51,7 +64,8 @@ def composition_errors_in_one_line(exit_code: int) -> Iterator[None]:
     except (ConfigCompositionException, MissingConfigException, OverrideParseException) as exc:
         message = " ".join(str(exc).split())
         cause = str(exc.__cause__ or "").strip().splitlines()
-        report(f"{message} ({cause[0]})" if cause else message)
+        meant = _key_meant(message, cause[0] if cause else "")
+        report(meant or (f"{message} ({cause[0]})" if cause else message))
         sys.exit(exit_code)
     finally:
         os.environ.pop("HYDRA_FULL_ERROR", None)
