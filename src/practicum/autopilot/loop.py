@@ -243,11 +243,12 @@ class Autopilot:
                     _canonical(merged(best.overrides, change)) not in self.tried
                 ):
                     return Candidate(remedy["key"], list(change), why)
-        advice = (diagnosis.get("next_steps") or ["none"])[0]
+        beyond = [r["text"] for r in diagnosis.get("remedies") or [] if not r.get("changes")]
+        also = f"; beyond tuning it advises: {beyond[0]}" if beyond else ""
         return Stop(
             "no_remedy",
-            f"no change left to try for {diagnosis.get('case') or 'this run'}; the diagnosis "
-            f"advises: {advice}",
+            f"every change the diagnosis of step {best.number} "
+            f"({diagnosis.get('case') or best.verdict}) calls for has been tried{also}",
         )
 
     def skip(self, candidate: Candidate, why: str) -> None:
