@@ -22,6 +22,9 @@ Sections (each prints a table; all of them land in one JSON file):
               in this process: through `task.training_step` and through the bare net.
   memory      peak RSS of the default `python train.py`; RSS after epoch 10 and 100 of a
               100-epoch fit (no growth expected).
+  autopilot   `autopilot=default` vs `search=random` at the same budget (8 runs) in five scenarios
+              that miss their goal for different reasons (benchmarks/autopilot.py), over 3 seeds
+              (--quick: 1). Target: the goal in >= 4 of 5 within 8 runs, in fewer runs than random.
 
 Options: --quick, --only SECTION[,SECTION], --repeats N (every section), --results-dir DIR, and
 --threads N|torch|auto: torch/OpenMP threads of every process. `torch` leaves torch's default (one
@@ -56,6 +59,7 @@ from typing import Any
 
 from rich.console import Console
 
+import autopilot
 import fit
 import memory
 import startup
@@ -69,6 +73,7 @@ SECTIONS = {
     "sweep": sweep,
     "throughput": throughput,
     "memory": memory,
+    "autopilot": autopilot,
 }
 # a 1-minute load average from which the machine counts as busy (see --threads)
 BUSY_LOAD = 0.5

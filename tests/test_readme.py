@@ -484,6 +484,8 @@ def _check_files(command: str, runnable: str, log_dir: Path, tmp_path: Path, out
             assert list(log_dir.glob("grid_vs_random/runs/*/grid_vs_random.md")), output[-3000:]
         elif "debug=checks" in tokens:
             assert list(log_dir.glob("*/runs/*/checks.json")), output[-3000:]
+        elif "autopilot=default" in tokens:
+            assert list(log_dir.glob("*/autopilot/*/autopilot.json")), output[-3000:]
         elif "tune.apply=false" in tokens:
             assert list(log_dir.glob("*/runs/*/lr_range.png")), output[-3000:]
         else:
