@@ -173,6 +173,44 @@ class SchedulerConfig:
     monitor: str | None = None
 
 
+# the remedies the autopilot may apply (`autopilot.knobs` picks some; the diagnosis names them)
+AUTOPILOT_KNOBS = (
+    "lower_lr",
+    "raise_lr",
+    "range_test",
+    "stabilize",
+    "train_longer",
+    "capacity",
+    "smaller",
+    "regularize",
+    "less_regularization",
+    "early_stopping",
+    "collapse",
+)
+
+
+@dataclass
+class AutopilotConfig:
+    """conf/autopilot/: diagnose, make one change, rerun; keep it only if it beats the noise."""
+
+    max_runs: int = field(default=8, metadata=rule(PositiveInt))  # training runs, all steps
+    max_minutes: float = field(default=60.0, metadata=rule(Positive))
+    seeds: int = field(default=1, metadata=rule(PositiveInt))  # runs per step, their mean
+    knobs: list[str] | None = None  # the remedies it may apply (AUTOPILOT_KNOBS); null: all
+    min_gain: float = field(default=0.005, metadata=rule(Positive))  # the noise's floor
+    resume: str | None = None  # an autopilot folder to continue
+
+    def __post_init__(self) -> None:
+        for knob in self.knobs or []:
+            if knob not in AUTOPILOT_KNOBS:
+                raise UserError(
+                    f"autopilot.knobs: unknown knob {knob!r}: "
+                    f"{did_you_mean('', knob, list(AUTOPILOT_KNOBS))}"
+                )
+        if self.knobs is not None and not self.knobs:
+            raise UserError("autopilot.knobs=[] leaves nothing to turn: name some, or pass null")
+
+
 SCHEMAS: dict[str, type] = {
     "goal": GoalConfig,
     "diagnosis": DiagnosisConfig,
@@ -181,6 +219,7 @@ SCHEMAS: dict[str, type] = {
     "search": SearchConfig,
     "study": StudyConfig,
     "paths": PathsConfig,
+    "autopilot": AutopilotConfig,
 }
 
 

@@ -202,7 +202,7 @@ def check_paths(cfg: DictConfig) -> None:
     data = cfg.get("data")
     if data is None or data.get("download", False):
         return
-    for key in ("path", "root"):
+    for key in ("path", "root", "val_path", "test_path"):
         if key in data and data[key] is not None and not Path(str(data[key])).exists():
             datamodule = locate(str(data._target_), "data._target_") if "_target_" in data else None
             hint = getattr(datamodule, "path_hint", None)

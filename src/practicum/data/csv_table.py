@@ -29,10 +29,26 @@ class CSVDataModule(InMemoryClassificationData):
     def path_hint(cls, args: Mapping[str, Any]) -> str:
         return "point data.path at a CSV file with a header row, numeric feature columns and a label column"
 
-    def __init__(self, path: str, label_column: str = "label", **kwargs: Any) -> None:
+    explicit_splits_hint = (
+        "a split column (data.split_column=<column> holding train, val or test on each row), or "
+        "files of their own (data.val_path=<csv> data.test_path=<csv>)"
+    )
+
+    def __init__(
+        self,
+        path: str,
+        label_column: str = "label",
+        split_column: str | None = None,
+        val_path: str | None = None,
+        test_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.path = Path(path)
         self.label_column = label_column
+        self.split_column = split_column
+        self.val_path = None if val_path is None else Path(val_path)
+        self.test_path = None if test_path is None else Path(test_path)
         self.lines: list[int] = []  # the file's line of each example
 
     def describe(self) -> str:
@@ -47,7 +63,36 @@ class CSVDataModule(InMemoryClassificationData):
     def load_arrays(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         header, rows = read_rows(self.path, self.describe(), "one row per example")
         label_at = column(header, self.label_column, "label_column", self.describe())
-        feature_at = [i for i in range(len(header)) if i != label_at]
+        skip = {label_at}
+        separate = {"val": self.val_path, "test": self.test_path}
+        if any(separate.values()) and not all(separate.values()):
+            raise UserError(
+                "data.val_path and data.test_path go together: give both files (the train split "
+                "is data.path), or neither"
+            )
+        if self.split_column is not None:
+            if any(separate.values()):
+                raise UserError(
+                    "data.split_column and data.val_path/test_path are two ways to give the "
+                    "splits: use one"
+                )
+            split_at = column(header, self.split_column, "split_column", self.describe())
+            skip.add(split_at)
+            self.assigned = read_split_names(rows, split_at, self.describe())
+        elif all(separate.values()):
+            assigned = ["train"] * len(rows)
+            for split, path in separate.items():
+                what = f"data.{split}_path={str(path)!r}"
+                other_header, other_rows = read_rows(path, what, "one row per example")
+                if other_header != header:
+                    raise UserError(
+                        f"{what} has the columns {other_header}, {self.describe()} has {header}: "
+                        "give every split the same header"
+                    )
+                rows = rows + other_rows
+                assigned += [split] * len(other_rows)
+            self.assigned = np.array(assigned)
+        feature_at = [i for i in range(len(header)) if i not in skip]
         if not feature_at:
             raise UserError(
                 f"{self.describe()} has no feature columns besides {self.label_column!r}: "
@@ -59,6 +104,22 @@ class CSVDataModule(InMemoryClassificationData):
         names = sorted(set(labels), key=label_sort_key)
         index = {name: i for i, name in enumerate(names)}
         return features, np.array([index[v] for v in labels], dtype=np.int64), names
+
+
+SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+
+def read_split_names(rows: list[Row], at: int, what: str) -> np.ndarray:
+    """The split of each row: train, val (or valid, validation) or test."""
+    names = []
+    for line, row in rows:
+        name = SPLIT_NAMES.get(row[at].strip().lower())
+        if name is None:
+            raise UserError(
+                f"{what} line {line} has split {row[at]!r}: use train, val or test in the split column"
+            )
+        names.append(name)
+    return np.array(names)
 
 
 def read_rows(path: Path, what: str, layout: str) -> tuple[list[str], list[Row]]:

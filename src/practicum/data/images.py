@@ -176,9 +176,11 @@ class TorchvisionImageData(SplitDataModule):
         }
 
     def _load_folder(self) -> dict:
-        layout = "one subfolder of images per class, or train/ and test/ folders of those"
+        layout = "one subfolder of images per class, or train/, val/ and test/ folders of those"
         split_dirs = [os.path.join(self.root, s) for s in ("train", "test")]
         separate = all(os.path.isdir(d) for d in split_dirs)
+        val_dir = os.path.join(self.root, "val")
+        own_val = separate and os.path.isdir(val_dir)
         mode = {1: "L", 3: "RGB"}.get(self.channels)
         if mode is None:
             raise UserError(f"data.channels={self.channels} is invalid: use 1 or 3")
@@ -202,16 +204,20 @@ class TorchvisionImageData(SplitDataModule):
         self.base = [v2.ToImage(), v2.Resize(self.image_size), v2.CenterCrop(self.image_size)]
         if separate:
             train, test = folder(split_dirs[0]), folder(split_dirs[1])
-            if test.classes != train.classes:
-                raise UserError(
-                    f"{split_dirs[1]} has classes {test.classes} but {split_dirs[0]} has "
-                    f"{train.classes}: use the same class subfolders in both"
-                )
+            val = folder(val_dir) if own_val else train
+            for other, path in ((test, split_dirs[1]), (val, val_dir)):
+                if other.classes != train.classes:
+                    raise UserError(
+                        f"{path} has classes {other.classes} but {split_dirs[0]} has "
+                        f"{train.classes}: use the same class subfolders in each"
+                    )
         else:
-            train = test = folder(self.root)
+            train = test = val = folder(self.root)
         self.class_names = list(train.classes)
         y_train, y_test = np.asarray(train.targets), np.asarray(test.targets)
-        for path, _ in train.samples + (test.samples if separate else []):
+        for path, _ in (
+            train.samples + (test.samples if separate else []) + (val.samples if own_val else [])
+        ):
             require_image(path)
         check_examples(
             f"data.root={self.root!r}" + (" (its train/ folder)" if separate else ""),
@@ -226,10 +232,23 @@ class TorchvisionImageData(SplitDataModule):
             test_idx = np.arange(len(y_test))
         else:
             rest, test_idx = self._stratified(rest, y_train, self.test_fraction)
-        val_share = self.val_fraction / (1.0 - (0.0 if separate else self.test_fraction))
-        train_idx, val_idx = self._stratified(rest, y_train, val_share)
         train_source = lambda i: train.loader(train.samples[i][0])  # noqa: E731
         test_source = lambda i: test.loader(test.samples[i][0])  # noqa: E731
+        if own_val:
+            # val/ holds its own images, drawn like the test images: nothing is cut from train/
+            y_val = np.asarray(val.targets)
+            if len(y_val) == 0:
+                raise UserError(
+                    f"{val_dir} holds no images: put validation images in its class folders"
+                )
+            val_source = lambda i: val.loader(val.samples[i][0])  # noqa: E731
+            return {
+                "train": (train_source, y_train, rest),
+                "val": (val_source, y_val, np.arange(len(y_val))),
+                "test": (test_source, y_test, test_idx),
+            }
+        val_share = self.val_fraction / (1.0 - (0.0 if separate else self.test_fraction))
+        train_idx, val_idx = self._stratified(rest, y_train, val_share)
         return {
             "train": (train_source, y_train, train_idx),
             "val": (train_source, y_train, val_idx),
@@ -304,6 +323,13 @@ class TorchvisionImageData(SplitDataModule):
                 pixels = v2.functional.resize(pixels, size, antialias=True)
             batch.append(self.splits["val"].transform(pixels))
         return torch.stack(batch)
+
+    @property
+    def explicit_splits_hint(self) -> str | None:
+        """How validation images drawn like the test images are given (an image folder only)."""
+        if self.dataset != "image_folder":
+            return None
+        return f"put them in {self.root}/val/<class>/ beside train/ and test/ (val/ is then not cut from train/)"
 
     def split_sizes(self) -> dict[str, int]:
         return {name: len(self.splits[name]) for name in ("train", "val", "test")}

@@ -45,6 +45,9 @@ class InMemoryClassificationData(SplitDataModule):
         self.declared_input_shape = input_shape
         self.normalize = normalize
         self.train_subset = train_subset
+        # the split of each example when the data names them (a split column, separate files);
+        # None: the seeded split by val_fraction and test_fraction
+        self.assigned: np.ndarray | None = None
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._shuffled: TensorBatches | None = None
         self._shuffle_state: torch.Tensor | None = None
@@ -81,6 +84,9 @@ class InMemoryClassificationData(SplitDataModule):
     def describe(self) -> str:
         return type(self).__name__
 
+    # how a validation split drawn like the test split is given, for the diagnosis's advice
+    explicit_splits_hint: str | None = None
+
     def where(self, indices: Sequence[int]) -> str:
         """Where examples `indices` (of what `load_arrays` returned) are, as the user finds them."""
         return rows_named(list(indices), "examples")
@@ -100,6 +106,9 @@ class InMemoryClassificationData(SplitDataModule):
             raise UserError(
                 f"{self.describe()} has NaN or inf in {self.where(bad)}: fix or drop them"
             )
+        if self.assigned is not None:
+            self._check_assigned(y)
+            return
         check_examples(
             self.describe(),
             y,
@@ -160,8 +169,26 @@ class InMemoryClassificationData(SplitDataModule):
                 f"{self.input_shape}: set data.input_shape={self.input_shape} (or auto)"
             )
 
+    def _check_assigned(self, y: np.ndarray) -> None:
+        """Splits the data names itself: each one present, and training with two classes."""
+        for split in SPLITS:
+            if not (self.assigned == split).any():
+                raise UserError(
+                    f"{self.describe()} names no {split} examples: every split needs some "
+                    f"({self.explicit_splits_hint})"
+                )
+        if len(np.unique(y[self.assigned == "train"])) < 2:
+            raise UserError(
+                f"{self.describe()} has one class in its train split: it needs two at least"
+            )
+
     def _split(self, x: np.ndarray, y: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         seed = self.split_seed
+        if self.assigned is not None:
+            train, val, test = (np.flatnonzero(self.assigned == split) for split in SPLITS)
+            if self.train_subset is not None:
+                train = subset(train, y, self.train_subset, seed)
+            return {name: (x[i], y[i]) for name, i in zip(SPLITS, (train, val, test), strict=True)}
         rest, test = split_off(np.arange(len(y)), y, self.test_fraction, seed)
         train, val = split_off(rest, y, val_share(self.val_fraction, self.test_fraction), seed)
         if self.train_subset is not None:
