@@ -125,7 +125,14 @@ def test_instantiated_nodes_hold_only_constructor_arguments(tmp_path: Path):
 
 def test_the_owned_groups_are_typed(tmp_path: Path):
     cfg = compose_train(
-        tmp_path, ["debug=checks", "tune=lr", "search=random", "experiment=grid_vs_random"]
+        tmp_path,
+        [
+            "debug=checks",
+            "tune=lr",
+            "search=random",
+            "experiment=grid_vs_random",
+            "autopilot=default",
+        ],
     )
     for group, schema in SCHEMAS.items():
         assert OmegaConf.get_type(cfg[group]) is schema, group
