@@ -82,7 +82,10 @@ BAD_INPUTS = [
         "data.path='/no/such/table.csv' does not exist",
     ),
     (["optimizer.lr=fast"], "optimizer.lr='fast' is invalid: lr must be a number > 0"),
-    (["model.net._target_=os.system"], "model.net._target_='os.system' (it is posix.system) is not"),
+    (
+        ["model.net._target_=os.system"],
+        "model.net._target_='os.system' (it is posix.system) is not",
+    ),
     # an alias through a trusted package is followed to the function it really is
     (
         ["model.net._target_=torch.nn.functional.torch.save"],
@@ -231,7 +234,15 @@ def test_unwritable_log_dir_and_empty_data_are_one_line(tmp_path: Path):
     cases = [
         (
             ["paths.log_dir=/proc/practicum-logs"],
-            "paths.log_dir=/proc/practicum-logs is not writable",
+            "paths.log_dir=/proc/practicum-logs cannot be written",
+        ),
+        (
+            ["hydra.run.dir=/proc/practicum-run"],
+            "hydra.run.dir=/proc/practicum-run cannot be written",
+        ),
+        (
+            ["-m", "seed=1,2", f"hydra.sweep.dir={empty}/sweep"],
+            f"hydra.sweep.dir={empty}/sweep cannot be written ({empty} is not a folder)",
         ),
         (
             ["data=csv", f"data.path={empty}", "model=mlp", f"paths.log_dir={tmp_path}/logs"],

@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -114,21 +115,36 @@ def is_a_sweep(argv: list[str]) -> bool:
 
 
 def check_log_dir(argv: list[str], cwd: Path | None = None) -> None:
-    """An unwritable `paths.log_dir` is one line before Hydra tries to create a run directory in it."""
+    """An unwritable `paths.log_dir`, `hydra.run.dir` or `hydra.sweep.dir` is one line before
+    Hydra tries to create a run directory there. Nothing is left behind by the check."""
     if not is_a_run(argv):
         return
     values = overrides.values(argv)
-    log_dir = Path(values.get("paths.log_dir", (cwd or Path.cwd()) / "logs"))
+    folders = {"paths.log_dir": Path(values.get("paths.log_dir", (cwd or Path.cwd()) / "logs"))}
+    for key in ("hydra.run.dir", "hydra.sweep.dir"):
+        if values.get(key) is not None:
+            folders[key] = Path(str(values[key]))
+    for key, folder in folders.items():
+        problem = _unwritable(folder)
+        if problem:
+            raise UserError(
+                f"{key}={folder} cannot be written ({problem}): pass {key}=<a directory you can write>"
+            )
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why files cannot be created in `folder` (or in the folders it would be made in), if so."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
     try:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        probe = log_dir / f".practicum-write-test-{os.getpid()}"
-        probe.touch()
-        probe.unlink()
+        probe = tempfile.mkdtemp(prefix=".practicum-write-test-", dir=existing)
     except OSError as exc:
-        raise UserError(
-            f"paths.log_dir={log_dir} is not writable ({exc.strerror or type(exc).__name__}): "
-            "pass paths.log_dir=<a directory you can write>"
-        ) from exc
+        return exc.strerror or type(exc).__name__
+    os.rmdir(probe)
+    return None
 
 
 def _discard_unused_run_dir(output_dir: str | None) -> None:
