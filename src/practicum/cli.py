@@ -147,7 +147,7 @@ def _unwritable(folder: Path) -> str | None:
     return None
 
 
-def _discard_unused_run_dir(output_dir: str | None) -> None:
+def _discard_unused_run_dir(output_dir: str | None, log_dir: str | None = None) -> None:
     """Remove a run directory a refused run created, so it never looks like a run that happened.
     Only a directory holding nothing but what is written before training starts goes: a run with a
     checkpoint, a summary or metrics (one being resumed) is never touched."""
@@ -164,6 +164,15 @@ def _discard_unused_run_dir(output_dir: str | None) -> None:
         ):
             return
     shutil.rmtree(path, ignore_errors=True)
+    # and the folders made for it alone (logs/<task>/runs/), up to the log folder
+    top = Path(log_dir).resolve() if log_dir else None
+    parent = path.resolve().parent
+    while top is not None and parent != top and top in parent.parents:
+        try:
+            parent.rmdir()  # only when empty
+        except OSError:
+            break
+        parent = parent.parent
 
 
 def _guarded(run: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
@@ -193,7 +202,8 @@ def _guarded(run: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
                 raise
             report(str(user_error))
             if hydra_cfg is not None:
-                _discard_unused_run_dir(hydra_cfg.runtime.output_dir)
+                log_dir = (cfg.get("paths") or {}).get("log_dir")
+                _discard_unused_run_dir(hydra_cfg.runtime.output_dir, log_dir)
             sys.exit(USER_ERROR_EXIT)
 
     return task_function
