@@ -82,11 +82,28 @@ def build_task(cfg: DictConfig, with_optimizer: bool = True) -> Task:
         wiring["optimizer"] = instantiate(cfg.optimizer)
         wiring["scheduler"] = instantiate(cfg.scheduler, _convert_="all")
     task = instantiate(cfg.model, _convert_="all", **wiring)
+    if with_optimizer:  # evaluation runs batch norm in eval mode: any batch size does
+        _require_batches_for_batch_norm(cfg, task)
     if cfg.get("compile"):
         # in place: the state dict keeps its keys, so checkpoints load with or without compiling
         task.net.compile()
     task.run_config = OmegaConf.to_container(cfg, resolve=True)
     return task
+
+
+def _require_batches_for_batch_norm(cfg: DictConfig, task: Task) -> None:
+    """Batch norm cannot train on a batch of one example: say so before training, not mid-epoch."""
+    import torch
+
+    batch_size = (cfg.get("data") or {}).get("batch_size")
+    norms = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d)
+    if batch_size == 1 and any(isinstance(m, norms) for m in task.modules()):
+        has_knob = "batch_norm" in ((cfg.get("model") or {}).get("net") or {})
+        fix = " or model.net.batch_norm=false" if has_knob else ""
+        raise UserError(
+            f"data.batch_size=1 with model={cfg.get('parts', {}).get('model')}, whose batch norm "
+            f"cannot train on batches of one example: use data.batch_size=2 or more{fix}"
+        )
 
 
 def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:

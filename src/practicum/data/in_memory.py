@@ -12,7 +12,14 @@ import torch
 from practicum.constraints import OpenFraction, PositiveInt, at_least, one_of
 from practicum.data.base import SplitDataModule
 from practicum.data.batches import TensorBatches
-from practicum.data.splits import check_examples, rows_named, split_off, subset, val_share
+from practicum.data.splits import (
+    MIN_TRAIN,
+    check_examples,
+    rows_named,
+    split_off,
+    subset,
+    val_share,
+)
 from practicum.errors import UserError
 
 SPLITS = ("train", "val", "test")
@@ -177,6 +184,11 @@ class InMemoryClassificationData(SplitDataModule):
                     f"{self.describe()} names no {split} examples: every split needs some "
                     f"({self.explicit_splits_hint})"
                 )
+        if (self.assigned == "train").sum() < MIN_TRAIN:
+            raise UserError(
+                f"{self.describe()} names {(self.assigned == 'train').sum()} train example: "
+                f"{MIN_TRAIN} at least (batch norm cannot train on one)"
+            )
         if len(np.unique(y[self.assigned == "train"])) < 2:
             raise UserError(
                 f"{self.describe()} has one class in its train split: it needs two at least"
