@@ -28,11 +28,16 @@ def evaluate_splits(
     splits: tuple[str, ...],
     ckpt_path: str | None,
 ) -> dict[str, float]:
-    """Metrics of one checkpoint on each split, in eval mode, with a Trainer that logs nothing."""
+    """Metrics of one checkpoint on each split, in eval mode, with a Trainer that logs nothing.
+
+    The standard error of each metric the task could measure (its `split_errors` after each
+    split) is left in `task.standard_errors`, keyed like the metrics."""
     trainer = build_trainer(cfg, quiet=True)
     metrics: dict[str, float] = {}
+    errors: dict[str, float] = {}
     for i, split in enumerate(splits):
         task.eval_split = split
+        task.split_errors = {}
         # load the checkpoint once; later calls keep its weights
         results = trainer.test(
             task,
@@ -40,8 +45,11 @@ def evaluate_splits(
             ckpt_path=ckpt_path if i == 0 else None,
             verbose=False,
         )
-        metrics.update({key: float(value) for key, value in results[0].items()})
+        measured = {key: float(value) for key, value in results[0].items()}
+        metrics.update(measured)
+        errors.update({k: v for k, v in task.split_errors.items() if k in measured})
     task.eval_split = "test"
+    task.standard_errors = errors
     return metrics
 
 

@@ -28,7 +28,9 @@ class Task(pl.LightningModule):
     What the run flow relies on is declared here: `diagnosis_kind` picks the diagnosis rules
     ("supervised", "vae", "gan"); `eval_split` names the split that `test_step` measures (the
     flow sets it to train, val and test in turn); `logged_metrics` lists what may be a goal;
-    `save_pictures` is optional.
+    `split_errors` holds the standard error of each metric `test_step` measured on the last split
+    (`val/acc`: 0.012, ...; see tasks/noise.py), which the evaluation gathers into
+    `standard_errors`; `save_pictures` is optional.
     """
 
     # the kind of data the task learns from ("classification", "detection", ...); the config check
@@ -50,6 +52,8 @@ class Task(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_spec = scheduler or {}
         self.run_config: dict[str, Any] | None = None
+        self.split_errors: dict[str, float] = {}
+        self.standard_errors: dict[str, float] = {}
 
     def save_pictures(self, datamodule: Any, output_dir: Path, title: str = "") -> Path | None:
         """Pictures of the best checkpoint in the run directory (e.g. predictions on validation

@@ -13,6 +13,7 @@ from practicum.constraints import Fraction
 from practicum.errors import UserError
 from practicum.methodology.goal import cost, share
 from practicum.tasks.base import OptimizerFactory, Task
+from practicum.tasks.noise import bootstrap_errors, finite_errors, gathered, mean_error
 
 STAGES = ("train", "val", "test")
 LOSSES = ("cross_entropy", "hinge")
@@ -36,6 +37,8 @@ class ClassificationTask(Task):
         super().__init__(net, optimizer, scheduler)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
         self.criterion = _make_loss(loss, label_smoothing)
+        # the same loss per example, for its standard error when testing
+        self.example_criterion = _make_loss(loss, label_smoothing, reduction="none")
         metrics = MetricCollection(
             {
                 # labels are checked once, against num_classes, when the data loads
@@ -53,11 +56,14 @@ class ClassificationTask(Task):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
-    def _shared_step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+    def _shared_step(
+        self, batch: tuple[Tensor, Tensor], stage: str, per_example: bool = False
+    ) -> Tensor:
         x, y = batch
         logits = self(x)
         loss = self.criterion(logits, y)
-        self._epoch_outputs[stage].add(logits.detach().argmax(dim=-1), y, loss.detach())
+        losses = self.example_criterion(logits.detach(), y) if per_example else None
+        self._epoch_outputs[stage].add(logits.detach().argmax(dim=-1), y, loss.detach(), losses)
         return loss
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
@@ -67,7 +73,7 @@ class ClassificationTask(Task):
         self._shared_step(batch, "val")
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._shared_step(batch, self.eval_split)
+        self._shared_step(batch, self.eval_split, per_example=True)
 
     def predict_step(self, batch: Any, batch_idx: int) -> Tensor:
         x = batch[0] if isinstance(batch, list | tuple) else batch
@@ -89,21 +95,35 @@ class ClassificationTask(Task):
         self._log_epoch("val")
 
     def on_test_epoch_end(self) -> None:
-        self._log_epoch(self.eval_split)
+        stage, buffer = self.eval_split, self._epoch_outputs[self.eval_split]
+        preds, targets = gathered(buffer.preds), gathered(buffer.targets)
+        losses = gathered(buffer.losses)
+        self._log_epoch(stage)
+        self.split_errors = {}
+        if targets is not None and losses is not None:
+            self.split_errors = classification_errors(
+                stage, preds, targets, losses, self.hparams.num_classes
+            )
 
 
 class EpochBuffer:
-    """Predicted classes, targets and the loss sum of one epoch, kept on the device, no host sync."""
+    """Predicted classes, targets and the loss sum of one epoch, kept on the device, no host sync;
+    per-example losses too when given (testing)."""
 
     def __init__(self) -> None:
         self.preds: list[Tensor] = []
         self.targets: list[Tensor] = []
+        self.losses: list[Tensor] = []
         self.loss_sum: Tensor | float = 0.0
         self.count = 0
 
-    def add(self, preds: Tensor, targets: Tensor, loss: Tensor) -> None:
+    def add(
+        self, preds: Tensor, targets: Tensor, loss: Tensor, losses: Tensor | None = None
+    ) -> None:
         self.preds.append(preds)
         self.targets.append(targets)
+        if losses is not None:
+            self.losses.append(losses)
         self.loss_sum = self.loss_sum + loss * len(targets)
         self.count += len(targets)
 
@@ -114,9 +134,42 @@ class EpochBuffer:
         return out
 
 
-def _make_loss(name: str, label_smoothing: float) -> nn.Module:
+def classification_errors(
+    stage: str, preds: Tensor, targets: Tensor, losses: Tensor, num_classes: int
+) -> dict[str, float]:
+    """Standard errors of a split's accuracy and loss (means over examples) and macro F1 (bootstrap)."""
+    correct = (preds == targets).double()
+    # each example's cell of the confusion matrix
+    codes = targets.long() * num_classes + preds.long()
+
+    def f1(indices: Tensor) -> Tensor:
+        counts = torch.bincount(codes[indices], minlength=num_classes**2)
+        return macro_f1(counts.view(num_classes, num_classes))
+
+    return finite_errors(
+        {
+            f"{stage}/acc": mean_error(correct),
+            f"{stage}/loss": mean_error(losses),
+            f"{stage}/f1": float(bootstrap_errors(len(codes), f1)[0]),
+        }
+    )
+
+
+def macro_f1(confusion: Tensor) -> Tensor:
+    """Macro F1 of a (target, predicted) confusion matrix, as torchmetrics' MulticlassF1Score
+    averages it: classes never predicted nor present are left out of the mean."""
+    confusion = confusion.double()
+    hits = confusion.diagonal()
+    predicted_and_actual = confusion.sum(0) + confusion.sum(1)  # 2 tp + fp + fn
+    present = predicted_and_actual > 0
+    scores = 2 * hits[present] / predicted_and_actual[present]
+    return scores.mean().reshape(1) if len(scores) else torch.zeros(1, dtype=torch.float64)
+
+
+def _make_loss(name: str, label_smoothing: float, reduction: str = "mean") -> nn.Module:
     if name == "cross_entropy":
-        return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        return nn.CrossEntropyLoss(label_smoothing=label_smoothing, reduction=reduction)
     if name == "hinge":
-        return nn.MultiMarginLoss()  # the multi-class linear SVM loss (Weston & Watkins)
+        # the multi-class linear SVM loss (Weston & Watkins)
+        return nn.MultiMarginLoss(reduction=reduction)
     raise UserError(f"model.loss={name!r} is invalid: use one of {', '.join(LOSSES)}")

@@ -10,6 +10,14 @@ twice per batch: in eval mode for the boxes that the metrics score, and in train
 no_grad with every batch-norm layer kept in eval mode (nothing is updated) for the loss. That loss
 is the training objective on held-out images; its proposal sampling is random, like in training.
 Each loss component is logged too (`val/loss_classifier`, `val/loss_box_reg`, ...).
+
+Standard errors (tasks/noise.py), measured only in `test_step`, i.e. in the evaluation after fit:
+there the loss pass runs image by image, so each image has its own losses (their mean is the
+logged loss; the batched pass averages the same per-image samples), and the loss terms get
+std / sqrt(n). mAP is not a mean over images: its error is the spread of torchmetrics' mAP over
+`MAP_RESAMPLES` bootstrap resamples of the images with their stored predictions, on val and test
+only (each resample is a full COCO evaluation; the training split is the largest and no goal
+compares it across splits).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from torchmetrics.detection import MeanAveragePrecision
 from practicum.constraints import Fraction, PositiveInt
 from practicum.methodology.goal import cost, share
 from practicum.tasks.base import OptimizerFactory, Task
+from practicum.tasks.noise import across_processes, bootstrap_errors, finite_errors, mean_error
 
 # torch's batch-norm layers, named one by one: their common base class is private
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
@@ -36,6 +45,8 @@ LOSS_TERMS = (
     "loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg",
     "classification", "bbox_regression", "bbox_ctrness",
 )  # fmt: skip
+# each resample is one COCO evaluation of the split (about 0.5 s per 100 images on a CPU)
+MAP_RESAMPLES = 30
 
 
 class DetectionTask(Task):
@@ -64,6 +75,8 @@ class DetectionTask(Task):
         self.maps = nn.ModuleDict({f"{s}_": MeanAveragePrecision(iou_type="bbox") for s in STAGES})
         self._loss_sums: dict[str, dict[str, Tensor]] = {s: {} for s in STAGES}
         self._loss_counts = dict.fromkeys(STAGES, 0)
+        # per image while testing: its losses, its detections and its true boxes (on the CPU)
+        self._images: list[dict[str, Any]] = []
 
     def forward(self, images: list[Tensor]) -> list[dict[str, Tensor]]:
         return self.net(images)
@@ -79,14 +92,34 @@ class DetectionTask(Task):
         self._evaluate(batch, "val")
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch, self.eval_split)
+        self._evaluate(batch, self.eval_split, per_image=True)
 
-    def _evaluate(self, batch: Batch, stage: str) -> None:
+    def _evaluate(self, batch: Batch, stage: str, per_image: bool = False) -> None:
         images, targets = batch
         detections = self.net(images)
         self.maps[f"{stage}_"].update(detections, targets)
-        losses = self.held_out_losses(images, targets)
+        if per_image:
+            losses = self.losses_per_image(images, targets, detections)
+        else:
+            losses = self.held_out_losses(images, targets)
         self._add_losses(stage, losses, sum(losses.values()), len(images))
+
+    def losses_per_image(
+        self, images: list[Tensor], targets: list[dict], detections: list[dict]
+    ) -> dict[str, Tensor]:
+        """The held-out losses image by image, kept with each image's detections and true boxes
+        for the standard errors; returns their means over the batch."""
+        each = [self.held_out_losses([x], [t]) for x, t in zip(images, targets, strict=True)]
+        for losses, detection, target in zip(each, detections, targets, strict=True):
+            terms = {name: float(value) for name, value in losses.items()}
+            self._images.append(
+                {
+                    "losses": {"loss": sum(terms.values()), **terms},
+                    "detection": {k: v.detach().cpu() for k, v in detection.items()},
+                    "target": {k: target[k].cpu() for k in ("boxes", "labels")},
+                }
+            )
+        return {name: torch.stack([one[name] for one in each]).mean() for name in each[0]}
 
     def held_out_losses(self, images: list[Tensor], targets: list[dict]) -> dict[str, Tensor]:
         """The training losses on these images without changing the net (see the module docstring)."""
@@ -126,8 +159,14 @@ class DetectionTask(Task):
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val", with_map=True)
 
+    def on_test_epoch_start(self) -> None:
+        self._images = []
+
     def on_test_epoch_end(self) -> None:
         self._log_epoch(self.eval_split, with_map=True)
+        images = [one for part in across_processes(self._images) for one in part]
+        self._images = []
+        self.split_errors = detection_errors(self.eval_split, images) if images else {}
 
     @torch.no_grad()
     def save_pictures(self, datamodule: Any, output_dir: Path, title: str = "") -> Path:
@@ -150,3 +189,27 @@ class DetectionTask(Task):
             output_dir / "predictions.png",
             title,
         )
+
+
+def detection_errors(stage: str, images: list[dict[str, Any]]) -> dict[str, float]:
+    """Standard errors of a split's losses (means over images) and, on val and test, of its mAP
+    values (a bootstrap over images)."""
+    names = images[0]["losses"].keys()
+    errors = {
+        f"{stage}/{name}": mean_error(torch.tensor([one["losses"][name] for one in images]))
+        for name in names
+    }
+    if stage != "train":
+
+        def scores(indices: Tensor) -> Tensor:
+            metric = MeanAveragePrecision(iou_type="bbox", sync_on_compute=False)
+            chosen = [images[i] for i in indices.tolist()]
+            metric.update([one["detection"] for one in chosen], [one["target"] for one in chosen])
+            values = metric.compute()
+            return torch.stack([values[name].double() for name in REPORTED])
+
+        spread = bootstrap_errors(len(images), scores, resamples=MAP_RESAMPLES)
+        errors.update(
+            {f"{stage}/{name}": float(v) for name, v in zip(REPORTED, spread, strict=True)}
+        )
+    return finite_errors(errors)

@@ -11,6 +11,9 @@ A GAN has no likelihood to hold out, so its quality signal compares samples with
 the first 256 images of the split, in pixel space, and `quality` is their harmonic mean (the goal
 metric). Precision alone rewards a generator that repeats a few good images; recall catches that.
 It needs no extra model and no labels, so it works for any image data.
+
+Standard errors (tasks/noise.py), measured in `test_step` only: the losses' and beliefs' from each
+(real, generated) pair of images; precision, recall and quality as GenerativeTask.quality_errors says.
 """
 
 from __future__ import annotations
@@ -26,12 +29,11 @@ from torch.nn.functional import binary_cross_entropy_with_logits as bce
 from practicum.constraints import PositiveInt
 from practicum.methodology.goal import Metric, cost
 from practicum.tasks.base import OptimizerFactory
-from practicum.tasks.generative import (
-    GenerativeTask,
-    harmonic_mean,
-    knn_precision_recall,
-    save_grid,
-)
+from practicum.tasks.generative import GenerativeTask, save_grid
+from practicum.tasks.noise import finite_errors, gathered, mean_error
+
+# the values measured per (real, generated) pair of images
+PER_PAIR = ("d_loss", "d_real", "d_fake", "g_loss")
 
 
 class GANTask(GenerativeTask):
@@ -77,6 +79,8 @@ class GANTask(GenerativeTask):
         generator = torch.Generator().manual_seed(0)
         noise = torch.randn(max(grid_size, reference_size), net.latent_dim, generator=generator)
         self.register_buffer("fixed_noise", noise, persistent=False)
+        # each (real, generated) pair's values while testing, for their standard errors
+        self._per_image: dict[str, list[Tensor]] = {name: [] for name in PER_PAIR}
 
     def forward(self, z: Tensor) -> Tensor:
         return self.net.generate(z)
@@ -107,25 +111,28 @@ class GANTask(GenerativeTask):
             kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
         return optimizers, [factory(opt, **kwargs) for opt in optimizers]
 
-    def losses(self, real: Tensor) -> tuple[dict[str, Tensor], Tensor]:
-        """The discriminator's and the generator's losses on a batch of real images (in [-1, 1])."""
+    def losses(self, real: Tensor, per_image: bool = False) -> tuple[dict[str, Tensor], Tensor]:
+        """The discriminator's loss and beliefs on a batch of real images (in [-1, 1]) and as many
+        generated ones, and the generated images; with `per_image`, each (real, generated) pair's
+        own values instead of the batch means."""
         z = torch.randn(len(real), self.net.latent_dim, device=real.device)
         fake = self.net.generate(z)
         real_logits = self.net.discriminate(real)
         fake_logits = self.net.discriminate(fake.detach())
-        d_loss = bce(real_logits, torch.ones_like(real_logits)) + bce(
-            fake_logits, torch.zeros_like(fake_logits)
-        )
         values = {
-            "d_loss": d_loss,
-            "d_real": torch.sigmoid(real_logits).mean(),
-            "d_fake": torch.sigmoid(fake_logits).mean(),
+            "d_loss": bce(real_logits, torch.ones_like(real_logits), reduction="none")
+            + bce(fake_logits, torch.zeros_like(fake_logits), reduction="none"),
+            "d_real": torch.sigmoid(real_logits),
+            "d_fake": torch.sigmoid(fake_logits),
         }
+        if not per_image:
+            values = {name: value.mean() for name, value in values.items()}
         return values, fake
 
-    def generator_loss(self, fake: Tensor) -> Tensor:
+    def generator_loss(self, fake: Tensor, per_image: bool = False) -> Tensor:
         logits = self.net.discriminate(fake)
-        return bce(logits, torch.ones_like(logits))  # non-saturating: maximize log D(G(z))
+        # non-saturating: maximize log D(G(z))
+        return bce(logits, torch.ones_like(logits), reduction="none" if per_image else "mean")
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         g_opt, d_opt = self.optimizers()
@@ -142,10 +149,14 @@ class GANTask(GenerativeTask):
         self.accumulate("train", values, len(real))
 
     @torch.no_grad()
-    def _eval_step(self, batch: Any, stage: str) -> None:
+    def _eval_step(self, batch: Any, stage: str, per_image: bool = False) -> None:
         real = self.to_signed(batch[0])
-        values, fake = self.losses(real)
-        values["g_loss"] = self.generator_loss(fake)
+        values, fake = self.losses(real, per_image)
+        values["g_loss"] = self.generator_loss(fake, per_image)
+        if per_image:
+            for name, value in values.items():
+                self._per_image[name].append(value)
+            values = {name: value.mean() for name, value in values.items()}
         self.accumulate(stage, values, len(real))
         self.collect_real(batch[0])
 
@@ -153,7 +164,7 @@ class GANTask(GenerativeTask):
         self._eval_step(batch, "val")
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
-        self._eval_step(batch, self.eval_split)
+        self._eval_step(batch, self.eval_split, per_image=True)
 
     def _log_epoch(self, stage: str) -> None:
         values = self.epoch_means(stage)
@@ -161,10 +172,7 @@ class GANTask(GenerativeTask):
             values[f"{stage}/loss"] = values[f"{stage}/d_loss"]
         real = self.drain_real()
         if real is not None:
-            precision, recall = knn_precision_recall(real, self.sample(len(real)))
-            values[f"{stage}/precision"] = torch.tensor(precision)
-            values[f"{stage}/recall"] = torch.tensor(recall)
-            values[f"{stage}/quality"] = torch.tensor(harmonic_mean(precision, recall))
+            values.update(self.sample_quality(stage, real))
         self.log_dict(values, prog_bar=stage == "val", sync_dist=True)
 
     def on_train_epoch_end(self) -> None:
@@ -190,8 +198,22 @@ class GANTask(GenerativeTask):
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
 
+    def on_test_epoch_start(self) -> None:
+        super().on_test_epoch_start()
+        self._per_image = {name: [] for name in PER_PAIR}
+
     def on_test_epoch_end(self) -> None:
-        self._log_epoch(self.eval_split)
+        stage = self.eval_split
+        self._log_epoch(stage)
+        errors = self.quality_errors(stage)
+        for name in PER_PAIR:
+            values = gathered(self._per_image[name])
+            if values is not None:
+                errors[f"{stage}/{name}"] = mean_error(values)
+        if f"{stage}/d_loss" in errors:
+            errors[f"{stage}/loss"] = errors[f"{stage}/d_loss"]
+        self._per_image = {name: [] for name in PER_PAIR}
+        self.split_errors = finite_errors(errors)
 
     def save_pictures(self, datamodule: Any, output_dir: Path, title: str = "") -> None:
         """samples.png of the best checkpoint, in the run directory."""

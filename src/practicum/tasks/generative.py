@@ -6,6 +6,7 @@ Generative models train on image data of any labelled problem; the labels are ig
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from practicum.constraints import PositiveInt
 from practicum.methodology.goal import share
 from practicum.nets.shapes import require_image_shape
 from practicum.tasks.base import OptimizerFactory, Task
+from practicum.tasks.noise import share_error
 
 STAGES = ("train", "val", "test")
 
@@ -50,6 +52,8 @@ class GenerativeTask(Task):
         self._sums: dict[str, dict[str, Tensor]] = {stage: {} for stage in STAGES}
         self._counts: dict[str, int] = dict.fromkeys(STAGES, 0)
         self._real: list[Tensor] = []
+        # (stage, precision, recall, images) of the last sample quality measured
+        self._quality: tuple[str, float, float, int] | None = None
 
     # -- pixel range ----------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -96,6 +100,43 @@ class GenerativeTask(Task):
     def drain_real(self) -> Tensor | None:
         real, self._real = self._real, []
         return torch.cat(real) if real else None
+
+    # -- sample quality -------------------------------------------------------------------------
+    def on_test_epoch_start(self) -> None:
+        self._quality = None
+
+    def sample_quality(self, stage: str, real: Tensor) -> dict[str, Tensor]:
+        """k-NN precision, recall and their harmonic mean (quality) of as many samples as `real`
+        holds images, against them; remembered for their standard errors."""
+        precision, recall = knn_precision_recall(real, self.sample(len(real)))
+        self._quality = (stage, precision, recall, len(real))
+        return {
+            f"{stage}/precision": torch.tensor(precision),
+            f"{stage}/recall": torch.tensor(recall),
+            f"{stage}/quality": torch.tensor(harmonic_mean(precision, recall)),
+        }
+
+    def quality_errors(self, stage: str) -> dict[str, float]:
+        """Standard errors of the last sample quality measured on `stage`: precision is a share of
+        the samples, recall a share of the real images, each binomial (the manifolds' radii are
+        taken as fixed); quality's follows by the delta method, the two shares independent."""
+        if self._quality is None or self._quality[0] != stage:
+            return {}
+        _, precision, recall, count = self._quality
+        self._quality = None
+        error_p, error_r = share_error(precision, count), share_error(recall, count)
+        total = precision + recall
+        # d quality / d precision = 2 recall^2 / total^2, and symmetrically
+        error_q = (
+            2 * math.hypot(recall**2 * error_p, precision**2 * error_r) / total**2
+            if total > 0
+            else float("nan")
+        )
+        return {
+            f"{stage}/precision": error_p,
+            f"{stage}/recall": error_r,
+            f"{stage}/quality": error_q,
+        }
 
     # -- pictures -------------------------------------------------------------------------------
     def fitting(self) -> bool:

@@ -6,6 +6,9 @@ Logged per image, in nats, once per epoch and stage:
 - `kl`: KL(q(z|x) || N(0, I)), the information the code carries about the image;
 - `nelbo`: recon + kl, the negative ELBO, an upper bound on -log p(x) (the goal metric: lower is better);
 - `loss`: recon + beta * kl, the training objective (beta = 1 is the plain VAE; beta > 1 a beta-VAE).
+
+Standard errors (tasks/noise.py), measured in `test_step` only: each term's from the images' own
+terms; precision, recall and quality as GenerativeTask.quality_errors says.
 """
 
 from __future__ import annotations
@@ -20,12 +23,11 @@ from torch.nn.functional import binary_cross_entropy_with_logits
 from practicum.constraints import NonNegative, PositiveInt
 from practicum.methodology.goal import cost
 from practicum.tasks.base import OptimizerFactory
-from practicum.tasks.generative import (
-    GenerativeTask,
-    harmonic_mean,
-    knn_precision_recall,
-    save_grid,
-)
+from practicum.tasks.generative import GenerativeTask, save_grid
+from practicum.tasks.noise import finite_errors, gathered, mean_error
+
+# what elbo_terms returns
+TERMS = ("loss", "nelbo", "recon", "kl")
 
 
 class VAETask(GenerativeTask):
@@ -34,7 +36,7 @@ class VAETask(GenerativeTask):
 
     diagnosis_kind = "vae"
     logged_metrics = (
-        *(cost(name) for name in ("loss", "nelbo", "recon", "kl")),
+        *(cost(name) for name in TERMS),
         *GenerativeTask.SAMPLE_QUALITY,
     )
 
@@ -59,22 +61,34 @@ class VAETask(GenerativeTask):
         codes = torch.randn(max(grid_size, reference_size), net.latent_dim, generator=generator)
         self.register_buffer("fixed_codes", codes, persistent=False)
         self._shown: Tensor | None = None
+        # each image's ELBO terms while testing, for their standard errors
+        self._per_image: dict[str, list[Tensor]] = {name: [] for name in TERMS}
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return self.net(x)
 
-    def elbo_terms(self, x: Tensor) -> dict[str, Tensor]:
-        """Per-image means of the reconstruction term, the KL term, the negative ELBO and the loss."""
+    def elbo_terms(self, x: Tensor, per_image: bool = False) -> dict[str, Tensor]:
+        """Per-image means of the reconstruction term, the KL term, the negative ELBO and the loss;
+        with `per_image`, each image's own terms instead (vectors of the batch's length)."""
         target = self.to_unit(x)
         logits, mean, log_var = self(target)
-        batch = len(x)
-        recon = binary_cross_entropy_with_logits(logits, target, reduction="sum") / batch
-        kl = -0.5 * (1 + log_var - mean.pow(2) - log_var.exp()).sum() / batch
+        kl_terms = -0.5 * (1 + log_var - mean.pow(2) - log_var.exp())
+        if per_image:
+            pixels = binary_cross_entropy_with_logits(logits, target, reduction="none")
+            recon, kl = pixels.flatten(1).sum(1), kl_terms.flatten(1).sum(1)
+        else:
+            batch = len(x)
+            recon = binary_cross_entropy_with_logits(logits, target, reduction="sum") / batch
+            kl = kl_terms.sum() / batch
         return {"loss": recon + self.beta * kl, "nelbo": recon + kl, "recon": recon, "kl": kl}
 
-    def _shared_step(self, batch: Any, stage: str) -> Tensor:
+    def _shared_step(self, batch: Any, stage: str, per_image: bool = False) -> Tensor:
         x = batch[0]
-        terms = self.elbo_terms(x)
+        terms = self.elbo_terms(x, per_image)
+        if per_image:
+            for name, values in terms.items():
+                self._per_image[name].append(values.detach())
+            terms = {name: values.mean() for name, values in terms.items()}
         self.accumulate(stage, terms, len(x))
         if stage != "train":
             self.collect_real(x)
@@ -89,7 +103,7 @@ class VAETask(GenerativeTask):
         self._shared_step(batch, "val")
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
-        self._shared_step(batch, self.eval_split)
+        self._shared_step(batch, self.eval_split, per_image=True)
 
     @torch.no_grad()
     def sample(self, count: int) -> Tensor:
@@ -108,10 +122,7 @@ class VAETask(GenerativeTask):
         real = self.drain_real()
         if real is not None:
             # the same k-NN precision/recall the GAN reports, so the two can be compared
-            precision, recall = knn_precision_recall(real, self.sample(len(real)))
-            values[f"{stage}/precision"] = torch.tensor(precision)
-            values[f"{stage}/recall"] = torch.tensor(recall)
-            values[f"{stage}/quality"] = torch.tensor(harmonic_mean(precision, recall))
+            values.update(self.sample_quality(stage, real))
         self.log_dict(values, prog_bar=stage == "val", sync_dist=True)
         if stage == "train":
             self.stop_if_diverged(values["train/loss"])
@@ -129,8 +140,20 @@ class VAETask(GenerativeTask):
     def on_validation_epoch_start(self) -> None:
         self._shown = None
 
+    def on_test_epoch_start(self) -> None:
+        super().on_test_epoch_start()
+        self._per_image = {name: [] for name in TERMS}
+
     def on_test_epoch_end(self) -> None:
-        self._log_epoch(self.eval_split)
+        stage = self.eval_split
+        self._log_epoch(stage)
+        errors = self.quality_errors(stage)
+        for name in TERMS:
+            values = gathered(self._per_image[name])
+            if values is not None:
+                errors[f"{stage}/{name}"] = mean_error(values)
+        self._per_image = {name: [] for name in TERMS}
+        self.split_errors = finite_errors(errors)
 
     def save_pictures(self, datamodule: Any, output_dir: Path, title: str = "") -> None:
         """samples.png and reconstructions.png of the best checkpoint, in the run directory."""
