@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from torch import nn
 from practicum.build import build_datamodule, build_task
 from practicum.config import ChecksConfig, settings
 from practicum.errors import UserError
+from practicum.knobs import run_changes
 from practicum.methodology.checks import (
     batch_independence,
     gradient_check,
@@ -20,10 +23,11 @@ from practicum.methodology.checks import (
     overfit_tiny_subset,
     print_checks,
     run_checks,
+    unsupported,
     write_checks,
 )
 
-from conftest import compose_train
+from conftest import compose_train, run_cli
 
 NAMES = [
     "initial_loss",
@@ -119,6 +123,22 @@ def test_gradient_check_catches_a_wrong_backward():
     assert "input" in wrong.detail and "1.weight" in wrong.detail and "1.bias" in wrong.detail
 
 
+def test_gradient_check_is_not_fooled_by_a_kink_on_one_input():
+    """ReLU inputs at 0 for one random input make finite differences disagree there, yet the
+    backward is right: the check looks again on another input before calling it wrong."""
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10), nn.ReLU())
+    # the check's first input (seed 0): every unit of its first example sits on the kink
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        net[1].bias.copy_(-(net[1].weight.double() @ x[0].flatten()).float())
+    double = copy.deepcopy(net).double()
+    probe = x.clone().requires_grad_(True)
+    assert not torch.autograd.gradcheck(double, (probe,), fast_mode=True, raise_exception=False)
+    result = gradient_check(net, [1, 8, 8], seed=0)
+    assert result.status == "pass" and result.value == 0, result.detail
+    assert "confirmed on 2 more" in result.detail
+
+
 class CenterOnBatch(nn.Module):
     """Subtracts the batch mean: every output depends on every example of the batch."""
 
@@ -178,3 +198,48 @@ def test_settings_come_from_the_debug_checks_config(tmp_path):
         settings({"overfit_target": 1.5}, ChecksConfig, "checks")
     with pytest.raises(UserError, match="checks.overfit_steps='many' is invalid"):
         settings({"overfit_steps": "many"}, ChecksConfig, "checks")
+
+
+def test_checks_run_on_variable_length_sequences(tmp_path):
+    """The adding problem's batches are (padded, lengths) pairs: every check takes them."""
+    cfg = compose_train(tmp_path, ["model=gru", "data=adding", "data.num_sequences=300"])
+    data = build_datamodule(cfg)  # first: it settles the input shape the net is built for
+    task = build_task(cfg)
+    assert unsupported(task, data) is None
+    fast = ChecksConfig(seed=0, overfit_steps=20, baseline_epochs=1)
+    results = {r.name: r for r in run_checks(task, data, fast)}
+    assert list(results) == NAMES
+    assert abs(results["initial_loss"].value - math.log(2)) < 0.1
+    assert results["gradient_check"].status == "pass"
+    assert results["batch_independence"].status == "pass"
+    assert "own: 0 " not in results["batch_independence"].detail  # the gradient reaches example 0
+    assert 0.0 <= results["overfit_tiny_subset"].value <= 1.0
+    assert "after 20 of at most 20 steps" in results["overfit_tiny_subset"].detail
+    assert math.isfinite(results["input_independent_baseline"].value)
+
+
+def test_generative_models_are_refused_in_one_line(tmp_path):
+    result = run_cli("train.py", "debug=checks", "model=vae", f"paths.log_dir={tmp_path}/logs")
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        "practicum: error: debug=checks cannot check model=vae data=digits: it checks classifiers "
+        "(loss at init against chance, accuracy on a tiny subset, real vs zeroed inputs) and "
+        "VAETask is not one"
+    ]
+    runs = tmp_path / "logs" / "checks" / "runs"
+    assert not runs.exists() or not any(runs.iterdir())  # no run folder left behind
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [[], ["model=gru", "data=adding"], ["model=gan"], ["model=fcn", "data.train_size=8",
+     "data.val_size=4", "data.test_size=4"]],
+)  # fmt: skip
+def test_the_diagnosis_advises_checks_exactly_where_they_run(tmp_path, overrides):
+    cfg = compose_train(tmp_path, overrides)
+    data = build_datamodule(cfg)
+    task = build_task(cfg)
+    advised = "checks" in run_changes(cfg, task, data)
+    assert advised == (unsupported(task, data) is None)
+    assert advised == (overrides in ([], ["model=gru", "data=adding"]))

@@ -77,17 +77,19 @@ def sanity_checks(cfg: DictConfig) -> float:
     return the number of checks that failed."""
     from practicum.build import build_datamodule, build_task
     from practicum.config import ChecksConfig, settings
-    from practicum.methodology.checks import print_checks, run_checks, write_checks
+    from practicum.methodology.checks import print_checks, run_checks, unsupported, write_checks
 
     console = Console()
     output_dir = _run_dir(cfg)
     datamodule = build_datamodule(cfg)
-    if not isinstance(getattr(datamodule, "splits", {}).get("train"), tuple):
+    task = build_task(cfg)
+    why_not = unsupported(task, datamodule)
+    if why_not:
         raise UserError(
-            "debug=checks needs in-memory data (digits, wine, breast_cancer, csv, npz); "
-            f"data={part_name(cfg, 'data')} is read from files"
+            f"debug=checks cannot check model={part_name(cfg, 'model')} "
+            f"data={part_name(cfg, 'data')}: {why_not}"
         )
-    results = run_checks(build_task(cfg), datamodule, settings(cfg.checks, ChecksConfig, "checks"))
+    results = run_checks(task, datamodule, settings(cfg.checks, ChecksConfig, "checks"))
     print_checks(results, console)
     path = write_checks(results, output_dir)
     failed = [r.name for r in results if not r.passed]
