@@ -308,6 +308,13 @@ def check_before_running(config_name: str, argv: list[str]) -> None:
     validate(cfg)
 
 
+def is_another_rank(argv: list[str]) -> bool:
+    """A DDP process Lightning started for rank 1, 2, ...: it reruns the command on the saved config
+    of the run rank 0 checked and writes, so none of the checks of a new run apply to it."""
+    rerun = any(arg in ("--experimental-rerun", "-cp", "--config-path") for arg in argv)
+    return rerun or os.environ.get("LOCAL_RANK", "0") != "0"
+
+
 def claim_sweep_dir(config_name: str, argv: list[str]) -> list[str]:
     """A sweep's folder, claimed here and passed on as `hydra.sweep.dir=`: its trials may run in
     other processes (submitit, SLURM), which must all write into this one folder."""
@@ -338,19 +345,20 @@ def _main(config_name: str, run: Callable[[DictConfig], Any]) -> None:
     logging.raiseExceptions = False
     with composition_errors_in_one_line(USER_ERROR_EXIT):
         try:
-            check_group_choices(argv)
-            check_log_dir(argv)
-            check_launcher(argv)
-            if config_name == "train":
-                argv = default_search_space(resume.plan(argv))
-            check_before_running(config_name, argv)
-            argv = claim_sweep_dir(config_name, argv)
             whitelist = hydra_whitelist()
+            if not is_another_rank(argv):
+                check_group_choices(argv)
+                check_log_dir(argv)
+                check_launcher(argv)
+                if config_name == "train":
+                    argv = default_search_space(resume.plan(argv))
+                check_before_running(config_name, argv)
+                argv = claim_sweep_dir(config_name, argv)
         except UserError as exc:
             report(str(exc))
             sys.exit(USER_ERROR_EXIT)
         resumed = overrides.values(argv).get("ckpt_path") == "last"
-        if config_name == "train" and resumed and is_a_run(argv):
+        if config_name == "train" and resumed and is_a_run(argv) and not is_another_rank(argv):
             resume.keep_config_record(Path(str(overrides.values(argv)["hydra.run.dir"])))
         sys.argv[1:] = argv
         entry = hydra.main(

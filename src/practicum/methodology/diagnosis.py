@@ -182,9 +182,11 @@ def is_share(goal: Goal) -> bool:
 def standard_error(facts: RunFacts, split: str) -> float | None:
     """The goal metric's standard error on a split: from per-example values when the run measured
     them, else the binomial error of a share of examples."""
-    if facts.noise and facts.noise.get(split) is not None:
-        return facts.noise[split]
     value, n = facts.metrics.get(facts.goal.at(split)), (facts.sizes or {}).get(split)
+    if facts.noise and facts.noise.get(split) is not None:
+        measured = facts.noise[split]
+        # a share of exactly 0 or 1 measures no spread; it is still n examples' worth of evidence
+        return max(measured, 0.5 / n) if is_share(facts.goal) and n else measured
     if value is None or not n or not is_share(facts.goal) or not 0 <= value <= 1:
         return None
     return math.sqrt(max(value * (1 - value), 0.25 / n) / n)
