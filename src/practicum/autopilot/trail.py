@@ -174,3 +174,36 @@ def read_state(folder: Path) -> tuple[dict[str, Any], list[Step]]:
     except json.JSONDecodeError as exc:
         raise UserError(f"autopilot.resume: {path} is not readable JSON ({exc.msg})") from exc
     return content, [Step.from_dict(step) for step in content.get("trail", [])]
+
+
+def shown(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def step_line(step: Step, goal: Goal) -> str:
+    """The step's one line on the terminal."""
+    metric = goal.metric.split("/", 1)[-1]
+    o = step.objective
+    values = f"val {metric} {shown(o.get('val'))} (train {shown(o.get('train'))}, test {shown(o.get('test'))})"
+    change = " ".join(step.change) or "baseline"
+    verdict = f"{step.decision} ({step.reason})" if step.reason else step.decision
+    return (
+        f"step {step.number:02d}  {change:<44} {values}  {verdict}  "
+        f"[{step.case or step.verdict}]  {step.wall_time_s:.1f} s"
+    )
+
+
+def discard_fresh(folder: Path) -> None:
+    """Remove a folder that holds nothing but Hydra's record and logs (a resume's own)."""
+    import shutil
+
+    if not folder.is_dir():
+        return
+    for item in folder.rglob("*"):
+        if (
+            item.is_file()
+            and ".hydra" not in item.relative_to(folder).parts
+            and item.suffix != ".log"
+        ):
+            return
+    shutil.rmtree(folder, ignore_errors=True)
