@@ -78,9 +78,10 @@ def test_checks_are_advised_only_where_they_run(tmp_path: Path):
 @pytest.mark.parametrize(
     "optimizer, lr, direction, expected",
     [
-        ("rmsprop", 10.0, "down", [1e-4, 3e-4, 1e-3]),  # far too high: the sane decade below
+        # far too high: the sane default first, then the decade below it
+        ("rmsprop", 10.0, "down", [1e-3, 3e-4, 1e-4]),
         ("adam", 1e-6, "up", [1e-3, 3e-3, 1e-2]),  # far too low: the sane decade
-        ("adam", 3e-3, "down", [1e-4, 3e-4, 1e-3]),  # near the default: steps away from it
+        ("adam", 3e-3, "down", [1e-3, 3e-4, 1e-4]),  # near the default: steps away from it
         ("sgd", 1e-2, "up", [3e-2, 0.1, 0.3]),
     ],
 )

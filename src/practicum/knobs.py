@@ -206,12 +206,13 @@ def optimizer_name(cfg: DictConfig) -> str:
 def lr_grid(cfg: DictConfig, direction: str) -> list[float]:
     """Three learning rates to try after a too-high ("down") or too-low ("up") one: the decade
     below or above a sane default for this optimizer when the current value is far from it, else
-    steps of 3x away from the current value. Never centred on the value that failed."""
+    steps of 3x away from the current value. Never centred on the value that failed. In the order
+    to try them: the sane default first, or the smallest step away from the current value."""
     lr = float(cfg.optimizer.lr)
     default = DEFAULT_LR.get(optimizer_name(cfg), 1e-3)
     if direction == "down":
         picked = (
-            [default / 10, default / 3, default] if lr > 3 * default else [lr / 30, lr / 10, lr / 3]
+            [default, default / 3, default / 10] if lr > 3 * default else [lr / 3, lr / 10, lr / 30]
         )
     else:
         picked = (
