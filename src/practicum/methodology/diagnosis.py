@@ -105,15 +105,16 @@ def still_improving(history: History) -> bool:
 
 def falling_within_epoch(steps: list[float]) -> bool:
     """The last quarter of an epoch's step losses is lower than the quarter before it by more than
-    2% and more than twice its standard error: the loss was still falling when training ended."""
+    2% and more than twice its standard error: the loss was still falling when training ended.
+    Medians: the short last batch of an epoch may score far off the rest."""
     finite = [v for v in steps if math.isfinite(v)]
     if len(finite) < 8:
         return False
     quarter = len(finite) // 4
     before, last = finite[-2 * quarter : -quarter], finite[-quarter:]
-    drop = statistics.fmean(before) - statistics.fmean(last)
+    drop = statistics.median(before) - statistics.median(last)
     spread = statistics.pstdev(before + last) / math.sqrt(quarter) if quarter > 1 else 0.0
-    return drop > 0.02 * abs(statistics.fmean(before)) and drop > 2 * spread
+    return drop > 0.02 * abs(statistics.median(before)) and drop > 2 * spread
 
 
 def best_epoch_early(best: int | None, epochs: int) -> bool:
@@ -164,7 +165,7 @@ def hardly_moved(facts: RunFacts) -> bool:
     start = facts.init_loss
     if start is None or not facts.last_steps or len(facts.first_steps) < 10:
         return False
-    end = statistics.fmean(facts.last_steps[-max(len(facts.last_steps) // 4, 1) :])
+    end = statistics.median(facts.last_steps[-max(len(facts.last_steps) // 4, 1) :])
     return math.isfinite(end) and end > 0.95 * start
 
 
@@ -275,7 +276,7 @@ def curve_evidence(facts: RunFacts) -> list[str]:
             else ""
         )
         end = (
-            statistics.fmean(facts.last_steps[-max(len(facts.last_steps) // 4, 1) :])
+            statistics.median(facts.last_steps[-max(len(facts.last_steps) // 4, 1) :])
             if facts.last_steps
             else None
         )
