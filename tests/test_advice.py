@@ -39,7 +39,7 @@ def test_every_advised_change_composes_and_validates(tmp_path: Path, model: str)
     _, changes = _advised(tmp_path, base)
     assert changes, f"model={model}: no change to advise at all"
     tried = 0
-    for key, options in changes.items():
+    for options in changes.values():
         for change in options:
             cfg = compose_train(tmp_path, [*base, *change])
             validate(cfg)  # raises UserError, one line, for a key the model lacks or a bad value

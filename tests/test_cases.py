@@ -140,8 +140,9 @@ def test_the_baseline_is_fit_with_its_own_settings_not_the_runs(tmp_path: Path):
     reference (logistic regression on the same split), or the comparison means nothing."""
     from sklearn.linear_model import LogisticRegression
 
-    from conftest import compose_train as compose
     from practicum.build import build_datamodule
+
+    from conftest import compose_train as compose
 
     _, summary, _ = train(
         tmp_path, ["data=breast_cancer", "model=mlp", "optimizer.lr=1e-6", "trainer.max_epochs=2"]

@@ -79,14 +79,14 @@ def test_shapes_classes_and_normalization_come_from_the_file(
     cfg = compose_train(tmp_path, ["data=npz", f"data.path={digits_npz}", "model=residual_mlp"])
     images = build_datamodule(cfg)
     assert cfg.data.input_shape == [1, 8, 8] and cfg.data.num_classes == 10
-    assert images.normalize == "global"  # one mean and std for all pixels
+    assert isinstance(images.mean, float) and isinstance(images.std, float)  # one for all pixels
     assert images.split_sizes() == {"train": 1257, "val": 270, "test": 270}
 
     named = ["data.x_key=features", "data.y_key=labels"]
     cfg = compose_train(tmp_path, ["data=npz", f"data.path={breast_cancer_npz}", *named])
     vectors = build_datamodule(cfg)
     assert cfg.data.input_shape == [30] and cfg.data.num_classes == 2
-    assert vectors.normalize == "per_feature"
+    assert vectors.mean.shape == vectors.std.shape == (30,)  # one mean and std per feature
     assert vectors.class_names == ["benign", "malignant"]
 
 

@@ -17,8 +17,9 @@ NPZ_HINT = "write one with numpy.savez(path, x=features, y=labels)"
 
 
 class NpzDataModule(InMemoryClassificationData):
-    """`x`: features `(N, F)` or images `(N, C, H, W)` (or `(N, H, W)`: one channel); `y`: `N` labels. The parent class splits,
-    normalizes and batches them, and sets `num_classes` and `input_shape` from what this returns."""
+    """`x`: features `(N, F)` or images `(N, C, H, W)` (`(N, H, W)`: one channel); `y`: `N` labels.
+    The parent class splits, normalizes and batches them, and sets `num_classes` and `input_shape`
+    from what this returns."""
 
     @classmethod
     def path_hint(cls, args: Mapping[str, Any]) -> str:
