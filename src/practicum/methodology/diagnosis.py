@@ -187,7 +187,7 @@ def standard_error(facts: RunFacts, split: str) -> float | None:
     if facts.noise and facts.noise.get(split) is not None:
         measured = facts.noise[split]
         # a share of exactly 0 or 1 measures no spread; it is still n examples' worth of evidence
-        return max(measured, 0.5 / n) if is_share(facts.goal) and n else measured
+        return 0.5 / n if measured == 0 and is_share(facts.goal) and n else measured
     if value is None or not n or not is_share(facts.goal) or not 0 <= value <= 1:
         return None
     return math.sqrt(max(value * (1 - value), 0.25 / n) / n)
