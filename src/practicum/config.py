@@ -378,6 +378,12 @@ def compose(
     register_schemas()
     with initialize_config_dir(str(conf_dir)):
         cfg = hydra_compose(config_name, overrides=list(overrides), return_hydra_config=True)
+    return job_config(cfg)
+
+
+def job_config(cfg: DictConfig) -> DictConfig:
+    """A config composed with Hydra's own node as a run sees it: `parts:` filled from Hydra's
+    choices, the `hydra` node dropped."""
     choices = cfg.hydra.runtime.choices
     with open_dict(cfg):
         for group in cfg.get("parts") or {}:

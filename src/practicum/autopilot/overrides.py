@@ -49,13 +49,9 @@ def compose_step(overrides: list[str]) -> DictConfig:
         return compose(Path(__file__).resolve().parents[3] / "conf", "train", overrides)
     from hydra import compose as hydra_compose
 
-    cfg = hydra_compose("train", overrides=overrides, return_hydra_config=True)
-    choices = cfg.hydra.runtime.choices
-    with open_dict(cfg):
-        for group in cfg.get("parts") or {}:
-            cfg.parts[group] = choices.get(group)
-        del cfg["hydra"]
-    return cfg
+    from practicum.config import job_config
+
+    return job_config(hydra_compose("train", overrides=overrides, return_hydra_config=True))
 
 
 def step_config(overrides: list[str], root_dir: str, output_dir: Path) -> DictConfig:

@@ -65,21 +65,12 @@ class CSVDataModule(InMemoryClassificationData):
         label_at = column(header, self.label_column, "label_column", self.describe())
         skip = {label_at}
         separate = {"val": self.val_path, "test": self.test_path}
-        if any(separate.values()) and not all(separate.values()):
-            raise UserError(
-                "data.val_path and data.test_path go together: give both files (the train split "
-                "is data.path), or neither"
-            )
-        if self.split_column is not None:
-            if any(separate.values()):
-                raise UserError(
-                    "data.split_column and data.val_path/test_path are two ways to give the "
-                    "splits: use one"
-                )
+        source = self.explicit_split_source(self.split_column, "split_column", separate)
+        if source == "named":
             split_at = column(header, self.split_column, "split_column", self.describe())
             skip.add(split_at)
             self.assigned = read_split_names(rows, split_at, self.describe())
-        elif all(separate.values()):
+        elif source == "files":
             assigned = ["train"] * len(rows)
             for split, path in separate.items():
                 what = f"data.{split}_path={str(path)!r}"

@@ -176,6 +176,22 @@ class InMemoryClassificationData(SplitDataModule):
                 f"{self.input_shape}: set data.input_shape={self.input_shape} (or auto)"
             )
 
+    @staticmethod
+    def explicit_split_source(named: str | None, name_key: str, separate: dict) -> str | None:
+        """Which way the data names its splits: "named" (a column or key), "files" (val and test
+        files of their own) or None; giving half of the files, or both ways, is one line."""
+        if any(separate.values()) and not all(separate.values()):
+            raise UserError(
+                "data.val_path and data.test_path go together: give both files (the train split "
+                "is data.path), or neither"
+            )
+        if named is not None and any(separate.values()):
+            raise UserError(
+                f"data.{name_key} and data.val_path/test_path are two ways to give the splits: "
+                "use one"
+            )
+        return "named" if named is not None else ("files" if all(separate.values()) else None)
+
     def _check_assigned(self, y: np.ndarray) -> None:
         """Splits the data names itself: each one present, and training with two classes."""
         for split in SPLITS:

@@ -60,19 +60,10 @@ class NpzDataModule(InMemoryClassificationData):
         """Features, labels numbered 0..K-1 in sorted order of their values, and the K class names."""
         x, y = self._read(self.path, self.describe())
         separate = {"val": self.val_path, "test": self.test_path}
-        if any(separate.values()) and not all(separate.values()):
-            raise UserError(
-                "data.val_path and data.test_path go together: give both files (the train split "
-                "is data.path), or neither"
-            )
-        if self.split_key is not None:
-            if any(separate.values()):
-                raise UserError(
-                    "data.split_key and data.val_path/test_path are two ways to give the splits: "
-                    "use one"
-                )
+        source = self.explicit_split_source(self.split_key, "split_key", separate)
+        if source == "named":
             self.assigned = self._split_names(len(y))
-        elif all(separate.values()):
+        elif source == "files":
             assigned = ["train"] * len(y)
             for split, path in separate.items():
                 xs, ys = self._read(path, f"data.{split}_path={str(path)!r}")
