@@ -25,6 +25,16 @@ Sections (each prints a table; all of them land in one JSON file):
   autopilot   `autopilot=default` vs `search=random` at the same budget (8 runs) in five scenarios
               that miss their goal for different reasons (benchmarks/autopilot.py), over 3 seeds
               (--quick: 1). Target: the goal in >= 4 of 5 within 8 runs, in fewer runs than random.
+  images      `data=image_folder` on generated PNGs (standard augmentation): images/s of
+              practicum's training loader vs torchvision ImageFolder + DataLoader with the same
+              transforms, batch and workers, epochs alternating (target >= 0.95); the training step
+              with real loading vs the same batches preloaded, with 0 and the default workers.
+  scaling     fit time and peak RSS at 1x, 4x and 16x the training set, in-memory (npz) and image
+              files (image_folder), one fresh process each: time per example no worse than linear;
+              file-backed peak RSS flat.
+  gpu         ResNet-18 images/s: practicum's task + Trainer (trainer=gpu: bf16 where supported,
+              channels-last, pinned memory) vs a hand loop with the same settings (target >= 0.95).
+              Without CUDA it runs its CPU path (fp32, a few steps): a smoke test, no target.
 
 Options: --quick, --only SECTION[,SECTION], --repeats N (every section), --results-dir DIR, and
 --threads N|torch|auto: torch/OpenMP threads of every process. `torch` leaves torch's default (one
@@ -61,7 +71,10 @@ from rich.console import Console
 
 import autopilot
 import fit
+import gpu
+import images
 import memory
+import scaling
 import startup
 import sweep
 import throughput
@@ -74,6 +87,9 @@ SECTIONS = {
     "throughput": throughput,
     "memory": memory,
     "autopilot": autopilot,
+    "images": images,
+    "scaling": scaling,
+    "gpu": gpu,
 }
 # a 1-minute load average from which the machine counts as busy (see --threads)
 BUSY_LOAD = 0.5
@@ -133,13 +149,16 @@ def main(argv: list[str] | None = None) -> int:
         result["seconds"] = round(time.perf_counter() - section_started, 1)
         result["load_before"], result["load_after"] = load_before, load_average()
         report["sections"][name] = result
-        table = section.table(result)
+        tables = section.table(result)  # one table, or a list of them
+        tables = tables if isinstance(tables, list) else [tables]
         load = (
             f"load avg before {fmt_load(load_before)}, after {fmt_load(result['load_after'])}; "
             f"threads: {threads_note}"
         )
-        table.caption = f"{table.caption}\n{load}" if table.caption else load
-        console.print(table)
+        last = tables[-1]
+        last.caption = f"{last.caption}\n{load}" if last.caption else load
+        for table in tables:
+            console.print(table)
 
     report["total_seconds"] = round(time.perf_counter() - started, 1)
     path = write_results(report, args.results_dir)

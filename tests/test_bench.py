@@ -7,6 +7,8 @@ import math
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
@@ -67,3 +69,21 @@ def test_fit_section_times_three_sides_on_the_same_steps(tmp_path):
     assert section["sides"]["by_hand"]["ratio"] == 1.0
     assert section["accuracy_comparable"] is True
     assert math.isclose(section["ratio"], section["sides"]["practicum"]["ratio"])
+
+
+def test_gpu_section_runs_its_cpu_path_without_cuda(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("with a GPU the section measures it: minutes, not a test")
+    result = run_bench(tmp_path, "--only", "gpu", "--threads", "1")
+    assert "ResNet-18" in result.stdout and "practicum / hand loop" in result.stdout
+
+    section = json.loads((tmp_path / "latest.json").read_text())["sections"]["gpu"]
+    assert section["device_type"] == "cpu" and section["precision"] == "32-true"
+    assert section["channels_last"] is False and section["meets_target"] is None
+    assert section["rounds"] == 2 and section["timed_steps"] == 3
+    for side in ("practicum_images_per_s", "hand_loop_images_per_s"):
+        assert len(section[side]["runs"]) == 2
+        assert all(math.isfinite(r) and r > 0 for r in section[side]["runs"])
+    assert math.isfinite(section["ratio"]["median"]) and section["ratio"]["median"] > 0

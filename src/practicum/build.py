@@ -13,7 +13,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.profilers import PassThroughProfiler
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from practicum import wandb_runs
+from practicum import gpu, wandb_runs
 from practicum.checkpointing import AtomicCheckpointIO, RunCSVLogger
 from practicum.data.in_memory import InMemoryClassificationData
 from practicum.errors import UserError
@@ -140,10 +140,13 @@ def build_trainer(
     skip_gpu_probe_without_gpu()
     _require_accelerator(str(cfg.trainer.get("accelerator", "auto")))
     profiler = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}
+    # `precision: mixed` (trainer=gpu): bf16 where the GPU supports it, else fp16
+    precision = gpu.trainer_precision(cfg.trainer.get("precision"))
     if quiet:
         return instantiate(
             cfg.trainer,
             **profiler,
+            **precision,
             logger=False,
             callbacks=[],
             enable_checkpointing=False,
@@ -158,9 +161,17 @@ def build_trainer(
     # the within-epoch loss curve and the loss at init, which the diagnosis reads
     if not any(isinstance(c, StepLosses) for c in callbacks):
         callbacks.append(StepLosses())
+    # the trainer's own callbacks (trainer=gpu: channels-last convnets)
+    callbacks += [instantiate(node) for node in cfg.trainer.get("callbacks") or []]
     plugins = [AtomicCheckpointIO(), *(instantiate(p) for p in cfg.trainer.get("plugins") or [])]
     return instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers, plugins=plugins, **profiler, **summary
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers,
+        plugins=plugins,
+        **profiler,
+        **precision,
+        **summary,
     )
 
 

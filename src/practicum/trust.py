@@ -64,6 +64,7 @@ RULES: tuple[Rule, ...] = (
     Rule("practicum.tasks.schedules", "function:warmup_cosine"),
     Rule("practicum.data", "lightning.pytorch.LightningDataModule"),
     Rule("practicum.methodology.callbacks", "lightning.pytorch.Callback"),
+    Rule("practicum.gpu", "lightning.pytorch.Callback"),
     Rule("practicum.checkpointing", "lightning.pytorch.loggers.Logger"),
     Rule("practicum.search", "hydra.experimental.callback.Callback"),
     # layers, optimizers, schedules, metrics and transforms

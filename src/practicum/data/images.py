@@ -6,7 +6,8 @@ ImageFolder: `<root>/train` + `<root>/test` when both exist, else test is split 
 (`test_fraction`). Normalization: the published per-channel statistics for the standard datasets;
 ImageFolder computes them from up to 256 training images (`normalize: imagenet` for pretrained
 nets, `none` to skip). Augmentation (transforms v2) applies to `train_dataloader()` only; `loader()`
-without shuffling, as used for evaluation, gives the clean images of every split.
+without shuffling, as used for evaluation, gives the clean images of every split. Images stay uint8
+through the per-image transforms; the loaders' collate scales and normalizes whole batches.
 """
 
 from __future__ import annotations
@@ -14,16 +15,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 from torchvision import datasets
 from torchvision.transforms import v2
 
-from practicum.constraints import NonNegativeInt, OpenFraction, PositiveInt, at_least, one_of
+from practicum.constraints import Constraint, OpenFraction, PositiveInt, at_least, one_of
 from practicum.data.base import SplitDataModule, lone_last_batch, require_image
 from practicum.data.splits import check_examples, split_off, subset
 from practicum.errors import UserError
@@ -72,6 +73,81 @@ class _Images(Dataset):
         return self.transform(self.source(index)), int(self.targets[index])
 
 
+class SquareSize:
+    """Resize (the shorter side) and center-crop to size x size; an image already that size passes
+    as it is, without the two transforms' per-call cost."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.steps = v2.Compose([v2.Resize(size), v2.CenterCrop(size)])
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        if tuple(image.shape[-2:]) == (self.size, self.size):
+            return image
+        return self.steps(image)
+
+
+class BatchFinish:
+    """The loaders' collate: stack the uint8 images, then scale to [0, 1] and normalize the whole
+    batch at once (the numbers per-image transforms give, in one call instead of two per image);
+    strong augmentation's random erasing follows, image by image."""
+
+    def __init__(self, stats: tuple[list[float], list[float]] | None, erasing=None) -> None:
+        self.stats, self.erasing = stats, erasing
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        x = v2.functional.to_dtype(x.as_subclass(torch.Tensor), torch.float32, scale=True)
+        if self.stats is not None:
+            x = v2.functional.normalize(x, *self.stats)
+        if self.erasing is not None:
+            x = torch.stack([self.erasing(image) for image in x])
+        return x
+
+    def __call__(self, samples: list) -> list:
+        x, y = default_collate(samples)
+        return [self.images(x), y]
+
+
+class ImageFiles:
+    """Image `i` of a folder's file list, decoded to PIL in the given mode (`L` or `RGB`).
+
+    The paths sit in one NumPy array, not a list of Python strings: a DataLoader worker forked
+    from the main process touches no per-file object, so its memory does not grow with the folder
+    (reference counts written into a shared list copy its pages, worker by worker). A plain class,
+    not a closure, so that workers started by spawn or forkserver can unpickle it."""
+
+    def __init__(self, samples: Sequence[tuple[str, int]], mode: str) -> None:
+        self.paths = np.array([path for path, _ in samples])
+        self.mode = mode
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __call__(self, i: int) -> Image.Image:
+        path = str(self.paths[i])
+        try:
+            with Image.open(path) as image:
+                return image.convert(self.mode)
+        except OSError as exc:  # truncated or not an image at all
+            raise UserError(
+                f"{path} is not a readable image ({exc}): replace or remove the file"
+            ) from exc
+
+
+def default_workers() -> int:
+    """`num_workers: auto`: one loader process per CPU this process may use, less the one that
+    runs the training step, at most 8 (0 on a single CPU: loading then shares the step's core)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(0, min(8, (cpus or 1) - 1))
+
+
+WORKERS = Constraint(
+    "must be a whole number >= 0, or auto",
+    lambda v: v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+    "auto",
+)
+
+
 class TorchvisionImageData(SplitDataModule):
     @classmethod
     def path_hint(cls, args: Mapping[str, Any]) -> str:
@@ -102,7 +178,7 @@ class TorchvisionImageData(SplitDataModule):
         channels: Annotated[int, one_of(1, 3)] = 3,
         num_classes: int | str = "auto",
         input_shape: Sequence[int] | str = "auto",
-        num_workers: Annotated[int, NonNegativeInt] = 0,
+        num_workers: Annotated[int | Literal["auto"], WORKERS] = 0,
         pin_memory: bool | str = "auto",
         persistent_workers: bool = True,
     ) -> None:
@@ -113,7 +189,8 @@ class TorchvisionImageData(SplitDataModule):
         self.augment, self.normalize = augment, normalize
         self.image_size, self.channels = image_size, channels
         self.declared = {"num_classes": num_classes, "input_shape": input_shape}
-        self.num_workers, self.persistent_workers = num_workers, persistent_workers
+        self.num_workers = default_workers() if num_workers == "auto" else num_workers
+        self.persistent_workers = persistent_workers
         self.pin_memory = torch.cuda.is_available() if pin_memory == "auto" else bool(pin_memory)
         self.num_classes: int = 0
         self.input_shape: list[int] = []
@@ -128,11 +205,12 @@ class TorchvisionImageData(SplitDataModule):
         self.num_classes = len(self.class_names)
         self._check_declared()
         mean, std = self._statistics(parts)
-        tail = [v2.ToDtype(torch.float32, scale=True)]
-        tail += [v2.Normalize(mean, std)] if self.normalize != "none" else []
-        plain = v2.Compose([*self.base, *tail])
-        erasing = [v2.RandomErasing(p=0.25)] if self.augment == "strong" else []
-        augmented = v2.Compose([*self.base, *self._augmentation(), *tail, *erasing])
+        stats = (mean, std) if self.normalize != "none" else None
+        self.finish = BatchFinish(stats)
+        erasing = v2.RandomErasing(p=0.25) if self.augment == "strong" else None
+        self.finish_augmented = BatchFinish(stats, erasing)
+        plain = v2.Compose(self.base or [v2.Identity()])
+        augmented = v2.Compose([*self.base, *self._augmentation()] or [v2.Identity()])
         self.splits = {
             name: _Images(source, targets, indices, plain)
             for name, (source, targets, indices) in parts.items()
@@ -185,23 +263,14 @@ class TorchvisionImageData(SplitDataModule):
         if mode is None:
             raise UserError(f"data.channels={self.channels} is invalid: use 1 or 3")
 
-        def load(path: str) -> Image.Image:
-            try:
-                with Image.open(path) as image:
-                    return image.convert(mode)
-            except OSError as exc:  # truncated or not an image at all
-                raise UserError(
-                    f"{path} is not a readable image ({exc}): replace or remove the file"
-                ) from exc
-
         def folder(path: str) -> datasets.ImageFolder:
             try:
-                return datasets.ImageFolder(path, loader=load)
+                return datasets.ImageFolder(path)  # its file list; ImageFiles decodes
             except (FileNotFoundError, OSError) as exc:
                 raise UserError(f"data.root={self.root!r} lacks {layout}: {exc}") from exc
 
         self.input_shape = [self.channels, self.image_size, self.image_size]
-        self.base = [v2.ToImage(), v2.Resize(self.image_size), v2.CenterCrop(self.image_size)]
+        self.base = [v2.ToImage(), SquareSize(self.image_size)]
         if separate:
             train, test = folder(split_dirs[0]), folder(split_dirs[1])
             val = folder(val_dir) if own_val else train
@@ -232,8 +301,7 @@ class TorchvisionImageData(SplitDataModule):
             test_idx = np.arange(len(y_test))
         else:
             rest, test_idx = self._stratified(rest, y_train, self.test_fraction)
-        train_source = lambda i: train.loader(train.samples[i][0])  # noqa: E731
-        test_source = lambda i: test.loader(test.samples[i][0])  # noqa: E731
+        train_source, test_source = ImageFiles(train.samples, mode), ImageFiles(test.samples, mode)
         if own_val:
             # val/ holds its own images, drawn like the test images: nothing is cut from train/
             y_val = np.asarray(val.targets)
@@ -241,7 +309,7 @@ class TorchvisionImageData(SplitDataModule):
                 raise UserError(
                     f"{val_dir} holds no images: put validation images in its class folders"
                 )
-            val_source = lambda i: val.loader(val.samples[i][0])  # noqa: E731
+            val_source = ImageFiles(val.samples, mode)
             return {
                 "train": (train_source, y_train, rest),
                 "val": (val_source, y_val, np.arange(len(y_val))),
@@ -322,7 +390,7 @@ class TorchvisionImageData(SplitDataModule):
             if not self.base and list(pixels.shape[1:]) != size:
                 pixels = v2.functional.resize(pixels, size, antialias=True)
             batch.append(self.splits["val"].transform(pixels))
-        return torch.stack(batch)
+        return self.finish.images(torch.stack(batch))
 
     @property
     def explicit_splits_hint(self) -> str | None:
@@ -344,6 +412,7 @@ class TorchvisionImageData(SplitDataModule):
             shuffle=shuffle,
             drop_last=lone_last_batch(len(dataset), self.batch_size, shuffle),
             generator=torch.Generator().manual_seed(seed) if shuffle else None,
+            collate_fn=self.finish_augmented if split == "train" and shuffle else self.finish,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and self.num_workers > 0,
