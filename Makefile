@@ -7,12 +7,13 @@ ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help install train test test-fast test-oldest lint format clean tensorboard bench
+.PHONY: help install train test test-fast test-oldest test-slurm lint format clean tensorboard bench
 
 help:
 	@echo "make train   train the default baseline (ARGS='model=mlp optimizer=rmsprop' to swap parts)"
 	@echo "make test    run the test suite"
 	@echo "make test-oldest  the test suite on the oldest releases pyproject.toml allows (.ci/oldest.txt)"
+	@echo "make test-slurm   the tests marked slurm, on a single-node SLURM cluster it starts (Debian, root)"
 	@echo "make bench   benchmark suite: fit vs a hand-written loop, start-up, sweeps, throughput, memory"
 	@echo "             (BENCH_ARGS='--quick' or '--only fit,startup'; results in benchmarks/results/)"
 	@echo "make lint    ruff lint + format check"
@@ -53,6 +54,18 @@ test-oldest: $(OLDEST_STAMP)
 	@$(OLDEST_PY) -m pip list --format=freeze 2>/dev/null \
 		| grep -iE '^(lightning|pytorch-lightning|hydra-core|hydra-optuna-sweeper|torchmetrics|optuna|torch|torchvision)=='
 	$(OLDEST_PY) -m pytest $(PYTEST_ARGS)
+
+# Sweeps on a real SLURM cluster: on a machine that is already a SLURM node (sinfo answers) the
+# tests use that cluster; else scripts/slurm_cluster.sh starts a single-node one (installing
+# slurm-wlm, munge, slurmdbd and mariadb-server with apt-get) and stops it afterwards.
+test-slurm: install
+	@if sinfo >/dev/null 2>&1; then \
+		$(PY) -m pytest -m slurm $(PYTEST_ARGS); \
+	else \
+		scripts/slurm_cluster.sh up || exit 1; \
+		$(PY) -m pytest -m slurm $(PYTEST_ARGS); status=$$?; \
+		scripts/slurm_cluster.sh down; exit $$status; \
+	fi
 
 lint: install
 	$(PY) -m ruff check .

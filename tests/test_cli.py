@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -104,11 +103,7 @@ BAD_INPUTS = [
     (["ckpt_path=last", "hydra.run.dir=/tmp/practicum-no-such-run"], "ckpt_path=last but"),
     (["data=csv"], "data.path must be set"),
     (["model=cnn", "data=wine"], "model=cnn needs image inputs"),
-    pytest.param(
-        ["-m", "hydra/launcher=slurm"],
-        "hydra/launcher=slurm needs a SLURM cluster",
-        marks=pytest.mark.skipif(shutil.which("srun") is not None, reason="on a SLURM cluster"),
-    ),
+    (["-m", "hydra/launcher=slurm"], "hydra/launcher=slurm needs a SLURM cluster"),
 ]
 
 

@@ -177,20 +177,22 @@ def test_grid_edge_is_the_smallest_or_largest_value_tried(tmp_path: Path):
 def test_failed_and_diverged_trials_are_counted_never_best(tmp_path: Path):
     make_job(tmp_path, 0, {"optimizer.lr": "0.001"}, 0.9)
     make_job(tmp_path, 1, {"optimizer.lr": "0.01"}, None, status="diverged", verdict="diverged")
-    make_job(tmp_path, 2, {"optimizer.lr": "1.0"}, None, status=None)  # died: no summary.json
+    # no summary.json: still running, or lost with the launcher; neither failed nor finished
+    make_job(tmp_path, 2, {"optimizer.lr": "1.0"}, None, status=None)
     make_job(tmp_path, 3, {"optimizer.lr": "0.1"}, None, status="failed", error="CUDA OOM")
 
     result = summarize_sweep(tmp_path)
 
-    counts = {"completed": 1, "diverged": 1, "failed": 2, "interrupted": 0, "refused": 0}
+    counts = {"completed": 1, "diverged": 1, "failed": 1, "interrupted": 0, "refused": 0}
+    counts |= {"unfinished": 1}
     assert result["counts"] == counts | {"total": 4}
     assert result["best"]["job"] == 0
     assert result["best"]["command"] == "python train.py optimizer.lr=0.001 trainer.max_epochs=3"
     rows = {row["job"]: row for row in read_csv(tmp_path / "summary.csv")}
-    assert rows["2"]["status"] == "failed" and "no summary.json" in rows["2"]["error"]
+    assert rows["2"]["status"] == "unfinished" and "no summary.json" in rows["2"]["error"]
     assert rows["3"]["error"] == "CUDA OOM" and rows["1"]["status"] == "diverged"
     markdown = (tmp_path / "summary.md").read_text()
-    assert "4 trials: 1 completed, 1 diverged, 2 failed; 0 met the goal" in markdown
+    assert "4 trials: 1 completed, 1 diverged, 1 failed, 1 unfinished; 0 met the goal" in markdown
     assert [row[1] for row in table_rows(markdown, "## Trials, best first")][0] == "0"
     assert_png(tmp_path / "search.png")
 
@@ -240,7 +242,10 @@ def test_the_callback_ends_a_sweep_none_of_whose_trials_finished(tmp_path: Path,
     assert ended.value.code == 1
     error = f"practicum: error: all 3 trials of the sweep failed: see {tmp_path}/summary.md"
     assert capsys.readouterr().err.splitlines() == [error]
-    assert "3 trials: 0 completed, 2 failed, 1 refused; " in (tmp_path / "summary.md").read_text()
+    assert (
+        "3 trials: 0 completed, 1 failed, 1 refused, 1 unfinished; "
+        in (tmp_path / "summary.md").read_text()
+    )
 
     # one diverged trial finished training: the sweep did not fail
     make_job(tmp_path, 3, {"optimizer.lr": "1.0"}, None, status="diverged", verdict="diverged")

@@ -152,6 +152,7 @@ def build_trainer(
             enable_checkpointing=False,
             enable_progress_bar=False,
             enable_model_summary=False,
+            plugins=slurm_environment([]),
         )
     loggers = build_loggers(cfg, resume_step)
     # a sweep's trials share one terminal: the same model table once per trial is noise
@@ -164,6 +165,7 @@ def build_trainer(
     # the trainer's own callbacks (trainer=gpu: channels-last convnets)
     callbacks += [instantiate(node) for node in cfg.trainer.get("callbacks") or []]
     plugins = [AtomicCheckpointIO(), *(instantiate(p) for p in cfg.trainer.get("plugins") or [])]
+    plugins += slurm_environment(plugins)
     return instantiate(
         cfg.trainer,
         callbacks=callbacks,
@@ -203,3 +205,13 @@ def require_file(path: str | None, what: str, hint: str) -> str:
     if not path or not os.path.isfile(path):
         raise UserError(f"{what}={path!r} does not exist: {hint}")
     return path
+
+
+def slurm_environment(plugins: list[Any]) -> list[Any]:
+    """Inside a SLURM job, Lightning's SLURM environment without its auto-requeue: the launcher's
+    signal handler (submitit) owns the requeue, and a second handler would requeue twice."""
+    from lightning.pytorch.plugins.environments import ClusterEnvironment, SLURMEnvironment
+
+    if not SLURMEnvironment.detect() or any(isinstance(p, ClusterEnvironment) for p in plugins):
+        return []
+    return [SLURMEnvironment(auto_requeue=False)]

@@ -107,7 +107,8 @@ class SearchConfig:
     """`search:` in conf/search/: practicum's knobs of a hyperparameter search (hydra.sweeper reads them)."""
 
     n_trials: int = field(default=20, metadata=rule(PositiveInt))
-    n_jobs: int = field(default=1, metadata=rule(PositiveInt))
+    # trials proposed at once; null: as many as the launcher runs at once
+    n_jobs: int | None = field(default=None, metadata=rule(PositiveInt))
     seed: int = 0
     repeats: int = field(default=1, metadata=rule(PositiveInt))
     storage: str | None = None

@@ -9,7 +9,6 @@ trial); `verbose=true` prints the whole tree as well.
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from rich.tree import Tree
 
 from practicum.config import part_name
 from practicum.files import write_text
+from practicum.ranks import is_rank_zero
 
 # the groups a reader looks for first; the rest follow in config order
 FIRST = ("data", "model", "optimizer", "scheduler", "trainer", "goal", "callbacks", "logger")
@@ -52,7 +52,7 @@ def _add(parent: Tree, key: str, value: Any) -> None:
 def show_config(cfg: DictConfig, output_dir: Path, console: Console) -> Path | None:
     """Print the first screen (the whole tree with `verbose=true`; nothing in a sweep's trial) and
     write the whole tree to <run dir>/config_tree.txt. Rank zero only under DDP."""
-    if int(os.environ.get("LOCAL_RANK", 0)) or int(os.environ.get("RANK", 0)):
+    if not is_rank_zero():
         return None
     tree = config_tree(cfg)
     path = output_dir / "config_tree.txt"

@@ -123,12 +123,21 @@ def new_dir(parent: str, stamp: str = "%Y-%m-%d_%H-%M-%S") -> str:
 
 
 def register_resolvers() -> None:
-    """`${practicum.new_dir:<parent>}` in conf/hydra/default.yaml names run and sweep folders."""
+    """`${practicum.new_dir:<parent>}` in conf/hydra/default.yaml names run and sweep folders;
+    `${practicum.rank_suffix:}` keeps the ranks of a DDP run out of each other's log file; the
+    SLURM launcher's requests follow the trial's config (`${practicum.slurm_gpus:...}`)."""
     from omegaconf import OmegaConf
+
+    from practicum import cluster, ranks
 
     if not OmegaConf.has_resolver("practicum.new_dir"):
         # cached: the name is claimed once per config, as Hydra's `now` is computed once
         OmegaConf.register_resolver("practicum.new_dir", new_dir, use_cache=True)
+    if not OmegaConf.has_resolver("practicum.rank_suffix"):
+        OmegaConf.register_resolver("practicum.rank_suffix", ranks.log_suffix)
+    for name, resolver in cluster.RESOLVERS.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_resolver(name, resolver)
 
 
 def _plain(value: Any) -> Any:

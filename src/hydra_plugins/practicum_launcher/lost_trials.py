@@ -102,8 +102,10 @@ def lost_trial(
 
 
 def record(run_dir: Path, sweep_config: DictConfig, overrides: list, reason: str) -> None:
-    """A failed summary.json, unless the trial wrote its own; and the overrides Hydra saves before
-    a job starts, if it died before that, so that the sweep summary lists it."""
+    """A failed summary.json, unless the trial had finished (a trial stopped mid-run, say
+    `interrupted` by the signal that ended its job, is a failed trial of the sweep); and the
+    overrides Hydra saves before a job starts, if it died before that, so that the sweep summary
+    lists it."""
     from practicum.summary import RunSummary
 
     subdir = sweep_config.hydra.output_subdir
@@ -111,13 +113,15 @@ def record(run_dir: Path, sweep_config: DictConfig, overrides: list, reason: str
     if saved is not None and not saved.exists():
         saved.parent.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(OmegaConf.create(overrides), saved)
-    if RunSummary.path(run_dir).exists():
+    before = RunSummary.read(run_dir) if RunSummary.path(run_dir).exists() else None
+    if before is not None and (before.finished or before.status == "failed"):
         return
     goal = sweep_config.get("goal") or {}
+    said = f" (the run had said: {before.error})" if before is not None and before.error else ""
     RunSummary.unfinished(
         "failed",
         run_dir,
         {key: goal.get(key) for key in ("metric", "mode", "target")},
-        f"trial lost: {reason}",
+        f"trial lost: {reason}{said}",
         task_name=sweep_config.get("task_name"),
     ).write()

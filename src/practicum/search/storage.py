@@ -1,4 +1,5 @@
-"""Optuna study storage: make an sqlite file's folder exist before the sweeper opens it."""
+"""Optuna study storage: make the folder of an sqlite or journal file exist before the sweeper
+opens it."""
 
 from __future__ import annotations
 
@@ -9,19 +10,27 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 SQLITE = "sqlite:///"
+JOURNAL = "journal:"
 
 
-def sqlite_path(storage: Any) -> Path | None:
-    """The file behind `sqlite:///relative.db` or `sqlite:////absolute.db`; None for other storages."""
-    if not isinstance(storage, str) or not storage.startswith(SQLITE):
+def storage_file(storage: Any) -> Path | None:
+    """The file behind `sqlite:///relative.db`, `sqlite:////absolute.db` or `journal:<file>`;
+    None for other storages (a database server)."""
+    if not isinstance(storage, str):
         return None
-    return Path(storage[len(SQLITE) :])
+    if storage.startswith(SQLITE):
+        return Path(storage[len(SQLITE) :])
+    if storage.startswith(JOURNAL):
+        path = storage[len(JOURNAL) :]
+        return Path(path[2:] if path.startswith("///") else path)
+    return None
 
 
 class PrepareStudyStorage(Callback):
-    """`search.storage=sqlite:///logs/studies/x.db` works without creating logs/studies/ by hand."""
+    """`search.storage=sqlite:///logs/studies/x.db` (or `journal:logs/studies/x.log`) works without
+    creating logs/studies/ by hand."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        path = sqlite_path(config.hydra.sweeper.get("storage"))
+        path = storage_file(config.hydra.sweeper.get("storage"))
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)

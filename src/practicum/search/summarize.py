@@ -11,8 +11,7 @@ from pathlib import Path
 
 from practicum.errors import UserError, report
 from practicum.search.summary import summarize_sweep
-from practicum.search.sweep import collect_trials, fmt
-from practicum.summary import STATUSES
+from practicum.search.sweep import TRIAL_STATUSES, collect_trials, fmt
 
 USER_ERROR_EXIT = 2
 
@@ -28,7 +27,7 @@ def summarize(sweep_dir: Path) -> list[str]:
         )
     result = summarize_sweep(sweep_dir)
     counts = result["counts"]
-    tally = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s] or s == "completed")
+    tally = ", ".join(f"{counts[s]} {s}" for s in TRIAL_STATUSES if counts[s] or s == "completed")
     lines = [
         f"Sweep summary: {sweep_dir / 'summary.md'}",
         f"Table: {sweep_dir / 'summary.csv'}",

@@ -20,8 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from practicum.errors import report
 from practicum.search.plots import plot_search
-from practicum.search.sweep import SPLITS, Sweep, Trial, fmt, read_sweep, short
-from practicum.summary import STATUSES
+from practicum.search.sweep import SPLITS, TRIAL_STATUSES, Sweep, Trial, fmt, read_sweep, short
 
 log = logging.getLogger(__name__)
 SWEEP_FAILED_EXIT = 1
@@ -77,7 +76,9 @@ def summarize_sweep(
         params = {key: trial.params.get(key) for key in sweep.keys}
         best = {"job": trial.job, "objective": trial.objective, "params": params}
         best |= {"run_dir": str(trial.run_dir), "command": reproduce(trial, command)}
-    counts = {status: sweep.count(status) for status in STATUSES} | {"total": len(sweep.trials)}
+    counts = {status: sweep.count(status) for status in TRIAL_STATUSES} | {
+        "total": len(sweep.trials)
+    }
     groups = [{**group, "trials": [t.job for t in group["trials"]]} for group in sweep.groups]
     return {
         "best": best,
@@ -103,7 +104,9 @@ def write_csv(sweep: Sweep, path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow([*header, "overrides", "run_dir", "error"])
         for t in sweep.trials:
-            _missing = "" if t.summary else "no summary.json: the run stopped before writing it"
+            _missing = (
+                "" if t.summary else "no summary.json yet: still running, or lost with the launcher"
+            )
             writer.writerow(
                 [t.job, *(t.params.get(k) for k in sweep.keys), t.objective]
                 + [t.get(k) for k in repeats]
@@ -118,7 +121,7 @@ def markdown(sweep: Sweep) -> str:
     met = sum(bool(t.get("goal_met")) for t in sweep.trials)
     counts = ", ".join(
         f"{sweep.count(status)} {status}"
-        for status in STATUSES
+        for status in TRIAL_STATUSES
         if sweep.count(status) or status == "completed"
     )
     lines = [f"# Sweep summary: {sweep.dir.name}", "", f"Sweep directory: `{sweep.dir}`", ""]

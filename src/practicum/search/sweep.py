@@ -15,9 +15,13 @@ from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSw
 
 from practicum import overrides
 from practicum.methodology.goal import Goal
-from practicum.summary import RunSummary
+from practicum.summary import STATUSES, RunSummary
 
 SPLITS = ("train", "val", "test")
+# a trial without summary.json: still running (the summary was rebuilt while its job ran), or its
+# process was lost with the launcher that would have recorded it
+UNFINISHED = "unfinished"
+TRIAL_STATUSES = (*STATUSES, UNFINISHED)
 EDGE = 0.1  # the outer 10% of a searched range counts as its edge
 
 
@@ -40,7 +44,7 @@ class Trial:
 
     @property
     def status(self) -> str:
-        return self.summary.status if self.summary else "failed"
+        return self.summary.status if self.summary else UNFINISHED
 
     @property
     def metrics(self) -> dict[str, float]:

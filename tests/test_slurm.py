@@ -1,0 +1,217 @@
+"""Sweeps on a real SLURM cluster (`make test-slurm` brings up a single-node one with
+scripts/slurm_cluster.sh and runs these): a grid, a random search that loses a job, a cancelled
+job, a preempted trial that resumes, DDP with two tasks, a request no node can run, and a launcher
+that dies.
+
+Marked `slurm`: the main suite leaves them out (pyproject's addopts); `pytest -m slurm` runs them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slurm
+
+ENV = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning", "COLUMNS": "120"}
+# small, quick trials: one CPU and 1 GB each, so the two CPUs of the test node run two at once
+QUICK = [
+    "data=wine",
+    "model=mlp",
+    "diagnosis.baseline_model=null",
+    "hydra/launcher=slurm",
+    "hydra.launcher.mem_gb=1",
+    "hydra.launcher.timeout_min=20",
+]
+
+
+def start_sweep(tmp_path: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), "-m", *QUICK, *args, f"paths.log_dir={tmp_path}"],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_sweep(tmp_path: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    process = start_sweep(tmp_path, *args)
+    out, err = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def submitted_jobs(process: subprocess.Popen, timeout: float = 120) -> list[str]:
+    """The job ids the launcher prints once it has submitted the trials."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        match = re.match(r"Submitted \d+ trials as SLURM jobs (.+)", line)
+        if match:
+            return [job.strip() for job in match.group(1).split(",")]
+    raise AssertionError("the launcher did not submit")
+
+
+def wait_for(condition, timeout: float = 180, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def job_state(job: str) -> str:
+    out = subprocess.run(
+        ["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, check=False
+    ).stdout
+    return out.strip()
+
+
+def sweep_dir(tmp_path: Path) -> Path:
+    (folder,) = (tmp_path / "train" / "multiruns").iterdir()
+    return folder
+
+
+def summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def counts_line(folder: Path) -> str:
+    return next(
+        line for line in (folder / "summary.md").read_text().splitlines() if "trials:" in line
+    )
+
+
+def submission_scripts(folder: Path) -> list[str]:
+    return [path.read_text() for path in sorted(folder.glob(".submitit/*/*_submission.sh"))]
+
+
+def test_a_grid_runs_as_a_job_array_that_asks_for_no_gpu(tmp_path: Path):
+    result = run_sweep(tmp_path, "trainer.max_epochs=3", "optimizer.lr=1e-3,3e-3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = sweep_dir(tmp_path)
+    assert [summary(folder / job)["status"] for job in ("0", "1")] == ["completed"] * 2
+    assert "2 trials: 2 completed" in counts_line(folder)
+    (script,) = submission_scripts(folder)
+    assert "#SBATCH --array=0-1" in script and "#SBATCH --cpus-per-task=1" in script
+    assert "gpus" not in script and "gres" not in script  # a CPU trial asks for no GPU
+
+
+def test_a_random_search_goes_on_after_a_cancelled_job(tmp_path: Path):
+    process = start_sweep(
+        tmp_path,
+        "search=random",
+        "search.n_trials=4",
+        "hydra.launcher.array_parallelism=2",
+        "trainer.max_epochs=40",
+        "callbacks.early_stopping=null",
+    )
+    jobs = submitted_jobs(process)
+    assert len(jobs) == 2  # the search proposes as many trials as the array runs at once
+    wait_for(lambda: job_state(jobs[1]) == "RUNNING", what=f"job {jobs[1]} to run")
+    subprocess.run(["scancel", jobs[1]], check=True)
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-3000:]
+    assert f"trial 1 failed: its SLURM job {jobs[1]} ended CANCELLED" in err
+    folder = sweep_dir(tmp_path)
+    statuses = {job: summary(folder / str(job))["status"] for job in range(4)}
+    assert statuses == {0: "completed", 1: "failed", 2: "completed", 3: "completed"}
+    assert "CANCELLED" in summary(folder / "1")["error"]
+    assert "4 trials: 3 completed, 1 failed" in counts_line(folder)
+    with (folder / "summary.csv").open() as handle:
+        rows = {row["job"]: row for row in csv.DictReader(handle)}
+    assert rows["1"]["status"] == "failed" and rows["1"]["objective"] == ""
+    assert len(submission_scripts(folder)) == 2  # two arrays of two trials
+
+
+def test_a_preempted_trial_resumes_from_its_last_checkpoint(tmp_path: Path):
+    """Two identical deterministic trials; one is preempted (SLURM's USR2) after its first epoch,
+    requeued, and must end exactly as the other, which ran through."""
+    process = start_sweep(
+        tmp_path,
+        "trainer=deterministic",
+        "trainer.max_epochs=15",
+        "callbacks.early_stopping=null",
+        "seed=7,7",
+    )
+    jobs = submitted_jobs(process)
+    last = tmp_path / "train" / "multiruns"
+    wait_for(lambda: list(last.glob("*/0/checkpoints/last.ckpt")), what="the first last.ckpt")
+    time.sleep(1.0)  # somewhere in a later epoch
+    subprocess.run(["scancel", "--signal=USR2", jobs[0]], check=True)
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-3000:]
+    folder = sweep_dir(tmp_path)
+    logs = "".join(p.read_text() for p in folder.glob(f".submitit/{jobs[0]}/*_log.*"))
+    assert "Requeued job" in logs and "resumes from" in logs, logs[-3000:]
+    interrupted, through = folder / "0", folder / "1"
+    assert summary(interrupted)["status"] == summary(through)["status"] == "completed"
+    assert summary(interrupted)["metrics"] == summary(through)["metrics"]
+    assert (interrupted / "metrics.csv").read_text() == (through / "metrics.csv").read_text()
+    names = sorted(p.name for p in (interrupted / "checkpoints").iterdir())
+    assert names == sorted(p.name for p in (through / "checkpoints").iterdir())
+    assert "last-v1.ckpt" not in names
+    a = torch.load(interrupted / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    b = torch.load(through / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
+    assert all(torch.equal(a[key], b[key]) for key in b)
+
+
+def test_ddp_with_two_tasks_logs_per_rank_into_one_run_directory(tmp_path: Path):
+    result = run_sweep(
+        tmp_path, "trainer=ddp_cpu", "trainer.max_epochs=3", "seed=1", "verbose=true"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = sweep_dir(tmp_path)
+    (script,) = submission_scripts(folder)
+    assert "#SBATCH --ntasks-per-node=2" in script
+    run = folder / "0"
+    assert summary(run)["status"] == "completed"
+    assert "GLOBAL_RANK: 1" in (run / "train.rank1.log").read_text()
+    assert "GLOBAL_RANK: 1" not in (run / "train.log").read_text()
+    rank0, rank1 = (next(folder.glob(f".submitit/*/*_{rank}_log.out")) for rank in (0, 1))
+    assert "optimizer" in rank0.read_text()  # verbose: rank zero prints the config tree
+    assert "optimizer" not in rank1.read_text()
+
+
+def test_a_request_no_node_can_run_is_one_line_before_submitting(tmp_path: Path):
+    result = run_sweep(tmp_path, "seed=1,2", "hydra.launcher.cpus_per_task=64")
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("practicum: error:")]
+    assert len(errors) == 1 and "64 CPUs per node" in errors[0] and "at most 2 CPUs" in errors[0], (
+        result.stderr
+    )
+    assert not list(tmp_path.glob("train/multiruns/*"))  # nothing submitted, nothing left
+
+
+def test_after_the_launcher_dies_the_summary_is_rebuilt(tmp_path: Path):
+    process = start_sweep(tmp_path, "trainer.max_epochs=3", "optimizer.lr=1e-3,3e-3")
+    jobs = submitted_jobs(process)
+    process.send_signal(signal.SIGKILL)  # the login shell went away
+    process.communicate()
+    wait_for(lambda: not any(job_state(job) for job in jobs), what="the jobs to end")
+    folder = sweep_dir(tmp_path)
+    assert not (folder / "summary.md").exists()
+    rebuilt = subprocess.run(
+        [sys.executable, "-m", "practicum.search.summarize", str(folder)],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        check=False,
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "2 trials: 2 completed" in rebuilt.stdout
+    assert "2 trials: 2 completed" in counts_line(folder)
