@@ -15,11 +15,14 @@ import time
 from common import compose_config, report, spread
 from images import ratio_spread
 
+STEP_IMAGES = 1024
 
-def practicum_data(root: str, workers: str, tmp: str):
+
+def practicum_data(root: str, workers: str, tmp: str, extra: tuple[str, ...] = ()):
     from practicum.build import build_datamodule
 
     overrides = ["data=image_folder", f"data.root={root}", "model=cnn", "trainer.accelerator=cpu"]
+    overrides += extra
     if workers != "default":
         overrides.append(f"data.num_workers={workers}")
     cfg = compose_config(tmp, overrides)
@@ -93,7 +96,8 @@ def steps(root: str, workers: str, rounds: int) -> None:
     from practicum.build import build_task
 
     with tempfile.TemporaryDirectory(prefix="bench-images-") as tmp:
-        cfg, datamodule = practicum_data(root, workers, tmp)
+        # a step of the CNN on 64 px images takes 10x the loading of its batch: fewer of them
+        cfg, datamodule = practicum_data(root, workers, tmp, (f"data.train_subset={STEP_IMAGES}",))
         task = build_task(cfg)
         optimizer = torch.optim.Adam(task.parameters(), lr=1e-3)
         loader = datamodule.train_dataloader()

@@ -194,6 +194,42 @@ def test_image_folder_splits_and_sizes(tmp_path):
     assert data.split_sizes()["test"] == 6 and data.input_shape == [1, 16, 16]
 
 
+def test_image_folder_batches_equal_torchvisions_per_image_transforms(tmp_path):
+    """The loaders scale and normalize whole batches: the numbers ImageFolder's per-image
+    pipeline gives, for images of the target size (passed as they are) and of other sizes."""
+    from PIL import Image
+    from torchvision import datasets
+    from torchvision.transforms import v2
+
+    root = write_image_folder(tmp_path / "images")
+    rng = np.random.default_rng(1)
+    for name in ("cat", "dog", "owl"):  # square images too: those of the target size pass as is
+        for side in (16, 24, 24):
+            pixels = rng.integers(0, 255, size=(side, side, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"square{side}_{rng.integers(1e6)}.png")
+    for size in (24, 16):
+        data = TorchvisionImageData("image_folder", str(root), image_size=size, batch_size=64)
+        data.setup()
+        mean, std = data.finish.stats
+        transform = v2.Compose(
+            [
+                v2.ToImage(),
+                v2.Resize(size),
+                v2.CenterCrop(size),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(mean, std),
+            ]
+        )
+        folder = datasets.ImageFolder(str(root), transform=transform)
+        x, y = next(iter(data.loader("train")))  # every training image, unshuffled and clean
+        indices = data.splits["train"].indices
+        assert len(indices) == len(y) > 20
+        expected = torch.stack([folder[int(i)][0] for i in indices])
+        assert type(x) is torch.Tensor and x.dtype == torch.float32
+        torch.testing.assert_close(x, expected, rtol=0, atol=0)
+        assert y.tolist() == [folder.targets[int(i)] for i in indices]
+
+
 def test_declared_shapes_that_contradict_the_files(tmp_path):
     root = str(write_mnist(tmp_path))
     with pytest.raises(UserError, match=r"data.num_classes=100 .* set data.num_classes=10"):
