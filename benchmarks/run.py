@@ -6,15 +6,22 @@
 
 Sections (each prints a table; all of them land in one JSON file):
 
-  fit         `trainer.fit` of practicum's default path (build_trainer: rich progress bar,
-              checkpointing, CSV logger, early stopping, lr monitor) vs a plain PyTorch loop
-              (fit_by_hand.py) on the CPU: the same digits CNN, data split, seed, 20 epochs,
-              batch 64, Adam 3e-3 and cosine schedule; validation every epoch. A bare Lightning
-              Trainer (fit_lightning.py) runs the same fit as a reference: what Lightning's loop
-              costs by itself. Each fit runs in a fresh process, sides rotating, and only the fit
-              is timed. Target: practicum / hand loop <= 1.10.
-  startup     wall time of `python train.py` (defaults, start to exit; it must meet its goal;
-              target <= 12 s), `--help` (target <= 1.5 s) and `--cfg job`.
+  fit         `trainer.fit` of practicum's default path (build_trainer: every feature on) vs a
+              bare Lightning Trainer (fit_lightning.py) and a plain PyTorch loop (fit_by_hand.py)
+              on the CPU: the same digits CNN, data split, seed, 20 epochs, batch 64, Adam 3e-3
+              and cosine schedule; validation every epoch. Each fit runs in a fresh process, sides
+              rotating, and only the fit is timed; ratios with min, median and max over the rounds.
+              Then each practicum feature alone on the bare Lightning fit (fit_features.py: best
+              and last checkpoints, AtomicCheckpointIO, epoch metrics, early stopping, lr monitor,
+              progress bar, model summary, CSV log, StepLosses), as a ratio to the bare fit.
+              Target: practicum / bare Lightning <= 1.05.
+  steps       realistic steps: ResNet-18 on synthetic 3x32x32 images at batch 64 on the CPU, 10
+              steps after 2 of warm-up: practicum's task + build_trainer (everything on) vs a hand
+              loop with the same net, batches, seed and optimizer (steps_worker.py), fresh
+              processes, sides alternating. Target: practicum / hand loop <= 1.03.
+  startup     time to first result: `python train.py` (defaults, start to exit; it must meet its
+              goal) over `python -c "import lightning.pytorch"`, alternating (target <= 1.6);
+              `--help` (target <= 1.5 s) and `--cfg job`.
   sweep       4 equal MLP trials (an lr grid): basic launcher vs `hydra/launcher=local_parallel`
               (2 jobs). Target: parallel <= 0.65x serial.
   throughput  training samples/s of each model family: linear, MLP, CNN at batch 64 on digits;
@@ -51,6 +58,8 @@ alternation, and every table says the load average and thread setting it ran und
 accept `--profile FILE` (pyinstrument) to see where a fit's time goes:
 
     .venv/bin/python benchmarks/fit_practicum.py /tmp/fit 20 --profile /tmp/fit.txt
+    .venv/bin/python benchmarks/fit_lightning.py /tmp/fit 20 --features checkpoint --profile /tmp/ck.txt
+    .venv/bin/python benchmarks/steps_worker.py practicum /tmp/steps 2 10 --profile /tmp/steps.txt
 """
 
 from __future__ import annotations
@@ -76,12 +85,14 @@ import images
 import memory
 import scaling
 import startup
+import steps
 import sweep
 import throughput
 from common import BENCH_DIR, ROOT, BenchError, Settings, load_average
 
 SECTIONS = {
     "fit": fit,
+    "steps": steps,
     "startup": startup,
     "sweep": sweep,
     "throughput": throughput,
