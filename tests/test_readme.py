@@ -54,6 +54,12 @@ NOT_RUN = {
     "make test-oldest": "it installs a second venv and runs the whole suite in it; CI runs it",
     "make format": "it rewrites the files of this checkout",
     "make clean": "it deletes this checkout's logs and caches",
+    "make test-slurm": "it installs and starts a SLURM cluster; CI runs it after the suite",
+    "tmux new -s sweep 'python train.py -m search=random hydra/launcher=slurm'": "it opens a "
+    "terminal session that outlives the test; the command inside it runs by itself above",
+    'sbatch --time=2-00:00:00 --cpus-per-task=1 --mem=4G --wrap "python train.py -m search=random '
+    'hydra/launcher=slurm"': "it submits to a SLURM cluster; tests/test_slurm.py runs the "
+    "launcher on a real one",
     CPU_TORCH: "it downloads torch; CI installs this way on every push, and "
     "test_make_keeps_an_existing_venv checks the Makefile's part",
 }
@@ -172,6 +178,16 @@ class Workspace:
         return self.train(self.logs)
 
     @cached_property
+    def sweep(self) -> Path:
+        """The sweep `logs/train/multiruns/<timestamp>` stands for: two one-epoch trials."""
+        log_dir = self.root / "sweep_logs"
+        command = "python train.py -m data=wine model=mlp optimizer.lr=1e-3,3e-3"
+        result = _run(_python_command(command, log_dir))
+        assert result.returncode == 0, result.stderr[-3000:]
+        (sweep_dir,) = log_dir.glob("train/multiruns/*")
+        return sweep_dir
+
+    @cached_property
     def image_folder(self) -> Path:
         from test_image_data import write_image_folder
 
@@ -267,6 +283,8 @@ def fill(command: str, ws: Workspace) -> str:
         "/path/to/arrays.npz": lambda: str(ws.arrays),
         "data.root=/path/to/images": lambda: f"data.root={ws.image_folder}",
         "sqlite:///logs/": lambda: f"sqlite:///{ws.root}/",
+        "journal:logs/": lambda: f"journal:{ws.root}/",
+        "logs/train/multiruns/<timestamp>": lambda: str(ws.sweep),
         "/tmp/fit": lambda: str(ws.root / "fit"),
         "input=new_rows.csv": lambda: f"input={ws.new_rows}",
         "data.path=my_sequences.csv": lambda: f"data.path={ws.sequences}",
