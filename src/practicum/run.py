@@ -35,6 +35,7 @@ from practicum.methodology.goal import Goal
 from practicum.methodology.history import best_epoch, read_history
 from practicum.methodology.report import send_to_loggers, write_report
 from practicum.methodology.summary import print_outcome
+from practicum.ranks import is_rank_zero
 from practicum.summary import RunSummary, finite_or_none
 from practicum.validate import declared_problem
 
@@ -49,8 +50,8 @@ def train_run(cfg: DictConfig, quiet: bool = False) -> float | None:
     """Train, evaluate the best checkpoint on every split, diagnose, report; return the goal metric.
 
     `quiet` keeps the terminal to errors (a mode that runs many configs prints its own lines);
-    the run directory gets every file either way."""
-    console = Console(quiet=quiet)
+    the run directory gets every file either way. Under DDP only rank zero prints."""
+    console = Console(quiet=quiet or not is_rank_zero())
     started = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
