@@ -11,13 +11,13 @@ from practicum.methodology.history import History
 
 def plot_curves(history: History, goal: Goal, best: int | None, path: Path, title: str) -> Path:
     """Two panels sharing the epoch axis: loss, then the goal metric with its target line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # a Figure of its own, drawn by Agg into the file: no pyplot (its import, backend choice and
+    # global figure list), so never a window or a display, and nothing to close afterwards
+    from matplotlib.figure import Figure
 
     name = goal.metric.split("/", 1)[-1]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2)
     for ax, metric, ylabel in ((axes[0], "loss", "loss"), (axes[1], name, name)):
         for split, style in (("train", "-"), ("val", "--")):
             points = [
@@ -44,7 +44,6 @@ def plot_curves(history: History, goal: Goal, best: int | None, path: Path, titl
         ax.legend(fontsize=9)
     fig.suptitle(title, fontsize=12)
     save_figure(fig, path, dpi=110)
-    plt.close(fig)
     return path
 
 
