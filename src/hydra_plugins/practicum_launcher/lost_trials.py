@@ -113,7 +113,10 @@ def record(run_dir: Path, sweep_config: DictConfig, overrides: list, reason: str
     if saved is not None and not saved.exists():
         saved.parent.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(OmegaConf.create(overrides), saved)
-    before = RunSummary.read(run_dir) if RunSummary.path(run_dir).exists() else None
+    try:
+        before = RunSummary.read(run_dir)
+    except (ValueError, TypeError):  # a summary cut off mid-write reads as none
+        before = None
     if before is not None and (before.finished or before.status == "failed"):
         return
     goal = sweep_config.get("goal") or {}
