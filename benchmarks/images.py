@@ -8,7 +8,9 @@ worker count; the ratio practicum / torchvision of images/s is taken per round (
 
 The second table trains the image folder's default net (model=cnn) on the same images: the step
 time with real loading against the same batches preloaded as tensors, with no workers and with the
-default `num_workers`. A ratio near 1 means the step does not wait on data.
+default `num_workers`, and the time the loop waits for the next batch. With the default workers
+that wait must stay within 5% of a step (a ratio near 1 says the same, but on a busy 2-core machine
+it also holds the loader worker's share of the CPU).
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ IMAGES = 3000
 CLASSES = 4
 SIZE = 64
 TARGET_RATIO = 0.95
-# at most this much slower with real loading than with preloaded tensors: the step does not wait
-STEP_TOLERANCE = 1.05
+# the step does not wait on data: waiting for the next batch takes at most this share of a step
+WAIT_TOLERANCE = 0.05
 
 
 def image_folder(count: int, size: int = SIZE, classes: int = CLASSES) -> Path:
@@ -72,11 +74,11 @@ def run(settings: Settings, earlier: dict[str, Any], log=print) -> dict[str, Any
             "steps",
             str(root),
             workers,
-            str(settings.count(3, 2)),
+            str(settings.count(6, 2)),
             what="step rounds",
         )
         log(f"images: step with loading / preloaded {steps[workers]['ratio']['median']:.3f}")
-    default = steps["default"]["ratio"]["median"]
+    default_wait = steps["default"]["wait_share"]["median"]
     worst_loader = min(result["ratio"]["median"] for result in loaders.values())
     return {
         "images": IMAGES if not settings.quick else 1000,
@@ -86,8 +88,8 @@ def run(settings: Settings, earlier: dict[str, Any], log=print) -> dict[str, Any
         "steps": steps,
         "target_ratio": TARGET_RATIO,
         "meets_target": worst_loader >= TARGET_RATIO,
-        "step_tolerance": STEP_TOLERANCE,
-        "default_workers_keep_up": default <= STEP_TOLERANCE,
+        "wait_tolerance": WAIT_TOLERANCE,
+        "default_workers_keep_up": default_wait <= WAIT_TOLERANCE,
     }
 
 
@@ -114,23 +116,33 @@ def table(result: dict[str, Any]) -> list[Table] | Table:
         f"{result['target_ratio']:.2f}: {mark(result['meets_target'])}"
     )
     steps = Table(
-        title="images: training step (model=cnn, batch 64, 1024 images), real loading vs preloaded"
+        title="images: training step (model=cnn, batch 64, 512 images), real loading vs preloaded"
     )
-    for column in ("workers", "ms/step loading", "ms/step preloaded", "ratio median", "min", "max"):
+    columns = (
+        "workers",
+        "ms/step loading",
+        "of which waiting",
+        "ms/step preloaded",
+        "ratio median",
+        "min",
+        "max",
+    )
+    for column in columns:
         steps.add_column(column, justify="left" if column == "workers" else "right")
     for name, side in result["steps"].items():
         ratio = side["ratio"]
         steps.add_row(
             f"{side['num_workers']}" + (" (default)" if name == "default" else ""),
             f"{side['loading_ms_per_step']['median']:.1f}",
+            f"{side['wait_ms_per_step']['median']:.1f}",
             f"{side['preloaded_ms_per_step']['median']:.1f}",
             f"{ratio['median']:.3f}",
             f"{ratio['min']:.3f}",
             f"{ratio['max']:.3f}",
         )
     steps.caption = (
-        f"ratio: ms/step loading / preloaded per round; with the default workers <= "
-        f"{result['step_tolerance']:.2f}: {mark(result['default_workers_keep_up'])}"
+        "ratio: ms/step loading / preloaded per round; with the default workers the wait for "
+        f"data <= {result['wait_tolerance']:.0%} of a step: {mark(result['default_workers_keep_up'])}"
     )
     return [loaders, steps]
 

@@ -15,7 +15,7 @@ import time
 from common import compose_config, report, spread
 from images import ratio_spread
 
-STEP_IMAGES = 1024
+STEP_IMAGES = 512
 
 
 def practicum_data(root: str, workers: str, tmp: str, extra: tuple[str, ...] = ()):
@@ -103,30 +103,42 @@ def steps(root: str, workers: str, rounds: int) -> None:
         loader = datamodule.train_dataloader()
         preloaded = [(x.clone(), y.clone()) for x, y in loader]  # also starts the workers
 
-        def train(batches) -> tuple[float, int]:
-            started, count = time.perf_counter(), 0
-            for i, batch in enumerate(batches):
-                loss = task.training_step(batch, i)
+        def train(batches) -> tuple[float, float, int]:
+            """Seconds for one epoch, of which waiting for the next batch, and its steps."""
+            started, waited, count = time.perf_counter(), 0.0, 0
+            batches = iter(batches)
+            while True:
+                asked = time.perf_counter()
+                batch = next(batches, None)
+                waited += time.perf_counter() - asked
+                if batch is None:
+                    break
+                loss = task.training_step(batch, count)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 count += 1
             task._epoch_outputs["train"].drain()  # the epoch's bookkeeping, as Lightning would
-            return time.perf_counter() - started, count
+            return time.perf_counter() - started, waited, count
 
         task.train()
         train(preloaded)  # warm-up
         ms: dict[str, list[float]] = {"loading": [], "preloaded": []}
+        wait_ms: list[float] = []
         for i in range(rounds):
             order = ["loading", "preloaded"] if i % 2 == 0 else ["preloaded", "loading"]
             for name in order:
-                seconds, count = train(loader if name == "loading" else preloaded)
+                seconds, waited, count = train(loader if name == "loading" else preloaded)
                 ms[name].append(1000 * seconds / count)
+                if name == "loading":
+                    wait_ms.append(1000 * waited / count)
     report(
         num_workers=datamodule.num_workers,
         steps_per_epoch=len(preloaded),
         loading_ms_per_step=spread(ms["loading"]),
         preloaded_ms_per_step=spread(ms["preloaded"]),
+        wait_ms_per_step=spread(wait_ms),
+        wait_share=ratio_spread(wait_ms, ms["preloaded"]),
         ratio=ratio_spread(ms["loading"], ms["preloaded"]),
     )
 
