@@ -51,7 +51,7 @@ def test_quick_throughput_section_writes_numbers(tmp_path):
 
 def test_fit_section_times_three_sides_on_the_same_steps(tmp_path):
     result = run_bench(tmp_path, "--only", "fit", "--repeats", "1", "--threads", "1")
-    assert "bare Lightning Trainer" in result.stdout and "extra ms/step" in result.stdout
+    assert "practicum / bare Lightning" in result.stdout and "+ checkpoint" in result.stdout
 
     section = json.loads((tmp_path / "latest.json").read_text())["sections"]["fit"]
     assert set(section["sides"]) == {"practicum", "lightning", "by_hand"}
@@ -68,7 +68,32 @@ def test_fit_section_times_three_sides_on_the_same_steps(tmp_path):
         assert math.isfinite(side["ratio"]) and side["ratio"] > 0
     assert section["sides"]["by_hand"]["ratio"] == 1.0
     assert section["accuracy_comparable"] is True
-    assert math.isclose(section["ratio"], section["sides"]["practicum"]["ratio"])
+    # the headline: practicum over bare Lightning, paired within each round
+    practicum = section["sides"]["practicum"]["fit_s"]["runs"][0]
+    lightning = section["sides"]["lightning"]["fit_s"]["runs"][0]
+    assert math.isclose(section["ratio"], practicum / lightning, rel_tol=1e-3)
+    ratio = section["ratios"]["practicum_vs_lightning"]
+    assert ratio["min"] <= ratio["median"] <= ratio["max"]
+    # each feature alone on the bare fit, and all of them, as a ratio to it; all train alike
+    costs = section["features"]["costs"]
+    assert {"checkpoint", "atomic_io", "metrics", "csv_logger", "step_losses", "all"} <= set(costs)
+    for cost in costs.values():
+        assert math.isfinite(cost["ratio"]["median"]) and cost["ratio"]["median"] > 0
+        assert cost["val_acc"] > 0.95
+
+
+def test_steps_section_times_resnet_steps_against_a_hand_loop(tmp_path):
+    result = run_bench(tmp_path, "--quick", "--only", "steps", "--threads", "1")
+    assert "ResNet-18" in result.stdout and "practicum / hand loop" in result.stdout
+
+    section = json.loads((tmp_path / "latest.json").read_text())["sections"]["steps"]
+    assert section["batch_size"] == 64 and section["input"] == "synthetic 3x32x32"
+    assert set(section["sides"]) == {"practicum", "by_hand"}
+    for side in section["sides"].values():
+        assert side["window_s"]["median"] > 0 and math.isfinite(side["loss"])
+    ratio = section["ratio"]
+    assert 0 < ratio["min"] <= ratio["median"] <= ratio["max"]
+    assert section["meets_target"] == (ratio["median"] <= section["target_ratio"] == 1.03)
 
 
 def test_gpu_section_runs_its_cpu_path_without_cuda(tmp_path):
