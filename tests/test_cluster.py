@@ -63,6 +63,15 @@ def test_a_gpu_trial_asks_for_its_devices_and_its_workers():
     assert request["batch"] == 3  # search.n_jobs, when set, wins
 
 
+def test_auto_workers_ask_for_cpus_and_use_the_tasks(monkeypatch: pytest.MonkeyPatch):
+    from practicum.data.images import default_workers
+
+    request = launcher_request("hydra/launcher=slurm", "data=image_folder")
+    assert request["cpus_per_task"] == 5  # num_workers: auto -> 4 loader processes and the step
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "5")
+    assert default_workers() == 4  # in the job: the task's CPUs, not the node's
+
+
 def test_ddp_on_cpus_asks_for_one_task_per_process():
     request = launcher_request("hydra/launcher=slurm", "trainer=ddp_cpu")
     assert request["tasks_per_node"] == 2 and request["gpus_per_node"] is None

@@ -41,8 +41,15 @@ def tasks(devices: Any) -> int:
     return _count(devices)
 
 
+# what `data.num_workers: auto` asks a cluster for: 4 loader processes (in the job, `auto` then
+# uses the CPUs the task got)
+AUTO_WORKERS = 4
+
+
 def cpus(num_workers: Any) -> int:
     """CPUs per task: one for the training process and one per data-loading worker."""
+    if str(num_workers) == "auto":
+        return AUTO_WORKERS + 1
     workers = int(num_workers) if str(num_workers).lstrip("-").isdigit() else 0
     return max(0, workers) + 1
 

@@ -136,9 +136,16 @@ class ImageFiles:
 
 def default_workers() -> int:
     """`num_workers: auto`: one loader process per CPU this process may use, less the one that
-    runs the training step, at most 8 (0 on a single CPU: loading then shares the step's core)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(0, min(8, (cpus or 1) - 1))
+    runs the training step, at most 8 (0 on a single CPU: loading then shares the step's core).
+    In a SLURM job, the CPUs are the task's (SLURM_CPUS_PER_TASK), not the node's."""
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm.isdigit():
+        cpus = int(slurm)
+    elif hasattr(os, "sched_getaffinity"):
+        cpus = len(os.sched_getaffinity(0))
+    else:
+        cpus = os.cpu_count() or 1
+    return max(0, min(8, cpus - 1))
 
 
 WORKERS = Constraint(
