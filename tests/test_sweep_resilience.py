@@ -47,16 +47,21 @@ def start_sweep(log_dir: Path, *args: str) -> subprocess.Popen:
     )
 
 
-def children(pid: int) -> list[int]:
-    """The processes whose parent is `pid`."""
-    found = []
+def descendants(pid: int) -> list[int]:
+    """The processes below `pid`: its children, theirs, ... (a trial's process may be forked by a
+    fork server the sweep started)."""
+    parents = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:  # the process ended while we looked
             continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        below = [child for child, parent in parents.items() if parent in frontier]
+        found += below
+        frontier = below
     return found
 
 
@@ -70,14 +75,14 @@ def holds_open(pid: int, path: Path) -> bool:
 def kill_mid_training(sweep: subprocess.Popen, log_dir: Path, job: str, sibling: str | None):
     """SIGKILL the process of trial `job` once it has trained an epoch (its last.ckpt exists) and,
     when `sibling` is given, while that trial is still running (no summary.json yet). The trial's
-    process is the sweep's child that holds the trial's log file open."""
+    process is the one below the sweep's that holds the trial's log file open."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and sweep.poll() is None:
         for checkpoint in log_dir.glob(f"train/multiruns/*/{job}/checkpoints/last.ckpt"):
             run_dir = checkpoint.parents[1]
             if sibling is not None and (run_dir.parent / sibling / "summary.json").exists():
                 pytest.fail(f"trial {sibling} finished before trial {job} could be killed")
-            for pid in children(sweep.pid):
+            for pid in descendants(sweep.pid):
                 if holds_open(pid, run_dir / "train.log"):
                     os.kill(pid, signal.SIGKILL)
                     return
