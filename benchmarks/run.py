@@ -1,6 +1,6 @@
 """practicum's benchmark suite: does the template cost its user anything?
 
-    make bench                                  # everything (about 10 minutes on an idle 2-core machine)
+    make bench                                  # everything (about half an hour on an idle 2-core machine)
     make bench BENCH_ARGS="--quick"             # fewer repeats and shorter runs: a smoke test
     .venv/bin/python benchmarks/run.py --only fit,startup
 
