@@ -34,6 +34,8 @@ def main() -> None:
     args = parser.parse_args()
 
     prepare()
+    if args.profile_dir:
+        Path(args.profile_dir).mkdir(parents=True, exist_ok=True)
     root = Path(args.output_dir)
     cfg = fit_config(root / "warm-up", args.epochs)
     check_same_settings(cfg)
