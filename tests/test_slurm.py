@@ -117,12 +117,14 @@ def test_a_random_search_goes_on_after_a_cancelled_job(tmp_path: Path):
         "search=random",
         "search.n_trials=4",
         "hydra.launcher.array_parallelism=2",
-        "trainer.max_epochs=40",
+        "trainer.max_epochs=300",
         "callbacks.early_stopping=null",
     )
     jobs = submitted_jobs(process)
     assert len(jobs) == 2  # the search proposes as many trials as the array runs at once
-    wait_for(lambda: job_state(jobs[1]) == "RUNNING", what=f"job {jobs[1]} to run")
+    # cancelled while it trains: after its first epoch, long before its 300th
+    runs = tmp_path / "train" / "multiruns"
+    wait_for(lambda: list(runs.glob("*/1/checkpoints/last.ckpt")), what="trial 1 to train")
     subprocess.run(["scancel", jobs[1]], check=True)
     out, err = process.communicate(timeout=600)
     assert process.returncode == 0, err[-3000:]
@@ -144,14 +146,14 @@ def test_a_preempted_trial_resumes_from_its_last_checkpoint(tmp_path: Path):
     process = start_sweep(
         tmp_path,
         "trainer=deterministic",
-        "trainer.max_epochs=15",
+        "trainer.max_epochs=150",
         "callbacks.early_stopping=null",
         "seed=7,7",
     )
     jobs = submitted_jobs(process)
     last = tmp_path / "train" / "multiruns"
     wait_for(lambda: list(last.glob("*/0/checkpoints/last.ckpt")), what="the first last.ckpt")
-    time.sleep(1.0)  # somewhere in a later epoch
+    time.sleep(0.5)  # somewhere in a later epoch, long before the 150th
     subprocess.run(["scancel", "--signal=USR2", jobs[0]], check=True)
     out, err = process.communicate(timeout=600)
     assert process.returncode == 0, err[-3000:]
