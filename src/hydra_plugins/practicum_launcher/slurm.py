@@ -14,7 +14,6 @@ What it adds to Hydra's submitit launcher:
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hydra_plugins.practicum_launcher.lost_trials import job_dir, lost_trial
 from practicum.errors import UserError, report
+from practicum.ranks import is_rank_zero
 
 log = logging.getLogger(__name__)
 USER_ERROR_EXIT = 2
@@ -178,7 +178,7 @@ def resume_if_requeued(sweep_config: DictConfig) -> JobReturn | None:
         return ret
     if not (run_dir / LAST).is_file():
         return None  # requeued before its first epoch ended, or not requeued: a fresh start
-    if os.environ.get("SLURM_PROCID", "0") == "0":
+    if is_rank_zero():
         from practicum.resume import keep_config_record
 
         keep_config_record(run_dir)
