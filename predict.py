@@ -1,6 +1,6 @@
 """Predict new inputs with a trained model: `python predict.py ckpt_path=... input=<csv|image|folder>`."""
 
-from practicum.cli import predict
+from practicum.cli.entry import predict
 
 if __name__ == "__main__":
     predict()

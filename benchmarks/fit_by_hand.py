@@ -40,7 +40,7 @@ def main() -> None:
     nvml_check = os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK")
     cfg = fit_config(args.output_dir, args.epochs)
     check_same_settings(cfg)
-    from practicum.build import build_datamodule
+    from practicum.run.build import build_datamodule
 
     if nvml_check is None:
         os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)

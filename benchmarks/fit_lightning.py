@@ -77,7 +77,7 @@ def prepare() -> None:
 
 
 def load_data(cfg) -> Any:
-    from practicum.build import build_datamodule
+    from practicum.run.build import build_datamodule
 
     return build_datamodule(cfg)
 
@@ -91,10 +91,10 @@ def fit(
     import torch
     from omegaconf import open_dict
 
-    from practicum.build import build_loggers, build_task, quiet_known_warnings
-    from practicum.checkpointing import AtomicCheckpointIO
+    from practicum.config.trust import instantiate
     from practicum.methodology.callbacks import StepLosses
-    from practicum.trust import instantiate
+    from practicum.run.build import build_loggers, build_task, quiet_known_warnings
+    from practicum.run.checkpoints import AtomicCheckpointIO
 
     quiet_known_warnings()
     with open_dict(cfg):

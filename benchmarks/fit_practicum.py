@@ -27,8 +27,8 @@ def main() -> None:
 
     import lightning.pytorch as pl
 
-    from practicum.build import build_datamodule, build_task, build_trainer
-    from practicum.validate import validate
+    from practicum.config.validate import validate
+    from practicum.run.build import build_datamodule, build_task, build_trainer
 
     cfg = fit_config(args.output_dir, args.epochs, args.overrides)
     validate(cfg)

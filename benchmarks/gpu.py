@@ -80,8 +80,8 @@ def measure(force_cpu: bool, rounds: int | None) -> dict[str, Any]:
     import torch.nn.functional as F
     from torch.utils.data import DataLoader, TensorDataset
 
-    from practicum.build import build_task, build_trainer
-    from practicum.gpu import to_channels_last
+    from practicum.platform.gpu import to_channels_last
+    from practicum.run.build import build_task, build_trainer
 
     cuda = torch.cuda.is_available() and not force_cpu
     device = torch.device("cuda" if cuda else "cpu")

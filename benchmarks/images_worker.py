@@ -19,7 +19,7 @@ STEP_IMAGES = 512
 
 
 def practicum_data(root: str, workers: str, tmp: str, extra: tuple[str, ...] = ()):
-    from practicum.build import build_datamodule
+    from practicum.run.build import build_datamodule
 
     overrides = ["data=image_folder", f"data.root={root}", "model=cnn", "trainer.accelerator=cpu"]
     overrides += extra
@@ -93,7 +93,7 @@ def steps(root: str, workers: str, rounds: int) -> None:
     """Training steps of practicum's task over the real loader, then over its batches preloaded."""
     import torch
 
-    from practicum.build import build_task
+    from practicum.run.build import build_task
 
     with tempfile.TemporaryDirectory(prefix="bench-images-") as tmp:
         # a step of the CNN on 64 px images takes 10x the loading of its batch: fewer of them

@@ -20,7 +20,7 @@ def main() -> None:
 
     import lightning.pytorch as pl
 
-    from practicum.build import build_datamodule, build_task, build_trainer
+    from practicum.run.build import build_datamodule, build_task, build_trainer
 
     class RssSampler(pl.Callback):
         """RSS in MiB (total, anon, file) at the end of each training epoch, by epoch (1-based)."""

@@ -59,7 +59,7 @@ def main() -> None:
 
     import lightning.pytorch as pl
 
-    from practicum.build import build_datamodule, build_task, build_trainer
+    from practicum.run.build import build_datamodule, build_task, build_trainer
 
     sampler = WorkerRss()
     sampler.start()

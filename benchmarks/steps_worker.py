@@ -79,7 +79,7 @@ def synthetic_batches(seed: int, count: int) -> list[tuple[Any, Any]]:
 def practicum_steps(cfg, batches, warmup: int, profile: str | None) -> dict[str, Any]:
     import lightning.pytorch as pl
 
-    from practicum.build import build_task, build_trainer
+    from practicum.run.build import build_task, build_trainer
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     task = build_task(cfg)

@@ -68,7 +68,7 @@ def measure_family(
     import torch
     import torch.nn.functional as F
 
-    from practicum.build import build_datamodule, build_task
+    from practicum.run.build import build_datamodule, build_task
 
     cfg = compose_config(tmp, [f"model={family}", f"data.batch_size={batch_size}", *overrides])
     pl.seed_everything(cfg.seed, verbose=False)

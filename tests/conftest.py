@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from omegaconf import DictConfig, open_dict
 
+from practicum.cli.in_process import Completed, invoke
 from practicum.config import compose
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,6 +23,8 @@ CONF_DIR = ROOT / "conf"
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# rich sizes its consoles from COLUMNS when they are made: the width a user's wide terminal has
+os.environ["COLUMNS"] = "120"
 
 # the client commands by which practicum (and submitit) find a SLURM cluster
 SLURM_COMMANDS = {"srun", "sbatch", "salloc", "squeue", "sinfo", "sacct", "scancel", "scontrol"}
@@ -68,7 +71,7 @@ def compose_train(
 def train(tmp_path: Path, overrides: list[str] = ()) -> tuple[float | None, dict[str, Any], Path]:
     """Validate and train in-process, as the CLI does; return (goal value, summary.json, run dir)."""
     from practicum.cli import run_train_config
-    from practicum.validate import validate
+    from practicum.config.validate import validate
 
     cfg = compose_train(tmp_path, ["callbacks.progress_bar=null", *overrides])
     validate(cfg)
@@ -77,10 +80,19 @@ def train(tmp_path: Path, overrides: list[str] = ()) -> tuple[float | None, dict
     return value, json.loads((run_dir / "summary.json").read_text()), run_dir
 
 
-def run_cli(
+def run_cli(script: str, *args: str, cwd: Path | None = None, timeout: int = 300) -> Completed:
+    """`python train.py ...` (or eval.py, predict.py) as a user would run it from the project root,
+    in this process (`practicum.cli.invoke`): the exit code and what it printed. pytest-timeout
+    bounds it; `timeout` is kept for the calls that name one."""
+    env = {"COLUMNS": "120", "PATH": path_without_slurm(os.environ.get("PATH", os.defpath))}
+    return invoke(Path(script).stem, *args, cwd=cwd or ROOT, env=env)
+
+
+def run_process(
     script: str, *args: str, cwd: Path | None = None, timeout: int = 300
 ) -> subprocess.CompletedProcess:
-    """Run `python train.py ...` (or eval.py) as a user would, from the project root."""
+    """`python train.py ...` as a process of its own: for what only a process shows (signals, the
+    imports of a fresh interpreter, DDP)."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning", "COLUMNS": "120"}
     env = without_slurm(env)
     return subprocess.run(

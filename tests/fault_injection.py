@@ -2,7 +2,7 @@
 
     python tests/fault_injection.py <from_write> <pattern> <script> [overrides...]
 
-Every file is made durable with `os.fsync` before it replaces its target (src/practicum/files.py),
+Every file is made durable with `os.fsync` before it replaces its target (src/practicum/platform/files.py),
 which is where a full disk shows itself. From the <from_write>-th fsync of a file whose name
 contains <pattern> ("" for any file), every such fsync fails with ENOSPC, as it does once the disk
 is full. The file's data may already be partly written, as on a real disk.

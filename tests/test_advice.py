@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from practicum.build import build_datamodule, build_task
-from practicum.knobs import lr_grid, net_knobs, run_changes
-from practicum.validate import validate
+from practicum.config.knobs import lr_grid, net_knobs, run_changes
+from practicum.config.validate import validate
+from practicum.run.build import build_datamodule, build_task
 from test_image_data import write_image_folder
 
 from conftest import CONF_DIR, compose_train

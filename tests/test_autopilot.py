@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from practicum.autopilot import run_autopilot
-from practicum.run import train_run
+from practicum.run.one_run import train_run
 from test_cases import noisy_blobs
 
 from conftest import compose_train, run_cli

@@ -56,7 +56,7 @@ def test_fit_section_times_three_sides_on_the_same_steps(tmp_path):
     section = json.loads((tmp_path / "latest.json").read_text())["sections"]["fit"]
     assert set(section["sides"]) == {"practicum", "lightning", "by_hand"}
     # every side ran 20 epochs of the default training batches
-    from practicum.build import build_datamodule
+    from practicum.run.build import build_datamodule
 
     from conftest import compose_train
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from practicum.validate import validate
+from practicum.config.validate import validate
 
 from conftest import compose_train, train
 
@@ -140,7 +140,7 @@ def test_the_baseline_is_fit_with_its_own_settings_not_the_runs(tmp_path: Path):
     reference (logistic regression on the same split), or the comparison means nothing."""
     from sklearn.linear_model import LogisticRegression
 
-    from practicum.build import build_datamodule
+    from practicum.run.build import build_datamodule
 
     from conftest import compose_train as compose
 

@@ -12,10 +12,9 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from practicum.build import build_datamodule, build_task
 from practicum.config import ChecksConfig, settings
+from practicum.config.knobs import run_changes
 from practicum.errors import UserError
-from practicum.knobs import run_changes
 from practicum.methodology.checks import (
     batch_independence,
     gradient_check,
@@ -26,6 +25,7 @@ from practicum.methodology.checks import (
     unsupported,
     write_checks,
 )
+from practicum.run.build import build_datamodule, build_task
 
 from conftest import compose_train, run_cli
 

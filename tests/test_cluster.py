@@ -13,7 +13,9 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 
-from practicum.cluster import (
+from practicum.config import register_schemas
+from practicum.errors import UserError
+from practicum.platform.cluster import (
     NodeGroup,
     check_fits,
     check_signal_delay,
@@ -21,10 +23,8 @@ from practicum.cluster import (
     parse_time_limit,
     trials_at_once,
 )
-from practicum.config import register_schemas
-from practicum.errors import UserError
-from practicum.files import register_resolvers
-from practicum.ranks import log_suffix
+from practicum.platform.files import register_resolvers
+from practicum.platform.ranks import log_suffix
 
 from conftest import CONF_DIR, ROOT, without_slurm
 

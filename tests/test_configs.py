@@ -8,17 +8,17 @@ import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger
 
-from practicum.build import (
+from practicum.config.goal import Goal
+from practicum.config.trust import instantiate
+from practicum.config.validate import declared_problem, validate
+from practicum.run.build import (
     build_callbacks,
     build_datamodule,
     build_loggers,
     build_task,
     build_trainer,
 )
-from practicum.checkpointing import RunCSVLogger
-from practicum.methodology.goal import Goal
-from practicum.trust import instantiate
-from practicum.validate import declared_problem, validate
+from practicum.run.checkpoints import RunCSVLogger
 from test_image_data import write_fixture
 
 from conftest import CONF_DIR, compose_train
@@ -182,7 +182,7 @@ def test_weight_decay_skips_biases_and_norms(tmp_path: Path):
 def test_every_models_search_space_has_real_keys(tmp_path: Path, model: str):
     from omegaconf import OmegaConf
 
-    # a model without its own space is searched over the default one (see practicum.cli)
+    # a model without its own space is searched over the default one (see practicum.cli.entry)
     own = CONF_DIR / "search" / "space" / f"{model}.yaml"
     space = OmegaConf.load(own if own.is_file() else own.with_name("default.yaml"))
     cfg = compose_train(tmp_path, [f"model={model}"])
@@ -208,7 +208,7 @@ def test_wandb_goes_offline_when_its_server_does_not_answer(tmp_path: Path, monk
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)  # credentials, but no network to use them on
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # the discard port: nothing listens
-    from practicum.wandb_runs import offline_without_credentials
+    from practicum.run.wandb_runs import offline_without_credentials
 
     offline_without_credentials()
     import os

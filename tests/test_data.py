@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from practicum.build import build_datamodule
 from practicum.data.batches import TensorBatches
 from practicum.errors import UserError
+from practicum.run.build import build_datamodule
 
 from conftest import compose_train
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from practicum.data.coco import CocoDetectionData
-from practicum.data.shapes import ShapesDetectionData, draw_scene
+from practicum.data.synthetic_shapes import ShapesDetectionData, draw_scene
 from practicum.errors import UserError
 
 from conftest import compose_train, run_cli, train

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from practicum import run as run_module
+from practicum.config.goal import Goal
 from practicum.methodology.cases import RunFacts
 from practicum.methodology.diagnosis import (
     best_epoch_early,
@@ -17,7 +17,7 @@ from practicum.methodology.diagnosis import (
     overfitting,
     still_improving,
 )
-from practicum.methodology.goal import Goal
+from practicum.run import one_run as run_module
 
 from conftest import train
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from practicum.build import build_datamodule
+from practicum.run.build import build_datamodule
 
 from conftest import ROOT, compose_train, run_cli, train
 

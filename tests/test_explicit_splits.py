@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from practicum.build import build_datamodule
 from practicum.errors import UserError
+from practicum.run.build import build_datamodule
 from test_image_data import write_image_folder
 
 from conftest import compose_train, run_cli, train

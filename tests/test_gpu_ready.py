@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from practicum import gpu
-from practicum.build import build_datamodule, build_task, build_trainer
 from practicum.data import images
 from practicum.data.images import TorchvisionImageData
+from practicum.platform import gpu
+from practicum.run.build import build_datamodule, build_task, build_trainer
 from test_image_data import write_image_folder
 
 from conftest import compose_train, run_cli
@@ -23,7 +23,7 @@ def test_trainer_gpu_composes_mixed_precision_and_channels_last(tmp_path):
     cfg = compose_train(tmp_path, ["trainer=gpu"])
     assert cfg.trainer.accelerator == "gpu" and cfg.trainer.devices == 1
     assert cfg.trainer.precision == "mixed"
-    assert [c["_target_"] for c in cfg.trainer.callbacks] == ["practicum.gpu.ChannelsLast"]
+    assert [c["_target_"] for c in cfg.trainer.callbacks] == ["practicum.platform.gpu.ChannelsLast"]
     data = compose_train(tmp_path, ["data=image_folder", "data.root=/images"]).data
     assert data.pin_memory == "auto" and data.persistent_workers is True
     assert data.num_workers == "auto"

@@ -12,10 +12,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from practicum.build import build_datamodule, build_task
 from practicum.config import TuneConfig, settings
 from practicum.errors import UserError
 from practicum.methodology.lr_range import lr_range_test, suggest_lr
+from practicum.run.build import build_datamodule, build_task
 
 from conftest import CONF_DIR, compose_train, train
 

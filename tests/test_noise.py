@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch.nn.functional import binary_cross_entropy_with_logits, cross_entropy
 
-from practicum.build import build_datamodule, build_task
-from practicum.evaluate import evaluate_splits, load_run_config
+from practicum.run.build import build_datamodule, build_task
+from practicum.run.evaluate import evaluate_splits, load_run_config
 from practicum.tasks.segmentation import mean_iou
 
 from conftest import train

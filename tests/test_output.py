@@ -9,10 +9,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from practicum.config_tree import diff_configs
+from practicum.config.config_tree import diff_configs
+from practicum.config.goal import Goal
 from practicum.methodology.checks import CheckResult, print_checks
-from practicum.methodology.goal import Goal
-from practicum.methodology.summary import print_metrics_table
+from practicum.methodology.outcome import print_metrics_table
 
 from conftest import compose_train, run_cli
 
@@ -196,8 +196,8 @@ def test_the_study_table_keeps_its_numbers_whole_on_a_pipe():
 
 
 def test_a_trial_is_one_line():
-    from practicum.methodology.summary import trial_line
-    from practicum.summary import RunSummary
+    from practicum.methodology.outcome import trial_line
+    from practicum.methodology.run_summary import RunSummary
 
     metrics = {"train/acc": 0.95541, "val/acc": 0.93333, "test/acc": 0.9481}
     goal = {"metric": "val/acc", "mode": "max", "target": 0.98}

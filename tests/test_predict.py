@@ -132,7 +132,7 @@ IMAGE_MODELS = [
 
 @pytest.mark.parametrize(("data", "model"), IMAGE_MODELS, ids=[f"{d}-{m}" for d, m in IMAGE_MODELS])
 def test_every_image_classifier_predicts_image_files(tmp_path: Path, data: str, model: str):
-    from practicum.predict import predict_run
+    from practicum.run.predict import predict_run
     from test_image_data import write_cifar10, write_mnist
 
     writers = {

@@ -43,7 +43,7 @@ def _history(run_dir: Path) -> list[tuple[int, str]]:
 
 @pytest.mark.slow
 def test_sigkill_then_resume_ends_like_the_uninterrupted_run(tmp_path: Path):
-    from practicum.checkpointing import checkpoint_progress
+    from practicum.run.checkpoints import checkpoint_progress
 
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     process = _train(whole)
@@ -126,8 +126,8 @@ def test_a_save_cut_off_midway_leaves_the_previous_checkpoint_whole(tmp_path: Pa
     from conftest import train
 
     _, summary, run_dir = train(tmp_path, ["trainer.max_epochs=1", "diagnosis.baseline_model=null"])
-    from practicum.build import build_trainer
-    from practicum.evaluate import load_run_config
+    from practicum.run.build import build_trainer
+    from practicum.run.evaluate import load_run_config
 
     last = run_dir / "checkpoints" / "last.ckpt"
     before = last.read_bytes()
@@ -171,8 +171,8 @@ def test_last_checkpoint_is_the_last_epoch_even_when_the_best_is_older(
     from lightning.pytorch.callbacks import ModelCheckpoint
     from torch.utils.data import DataLoader, TensorDataset
 
-    from practicum.build import build_callbacks
-    from practicum.checkpointing import checkpoint_progress
+    from practicum.run.build import build_callbacks
+    from practicum.run.checkpoints import checkpoint_progress
 
     from conftest import compose_train
 

@@ -51,7 +51,7 @@ class Stop(Exception):
 
 @pytest.mark.parametrize("stage", ["write", "fsync", "replace"])
 def test_a_write_that_fails_at_any_stage_leaves_the_old_file_whole(tmp_path, monkeypatch, stage):
-    from practicum import files
+    from practicum.platform import files
 
     target = tmp_path / "summary.json"
     files.write_json(target, {"status": "completed", "objective": 0.97})
@@ -77,7 +77,7 @@ def test_a_write_that_fails_at_any_stage_leaves_the_old_file_whole(tmp_path, mon
 
 SAVER = """
 import sys, torch
-from practicum.checkpointing import AtomicCheckpointIO
+from practicum.run.checkpoints import AtomicCheckpointIO
 io = AtomicCheckpointIO()
 state = {"weights": torch.randn(1_500_000), "epoch": 0}
 for epoch in range(10**6):
@@ -93,7 +93,7 @@ def test_a_kill_while_saving_never_leaves_a_broken_checkpoint_nor_files_elsewher
     whenever the saving process is killed, last.ckpt is a whole checkpoint."""
     import torch
 
-    from practicum.files import remove_stale_temps
+    from practicum.platform.files import remove_stale_temps
 
     shm = Path("/dev/shm")
     base = shm if shm.is_dir() and os.access(shm, os.W_OK) else tmp_path
@@ -150,7 +150,7 @@ def _injected(from_write: int, pattern: str, *args: str) -> subprocess.Completed
 
 @pytest.mark.slow
 def test_a_full_disk_is_one_line_the_checkpoint_stays_whole_and_the_run_resumes(tmp_path):
-    from practicum.checkpointing import checkpoint_progress
+    from practicum.run.checkpoints import checkpoint_progress
 
     run_dir = tmp_path / "run"
     # the 5th checkpoint write fails (2 files a epoch: the best epoch's and last.ckpt)
@@ -195,7 +195,7 @@ def test_a_disk_full_for_every_file_is_still_one_line(tmp_path):
 
 
 def test_folders_claimed_in_the_same_second_are_distinct(tmp_path):
-    from practicum.files import new_dir
+    from practicum.platform.files import new_dir
 
     for _ in range(20):  # until two claims fall within one second
         first, second = new_dir(str(tmp_path / "runs")), new_dir(str(tmp_path / "runs"))
@@ -294,7 +294,7 @@ def test_training_on_from_a_checkpoint_with_no_epochs_left_is_one_line(finished_
 
 
 def _fake_run(runs: Path, name: str, mtime: int, status: str | None, overrides: list[str]) -> Path:
-    from practicum.summary import RunSummary
+    from practicum.methodology.run_summary import RunSummary
 
     run = runs / name
     (run / ".hydra").mkdir(parents=True)
@@ -308,8 +308,8 @@ def _fake_run(runs: Path, name: str, mtime: int, status: str | None, overrides: 
 
 
 def test_ckpt_path_last_resumes_the_newest_unfinished_run_with_its_own_overrides(tmp_path, capsys):
-    from practicum import resume
     from practicum.errors import UserError
+    from practicum.run import resume
 
     runs = tmp_path / "logs" / "train" / "runs"
     _fake_run(runs, "a", 1000, None, ["model=mlp"])
@@ -366,7 +366,7 @@ def _rows(run_dir: Path) -> list[dict[str, str]]:
 def test_ctrl_c_then_the_printed_command_ends_bit_exact_with_the_whole_run(tmp_path):
     import torch
 
-    from practicum.checkpointing import checkpoint_progress
+    from practicum.run.checkpoints import checkpoint_progress
 
     whole, stopped = tmp_path / "whole", tmp_path / "stopped"
     process = _start(*LONG, f"hydra.run.dir={whole}")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from practicum.config.command_line import choices, override_args, text_values, values
 from practicum.errors import UserError
-from practicum.overrides import choices, override_args, text_values, values
-from practicum.summary import SCHEMA_VERSION, RunSummary
+from practicum.methodology.run_summary import SCHEMA_VERSION, RunSummary
 
 from conftest import run_cli
 

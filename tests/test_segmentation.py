@@ -22,7 +22,7 @@ def write_voc(root: Path, count: int = 14, size: int = 60, bad_id: int | None = 
     """JPEGImages/*.jpg, SegmentationClass/*.png palette masks (255 borders), ImageSets lists."""
     from PIL import Image
 
-    from practicum.data.shapes import draw_scene
+    from practicum.data.synthetic_shapes import draw_scene
 
     for folder in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation"):
         (root / folder).mkdir(parents=True, exist_ok=True)

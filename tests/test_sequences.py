@@ -26,7 +26,7 @@ def test_recurrent_nets_learn_digit_rows(tmp_path: Path, model: str):
 
 
 def test_adding_problem_trains_on_packed_variable_lengths(tmp_path: Path):
-    from practicum.build import build_datamodule
+    from practicum.run.build import build_datamodule
 
     cfg = compose_train(tmp_path, ["model=gru", "data=adding", "data.num_sequences=600"])
     data = build_datamodule(cfg)
@@ -99,7 +99,7 @@ def test_mismatched_data_is_one_clear_line():
 
 def test_normalization_uses_only_valid_steps(tmp_path: Path):
     cfg = compose_train(tmp_path, ["model=lstm", "data=adding", "data.normalize=per_feature"])
-    from practicum.build import build_datamodule
+    from practicum.run.build import build_datamodule
 
     data = build_datamodule(cfg)
     x, _ = data.splits["train"]

@@ -232,7 +232,7 @@ def test_the_default_callbacks_are_lightnings_own_and_the_bar_shows_epoch_metric
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
 
-    from practicum.build import build_callbacks, build_datamodule, build_task, build_trainer
+    from practicum.run.build import build_callbacks, build_datamodule, build_task, build_trainer
 
     from conftest import compose_train
 

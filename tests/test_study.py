@@ -24,7 +24,7 @@ TINY = [
 
 def test_grid_vs_random_tiny_study_writes_table_plot_and_rows(tmp_path: Path) -> None:
     from practicum.cli import run_train_config
-    from practicum.validate import validate
+    from practicum.config.validate import validate
 
     cfg = compose_train(tmp_path, TINY)
     validate(cfg)
@@ -62,7 +62,7 @@ def test_grid_vs_random_tiny_study_writes_table_plot_and_rows(tmp_path: Path) ->
 
 
 def test_grid_needs_a_full_grid(tmp_path: Path) -> None:
-    from practicum.run import train_run
+    from practicum.run.one_run import train_run
     from practicum.search.study import run_study
 
     cfg = compose_train(tmp_path, [*TINY, "study.n_trials=5"])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from practicum.search.summary import SweepSummary, summarize_sweep
+from practicum.search.sweep_summary import SweepSummary, summarize_sweep
 
 from conftest import ROOT, run_cli
 

@@ -130,7 +130,7 @@ def test_vector_data_is_refused():
 
 
 def test_pretrained_and_freeze_reach_the_net(tmp_path: Path):
-    from practicum.build import build_task
+    from practicum.run.build import build_task
 
     from conftest import compose_train
 

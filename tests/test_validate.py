@@ -9,8 +9,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from practicum.config import SCHEMAS, part_name
+from practicum.config.validate import declared_problem, validate
 from practicum.errors import UserError
-from practicum.validate import declared_problem, validate
 
 from conftest import CONF_DIR, compose_train, run_cli
 

@@ -37,7 +37,7 @@ from practicum.errors import report
 log = logging.getLogger(__name__)
 WORKER = "hydra_plugins.practicum_launcher._worker"
 # imported once by the fork server, before it forks the trials' processes
-PRELOAD = ["torch", "lightning.pytorch", "practicum.run", WORKER]
+PRELOAD = ["torch", "lightning.pytorch", "practicum.run.one_run", WORKER]
 # lost trials are recorded one at a time: recording one sets Hydra's global config for a moment
 _recording = threading.Lock()
 

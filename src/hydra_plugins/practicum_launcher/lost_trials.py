@@ -106,7 +106,7 @@ def record(run_dir: Path, sweep_config: DictConfig, overrides: list, reason: str
     `interrupted` by the signal that ended its job, is a failed trial of the sweep); and the
     overrides Hydra saves before a job starts, if it died before that, so that the sweep summary
     lists it."""
-    from practicum.summary import RunSummary
+    from practicum.methodology.run_summary import RunSummary
 
     subdir = sweep_config.hydra.output_subdir
     saved = run_dir / str(subdir) / "overrides.yaml" if subdir is not None else None

@@ -2,13 +2,13 @@
 
 What it adds to Hydra's submitit launcher:
 - before submitting, the request is checked against the partition's nodes and the requeue
-  warning against the time limit (practicum/cluster.py): a job that cannot run is one line, not a
+  warning against the time limit (practicum/platform/cluster.py): a job that cannot run is one line, not a
   job that pends forever;
 - a job that is cancelled, preempted, runs out of memory or time, or whose node fails, is one
   failed trial (lost_trials.py): the sweep or search goes on and its summary counts it;
 - a trial requeued after a timeout or a preemption resumes from its own `last.ckpt` in its own run
   directory. submitit's signal handler owns the requeue (Lightning's SLURM auto-requeue is off:
-  practicum.build passes Lightning a SLURM environment without it).
+  practicum.run.build passes Lightning a SLURM environment without it).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hydra_plugins.practicum_launcher.lost_trials import job_dir, lost_trial
 from practicum.errors import UserError, report
-from practicum.ranks import is_rank_zero
+from practicum.platform.ranks import is_rank_zero
 
 log = logging.getLogger(__name__)
 USER_ERROR_EXIT = 2
@@ -109,7 +109,7 @@ class SlurmLauncher(BaseSubmititLauncher):
     def check_request(self, sweep_dir: Path) -> None:
         """A request no node can satisfy, or a requeue warning longer than the time limit, is one
         line before anything is submitted; the sweep's folder is not left behind."""
-        from practicum.cluster import check_fits, check_signal_delay, read_partitions
+        from practicum.platform.cluster import check_fits, check_signal_delay, read_partitions
 
         try:
             check_signal_delay(self.params)
@@ -161,7 +161,7 @@ def lost_reason(job: Any, exc: Exception) -> str:
 def resume_if_requeued(sweep_config: DictConfig) -> JobReturn | None:
     """A trial that runs again in a run directory it already trained in (requeued after a timeout
     or a preemption) goes on from its last.ckpt; one that had finished is not run again."""
-    from practicum.summary import RunSummary
+    from practicum.methodology.run_summary import RunSummary
 
     run_dir = job_dir(sweep_config)
     summary = RunSummary.read(run_dir)
@@ -179,7 +179,7 @@ def resume_if_requeued(sweep_config: DictConfig) -> JobReturn | None:
     if not (run_dir / LAST).is_file():
         return None  # requeued before its first epoch ended, or not requeued: a fresh start
     if is_rank_zero():
-        from practicum.resume import keep_config_record
+        from practicum.run.resume import keep_config_record
 
         keep_config_record(run_dir)
     print(f"Requeued: trial {sweep_config.hydra.job.num} resumes from {run_dir / LAST}", flush=True)

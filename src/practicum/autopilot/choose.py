@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from practicum.autopilot.overrides import canonical, merged
+from practicum.autopilot.step_overrides import canonical, merged
 from practicum.autopilot.trail import Step
 from practicum.config import AUTOPILOT_KNOBS, part_name
 from practicum.errors import UserError
@@ -45,7 +45,7 @@ class Stop:
 
 def check_knobs(cfg: DictConfig, allowed: list[str]) -> None:
     """A model with none of the knobs the autopilot may turn is one line, before any run."""
-    from practicum.knobs import run_changes
+    from practicum.config.knobs import run_changes
 
     changes = run_changes(cfg)
     if not any(changes.get(KNOB_CHANGES[k]) for k in allowed):

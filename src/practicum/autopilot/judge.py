@@ -7,8 +7,8 @@ import math
 import statistics
 
 from practicum.autopilot.trail import Step
-from practicum.methodology.goal import Goal
-from practicum.summary import RunSummary, finite_or_none
+from practicum.config.goal import Goal
+from practicum.methodology.run_summary import RunSummary, finite_or_none
 
 
 def combine(

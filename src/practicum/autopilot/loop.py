@@ -17,8 +17,8 @@ from rich.panel import Panel
 
 from practicum.autopilot.choose import Candidate, Stop, check_knobs, next_candidate
 from practicum.autopilot.judge import combine, decide, middle
-from practicum.autopilot.overrides import canonical, command_overrides, merged, step_config
 from practicum.autopilot.range_test import suggested_lr
+from practicum.autopilot.step_overrides import canonical, command_overrides, merged, step_config
 from practicum.autopilot.trail import (
     Step,
     command,
@@ -30,12 +30,12 @@ from practicum.autopilot.trail import (
     write_trail,
 )
 from practicum.config import AUTOPILOT_KNOBS, AutopilotConfig, settings
+from practicum.config.goal import Goal
 from practicum.errors import UserError
-from practicum.methodology.goal import Goal
-from practicum.summary import RunSummary
+from practicum.methodology.run_summary import RunSummary
 
 if TYPE_CHECKING:
-    from practicum.run import RunOne
+    from practicum.run.one_run import RunOne
 
 FINAL = ("goal_met", "unfixable", "no_remedy")  # an autopilot that stopped for these is done
 

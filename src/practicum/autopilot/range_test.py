@@ -20,10 +20,10 @@ def suggested_lr(cfg: DictConfig, folder: Path, number: int, console: Console) -
     None (and a line on the terminal) when it is not run, not sane, or agrees with the lr."""
     import lightning.pytorch as pl
 
-    from practicum.build import build_datamodule, build_task
     from practicum.config import TuneConfig
-    from practicum.files import write_json
     from practicum.methodology.lr_range import lr_range_test
+    from practicum.platform.files import write_json
+    from practicum.run.build import build_datamodule, build_task
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     try:

@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
+from practicum.config.goal import Goal
 from practicum.errors import UserError
-from practicum.files import save_figure, write_json, write_text
-from practicum.methodology.goal import Goal
+from practicum.platform.files import save_figure, write_json, write_text
 
 STATE_FILE = "autopilot.json"
 SPLITS = ("train", "val", "test")

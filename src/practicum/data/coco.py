@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from practicum.constraints import OpenFraction
+from practicum.config.constraints import OpenFraction
 from practicum.data.base import require_image
 from practicum.data.dense import DenseData, Examples
 from practicum.errors import UserError

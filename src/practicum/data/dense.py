@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from practicum.constraints import NonNegativeInt, PositiveInt
+from practicum.config.constraints import NonNegativeInt, PositiveInt
 from practicum.data.base import SplitDataModule, lone_last_batch
 from practicum.errors import UserError
 

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from torchvision import datasets
 from torchvision.transforms import v2
 
-from practicum.constraints import Constraint, OpenFraction, PositiveInt, at_least, one_of
+from practicum.config.constraints import Constraint, OpenFraction, PositiveInt, at_least, one_of
 from practicum.data.base import SplitDataModule, lone_last_batch, require_image
 from practicum.data.splits import check_examples, split_off, subset
 from practicum.errors import UserError

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import numpy as np
 import torch
 
-from practicum.constraints import OpenFraction, PositiveInt, at_least, one_of
+from practicum.config.constraints import OpenFraction, PositiveInt, at_least, one_of
 from practicum.data.base import SplitDataModule
 from practicum.data.batches import TensorBatches
 from practicum.data.splits import (

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from practicum.constraints import PositiveInt
+from practicum.config.constraints import PositiveInt
 from practicum.data.batches import TensorBatches
 from practicum.data.csv_table import column, label_sort_key, read_labels, read_numbers, read_rows
 from practicum.data.in_memory import InMemoryClassificationData

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from practicum.methodology.goal import Goal
+from practicum.config.goal import Goal
 from practicum.methodology.history import History
 
 

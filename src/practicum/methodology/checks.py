@@ -26,8 +26,8 @@ from rich.table import Table
 from torch import Tensor, nn
 
 from practicum.config import ChecksConfig
-from practicum.files import write_json
-from practicum.summary import finite_or_none
+from practicum.methodology.run_summary import finite_or_none
+from practicum.platform.files import write_json
 
 if TYPE_CHECKING:
     from practicum.data.in_memory import InMemoryClassificationData as Data

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from practicum.files import save_figure
-from practicum.methodology.goal import Goal
+from practicum.config.goal import Goal
 from practicum.methodology.history import History
+from practicum.platform.files import save_figure
 
 
 def plot_curves(history: History, goal: Goal, best: int | None, path: Path, title: str) -> Path:

@@ -31,10 +31,10 @@ from __future__ import annotations
 import math
 import statistics
 
+from practicum.config.goal import Goal
 from practicum.methodology.cases import Diagnosis, Remedy, RunFacts
 from practicum.methodology.evidence import baseline_line, values_line
 from practicum.methodology.generative_diagnosis import diagnose_gan, vae_collapse, vae_evidence
-from practicum.methodology.goal import Goal
 from practicum.methodology.history import History
 
 KINDS = ("supervised", "vae", "gan")

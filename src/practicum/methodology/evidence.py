@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from practicum.methodology.goal import Goal
+from practicum.config.goal import Goal
 
 
 def values_line(metrics: dict[str, float], goal: Goal) -> str:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 
+from practicum.config.goal import Goal
 from practicum.methodology.cases import Diagnosis, Remedy, RunFacts
 from practicum.methodology.evidence import values_line
-from practicum.methodology.goal import Goal
 
 REFERENCE_IMAGES = 256  # images per split that precision/recall compare (model.reference_size)
 

@@ -6,7 +6,7 @@ import csv
 import math
 from pathlib import Path
 
-from practicum.methodology.goal import Goal
+from practicum.config.goal import Goal
 
 History = dict[int, dict[str, float]]
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from practicum.config import TuneConfig, settings
 from practicum.errors import UserError
-from practicum.files import save_figure
+from practicum.platform.files import save_figure
 
 DIVERGENCE_FACTOR = 4.0  # stop once the smoothed loss exceeds this many times the best seen
 

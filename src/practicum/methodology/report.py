@@ -8,10 +8,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.panel import Panel
 
-from practicum.files import write_text
+from practicum.config.goal import Goal
 from practicum.methodology.cases import Diagnosis
-from practicum.methodology.goal import Goal
-from practicum.summary import RunSummary
+from practicum.methodology.run_summary import RunSummary
+from practicum.platform.files import write_text
 
 SPLITS = ("train", "val", "test")
 # what W&B's run table shows for each run, beside the best checkpoint's metrics

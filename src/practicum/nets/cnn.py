@@ -7,16 +7,16 @@ from typing import Annotated
 
 from torch import Tensor, nn
 
-from practicum.constraints import Fraction, PositiveInt, PositiveInts
+from practicum.config.constraints import Fraction, PositiveInt, PositiveInts
+from practicum.config.knobs import Add, Double, Dropout, Toggle
 from practicum.errors import UserError
-from practicum.knobs import Add, Double, Dropout, Toggle
-from practicum.nets.shapes import dry_run, require_classes, require_image_shape
+from practicum.nets.sizes import dry_run, require_classes, require_image_shape
 
 
 class ConvNet(nn.Module):
     """One block per entry of `channels`; pooling halves the size while it is at least 2 pixels."""
 
-    # what the diagnosis and the autopilot may turn (practicum/knobs.py)
+    # what the diagnosis and the autopilot may turn (practicum/config/knobs.py)
     knobs = {
         "channels": Double(most=1024),
         "kernel_size": Add(step=2, most=7),

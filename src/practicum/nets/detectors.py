@@ -21,9 +21,9 @@ from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.ops import MultiScaleRoIAlign
 
-from practicum.constraints import Fraction, PositiveInt, PositiveInts
+from practicum.config.constraints import Fraction, PositiveInt, PositiveInts
+from practicum.config.knobs import Double
 from practicum.errors import UserError
-from practicum.knobs import Double
 
 RESNETS = ("resnet18", "resnet34", "resnet50")
 
@@ -165,6 +165,6 @@ def _classes(num_classes: int) -> int:
     return int(num_classes)
 
 
-# what the diagnosis and the autopilot may turn (practicum/knobs.py)
+# what the diagnosis and the autopilot may turn (practicum/config/knobs.py)
 faster_rcnn.knobs = {"channels": Double(most=512), "representation_size": Double(most=1024)}
 retinanet.knobs = {"channels": Double(most=512)}

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from practicum.nets.shapes import flat_size, require_classes
+from practicum.nets.sizes import flat_size, require_classes
 
 
 class Linear(nn.Module):

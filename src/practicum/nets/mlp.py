@@ -7,16 +7,16 @@ from typing import Annotated
 
 from torch import Tensor, nn
 
-from practicum.constraints import Fraction, PositiveInt
+from practicum.config.constraints import Fraction, PositiveInt
+from practicum.config.knobs import Add, Double, Dropout, Toggle
 from practicum.errors import UserError
-from practicum.knobs import Add, Double, Dropout, Toggle
-from practicum.nets.shapes import flat_size, require_classes
+from practicum.nets.sizes import flat_size, require_classes
 
 
 class MLP(nn.Module):
     """`depth` hidden layers of `hidden_units`, each Linear -> [BatchNorm] -> ReLU -> [Dropout]."""
 
-    # what the diagnosis and the autopilot may turn (practicum/knobs.py)
+    # what the diagnosis and the autopilot may turn (practicum/config/knobs.py)
     knobs = {
         "hidden_units": Double(),
         "depth": Add(most=8),

@@ -8,10 +8,10 @@ from typing import Annotated
 
 from torch import Tensor, nn
 
-from practicum.constraints import Fraction, NonNegativeInt, PositiveInt
+from practicum.config.constraints import Fraction, NonNegativeInt, PositiveInt
+from practicum.config.knobs import Add, Double, Dropout
 from practicum.errors import UserError
-from practicum.knobs import Add, Double, Dropout
-from practicum.nets.shapes import flat_size, require_classes
+from practicum.nets.sizes import flat_size, require_classes
 
 
 class ResidualBlock(nn.Module):
@@ -35,7 +35,7 @@ class ResidualBlock(nn.Module):
 class ResidualMLP(nn.Module):
     """Flatten -> Linear to `hidden_units` -> `depth` residual blocks -> LayerNorm -> classes."""
 
-    # what the diagnosis and the autopilot may turn (practicum/knobs.py)
+    # what the diagnosis and the autopilot may turn (practicum/config/knobs.py)
     knobs = {"hidden_units": Double(), "depth": Add(least=0, most=16), "dropout": Dropout()}
 
     def __init__(

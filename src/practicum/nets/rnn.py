@@ -9,10 +9,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from practicum.constraints import Fraction, PositiveInt
+from practicum.config.constraints import Fraction, PositiveInt
+from practicum.config.knobs import Add, Double, Dropout
 from practicum.errors import UserError
-from practicum.knobs import Add, Double, Dropout
-from practicum.nets.shapes import require_classes
+from practicum.nets.sizes import require_classes
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -27,7 +27,7 @@ class RecurrentClassifier(nn.Module):
     # it needs sequence data, so a classification task around it solves sequence classification
     problem = "sequence_classification"
 
-    # what the diagnosis and the autopilot may turn (practicum/knobs.py)
+    # what the diagnosis and the autopilot may turn (practicum/config/knobs.py)
     knobs = {"hidden_size": Double(most=2048), "num_layers": Add(most=4), "dropout": Dropout()}
 
     def __init__(

@@ -13,9 +13,9 @@ from typing import Annotated
 
 from torch import Tensor, nn
 
-from practicum.constraints import PositiveInt, PositiveInts
+from practicum.config.constraints import PositiveInt, PositiveInts
+from practicum.config.knobs import Add, Double
 from practicum.errors import UserError
-from practicum.knobs import Add, Double
 
 
 def _convs(in_channels: int, out_channels: int, depth: int) -> nn.Sequential:
@@ -34,7 +34,7 @@ def _convs(in_channels: int, out_channels: int, depth: int) -> nn.Sequential:
 class SegNet(nn.Module):
     """Per-pixel class logits `(B, num_classes, H, W)` for images `(B, in_channels, H, W)`."""
 
-    # what the diagnosis and the autopilot may turn (practicum/knobs.py)
+    # what the diagnosis and the autopilot may turn (practicum/config/knobs.py)
     knobs = {"channels": Double(most=512), "depth": Add(most=4)}
 
     def __init__(

@@ -23,10 +23,10 @@ import torch.nn.functional as F
 import torchvision.models as tvm
 from torch import Tensor, nn
 
-from practicum.constraints import Fraction, PositiveInt
+from practicum.config.constraints import Fraction, PositiveInt
+from practicum.config.knobs import Choice, Double, Dropout, Toggle
 from practicum.errors import UserError
-from practicum.knobs import Choice, Double, Dropout, Toggle
-from practicum.nets.shapes import dry_run, require_classes, require_image_shape
+from practicum.nets.sizes import dry_run, require_classes, require_image_shape
 
 # torch's batch-norm layers, named one by one: their common base class is private
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
@@ -90,7 +90,7 @@ class _TorchvisionNet(nn.Module):
 class ResNet(_TorchvisionNet):
     """torchvision ResNet; images up to 64 px get a 3x3 stride-1 stem without max-pool (CIFAR style)."""
 
-    # what the diagnosis and the autopilot may turn (practicum/knobs.py)
+    # what the diagnosis and the autopilot may turn (practicum/config/knobs.py)
     knobs = {"depth": Choice(ladder=tuple(RESNET_DEPTHS))}
 
     def __init__(
@@ -117,7 +117,7 @@ class ResNet(_TorchvisionNet):
 class VGG(_TorchvisionNet):
     """torchvision VGG (batch norm by default); inputs under 32 px are upsampled to 32x32."""
 
-    # what the diagnosis and the autopilot may turn (practicum/knobs.py)
+    # what the diagnosis and the autopilot may turn (practicum/config/knobs.py)
     knobs = {
         "depth": Choice(ladder=tuple(VGG_DEPTHS)),
         "hidden": Double(),
@@ -159,7 +159,7 @@ class VGG(_TorchvisionNet):
 class InceptionV3(_TorchvisionNet):
     """torchvision Inception-V3 without the auxiliary head; inputs under 75 px are resized to 75x75."""
 
-    # what the diagnosis and the autopilot may turn (practicum/knobs.py)
+    # what the diagnosis and the autopilot may turn (practicum/config/knobs.py)
     knobs = {"dropout": Dropout()}
 
     def __init__(

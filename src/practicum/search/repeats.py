@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig, open_dict
 from rich.console import Console
 
-from practicum.methodology.goal import Goal
-from practicum.summary import RunSummary, finite_or_none
+from practicum.config.goal import Goal
+from practicum.methodology.run_summary import RunSummary, finite_or_none
 
 if TYPE_CHECKING:
-    from practicum.run import RunOne
+    from practicum.run.one_run import RunOne
 
 
 def repeat_over_seeds(cfg: DictConfig, run_one: RunOne) -> float:

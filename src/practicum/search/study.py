@@ -21,13 +21,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.table import Table
 
+from practicum.config.goal import Goal
 from practicum.errors import UserError
-from practicum.files import open_atomic, save_figure, write_json, write_text
-from practicum.methodology.goal import Goal
-from practicum.summary import RunSummary, finite_or_none
+from practicum.methodology.run_summary import RunSummary, finite_or_none
+from practicum.platform.files import open_atomic, save_figure, write_json, write_text
 
 if TYPE_CHECKING:
-    from practicum.run import RunOne
+    from practicum.run.one_run import RunOne
 
 NAME = "grid_vs_random"
 console = Console()

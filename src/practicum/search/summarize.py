@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from practicum.errors import UserError, report
-from practicum.search.summary import summarize_sweep
 from practicum.search.sweep import TRIAL_STATUSES, collect_trials, fmt
+from practicum.search.sweep_summary import summarize_sweep
 
 USER_ERROR_EXIT = 2
 

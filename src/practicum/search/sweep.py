@@ -13,9 +13,9 @@ from typing import Any
 import yaml
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
 
-from practicum import overrides
-from practicum.methodology.goal import Goal
-from practicum.summary import STATUSES, RunSummary
+from practicum.config import command_line as overrides
+from practicum.config.goal import Goal
+from practicum.methodology.run_summary import STATUSES, RunSummary
 
 SPLITS = ("train", "val", "test")
 # a trial without summary.json: still running (the summary was rebuilt while its job ran), or its

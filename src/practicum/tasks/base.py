@@ -12,8 +12,8 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-from practicum.checkpointing import RNG_KEY, restore_rng_state, rng_state
-from practicum.methodology.goal import Metric
+from practicum.config.goal import Metric
+from practicum.platform.rng import RNG_KEY, restore_rng_state, rng_state
 
 OptimizerFactory = Callable[..., Optimizer]
 CONFIG_KEY = "practicum_config"

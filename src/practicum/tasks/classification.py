@@ -9,9 +9,9 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from practicum.constraints import Fraction
+from practicum.config.constraints import Fraction
+from practicum.config.goal import cost, share
 from practicum.errors import UserError
-from practicum.methodology.goal import cost, share
 from practicum.tasks.base import OptimizerFactory, Task
 from practicum.tasks.noise import bootstrap_errors, finite_errors, gathered, mean_error
 

@@ -29,8 +29,8 @@ import torch
 from torch import Tensor, nn
 from torchmetrics.detection import MeanAveragePrecision
 
-from practicum.constraints import Fraction, PositiveInt
-from practicum.methodology.goal import cost, share
+from practicum.config.constraints import Fraction, PositiveInt
+from practicum.config.goal import cost, share
 from practicum.tasks.base import OptimizerFactory, Task
 from practicum.tasks.noise import across_processes, bootstrap_errors, finite_errors, mean_error
 
@@ -171,7 +171,7 @@ class DetectionTask(Task):
     @torch.no_grad()
     def save_pictures(self, datamodule: Any, output_dir: Path, title: str = "") -> Path:
         """predictions.png: predicted boxes with labels and scores beside the true boxes."""
-        from practicum.methodology.pictures import detection_picture
+        from practicum.tasks.pictures import detection_picture
 
         was_training = self.net.training
         self.net.eval()

@@ -26,8 +26,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.functional import binary_cross_entropy_with_logits as bce
 
-from practicum.constraints import PositiveInt
-from practicum.methodology.goal import Metric, cost
+from practicum.config.constraints import PositiveInt
+from practicum.config.goal import Metric, cost
 from practicum.tasks.base import OptimizerFactory
 from practicum.tasks.generative import GenerativeTask, save_grid
 from practicum.tasks.noise import finite_errors, gathered, mean_error

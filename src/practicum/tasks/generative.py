@@ -13,9 +13,9 @@ from typing import Annotated, Any
 import torch
 from torch import Tensor, nn
 
-from practicum.constraints import PositiveInt
-from practicum.methodology.goal import share
-from practicum.nets.shapes import require_image_shape
+from practicum.config.constraints import PositiveInt
+from practicum.config.goal import share
+from practicum.nets.sizes import require_image_shape
 from practicum.tasks.base import OptimizerFactory, Task
 from practicum.tasks.noise import share_error
 

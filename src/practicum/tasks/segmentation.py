@@ -20,8 +20,8 @@ from torch.nn.functional import cross_entropy
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
 
-from practicum.constraints import PositiveInt
-from practicum.methodology.goal import cost, share
+from practicum.config.constraints import PositiveInt
+from practicum.config.goal import cost, share
 from practicum.tasks.base import OptimizerFactory, Task
 from practicum.tasks.noise import bootstrap_errors, finite_errors, gathered, mean_error
 
@@ -125,7 +125,7 @@ class SegmentationTask(Task):
     @torch.no_grad()
     def save_pictures(self, datamodule: Any, output_dir: Path, title: str = "") -> Path:
         """predictions.png: image, true mask and predicted mask for a few validation images."""
-        from practicum.methodology.pictures import segmentation_picture
+        from practicum.tasks.pictures import segmentation_picture
 
         was_training = self.net.training
         self.net.eval()

@@ -20,8 +20,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.functional import binary_cross_entropy_with_logits
 
-from practicum.constraints import NonNegative, PositiveInt
-from practicum.methodology.goal import cost
+from practicum.config.constraints import NonNegative, PositiveInt
+from practicum.config.goal import cost
 from practicum.tasks.base import OptimizerFactory
 from practicum.tasks.generative import GenerativeTask, save_grid
 from practicum.tasks.noise import finite_errors, gathered, mean_error

@@ -23,8 +23,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from practicum.arguments import describe_type, did_you_mean, fits
-from practicum.constraints import (
+from practicum.config.arguments import describe_type, did_you_mean, fits
+from practicum.config.constraints import (
     SEED,
     Constraint,
     Fraction,
@@ -334,7 +334,8 @@ def _shown(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+# conf/ ships inside the package (src/practicum/conf links to the repository's conf/)
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 @functools.cache

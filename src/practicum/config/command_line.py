@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override
+from hydra.core.override_parser.types import Glob, Override
 from hydra.errors import HydraException
 
 from practicum.errors import UserError
@@ -72,14 +72,15 @@ def values(argv: Iterable[str]) -> dict[str, Any]:
 
 def choices(argv: Iterable[str]) -> dict[str, list[str]]:
     """`{key: [option, ...]}` of every override, a sweep's options listed (`model=mlp,cnn`); only
-    plain choice lists are expanded, ranges and intervals stay Hydra's to check."""
+    plain choice lists are expanded: `glob()` (which picks among the files that exist), ranges and
+    intervals stay Hydra's to expand and check."""
     found: dict[str, list[str]] = {}
     for o in parse(argv):
         if o.is_delete():
             continue
         if not o.is_sweep_override():
             found[o.key_or_group] = [str(o.value())]
-        elif o.is_choice_sweep():
+        elif o.is_choice_sweep() and not isinstance(o.value(), Glob):
             found[o.key_or_group] = [str(v) for v in o.sweep_string_iterator()]
     return found
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-CONF_DIR = Path(__file__).resolve().parents[3] / "conf"
+from practicum.config import CONF_DIR
 
 
 def linear_baseline_config(cfg: DictConfig, model: str, max_epochs: int) -> DictConfig:
@@ -82,8 +80,8 @@ def logistic_regression(splits: dict, num_classes: int, seed: int) -> dict[str, 
 def _trained_linear(cfg: DictConfig, datamodule, model: str, max_epochs: int) -> dict[str, float]:
     import lightning.pytorch as pl
 
-    from practicum.build import build_task, build_trainer
-    from practicum.evaluate import evaluate_splits
+    from practicum.run.build import build_task, build_trainer
+    from practicum.run.evaluate import evaluate_splits
 
     baseline_cfg = linear_baseline_config(cfg, model, max_epochs)
     with open_dict(baseline_cfg):

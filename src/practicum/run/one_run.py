@@ -18,26 +18,26 @@ import lightning.pytorch as pl
 from omegaconf import DictConfig
 from rich.console import Console
 
-from practicum import wandb_runs
-from practicum.build import build_datamodule, build_task, build_trainer
-from practicum.checkpointing import checkpoint_progress, resolve_ckpt_path
 from practicum.config import part_name
-from practicum.config_tree import show_config
+from practicum.config.config_tree import show_config
+from practicum.config.goal import Goal
+from practicum.config.knobs import run_changes
+from practicum.config.validate import declared_problem
 from practicum.errors import UserError
-from practicum.evaluate import best_checkpoint, evaluate_splits
-from practicum.files import no_space, remove_stale_temps
-from practicum.knobs import run_changes
 from practicum.methodology.callbacks import GoalEarlyStopping, StepLosses
 from practicum.methodology.cases import RunFacts
 from practicum.methodology.curves import log_figure_to_loggers, plot_curves
 from practicum.methodology.diagnosis import diagnose, standard_error
-from practicum.methodology.goal import Goal
 from practicum.methodology.history import best_epoch, read_history
+from practicum.methodology.outcome import print_outcome
 from practicum.methodology.report import send_to_loggers, write_report
-from practicum.methodology.summary import print_outcome
-from practicum.ranks import is_rank_zero
-from practicum.summary import RunSummary, finite_or_none
-from practicum.validate import declared_problem
+from practicum.methodology.run_summary import RunSummary, finite_or_none
+from practicum.platform.files import no_space, remove_stale_temps
+from practicum.platform.ranks import is_rank_zero
+from practicum.run import wandb_runs
+from practicum.run.build import build_datamodule, build_task, build_trainer
+from practicum.run.checkpoints import checkpoint_progress, resolve_ckpt_path
+from practicum.run.evaluate import best_checkpoint, evaluate_splits
 
 
 class RunOne(Protocol):
@@ -337,6 +337,6 @@ def linear_baseline(cfg: DictConfig, task: Any, datamodule: Any) -> dict[str, fl
         return None
     if declared_problem(cfg.model) != "classification":
         return None
-    from practicum.methodology.baseline import train_linear_baseline
+    from practicum.run.baseline import train_linear_baseline
 
     return train_linear_baseline(cfg, datamodule, model, int(settings.get("baseline_epochs", 20)))

@@ -64,9 +64,10 @@ RULES: tuple[Rule, ...] = (
     Rule("practicum.tasks.schedules", "function:warmup_cosine"),
     Rule("practicum.data", "lightning.pytorch.LightningDataModule"),
     Rule("practicum.methodology.callbacks", "lightning.pytorch.Callback"),
-    Rule("practicum.gpu", "lightning.pytorch.Callback"),
-    Rule("practicum.checkpointing", "lightning.pytorch.loggers.Logger"),
+    Rule("practicum.platform.gpu", "lightning.pytorch.Callback"),
+    Rule("practicum.run.checkpoints", "lightning.pytorch.loggers.Logger"),
     Rule("practicum.search", "hydra.experimental.callback.Callback"),
+    Rule("practicum.cli.before_run", "hydra.experimental.callback.Callback"),
     # layers, optimizers, schedules, metrics and transforms
     Rule("torch.nn", "torch.nn.Module"),
     Rule("torch.optim", "torch.optim.Optimizer"),
@@ -174,7 +175,7 @@ def check_target(target: Any, where: str = "_target_") -> Any:
             f"{where}={target!r}{alias} is not a trusted target, so it will not be run: it is {what}. "
             "Configs build nets, tasks, data modules, optimizers, schedulers, metrics, transforms and "
             "Lightning parts; for your own classes run with PRACTICUM_TRUST=<your package>, or add a Rule "
-            "to RULES in src/practicum/trust.py"
+            "to RULES in src/practicum/config/trust.py"
         )
     return obj
 

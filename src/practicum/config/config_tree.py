@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from practicum.config import part_name
-from practicum.files import write_text
-from practicum.ranks import is_rank_zero
+from practicum.config.schemas import part_name
+from practicum.platform.files import write_text
+from practicum.platform.ranks import is_rank_zero
 
 # the groups a reader looks for first; the rest follow in config order
 FIRST = ("data", "model", "optimizer", "scheduler", "trainer", "goal", "callbacks", "logger")

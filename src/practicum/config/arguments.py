@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from practicum.constraints import Constraint, Fraction, NonNegative, Positive, PositiveInt
+from practicum.config.constraints import Constraint, Fraction, NonNegative, Positive, PositiveInt
 from practicum.errors import UserError
 
 # (class that declares the parameter, parameter, range): for targets whose source is not ours

@@ -13,10 +13,10 @@ from typing import Annotated
 import torch
 from torch import Tensor, nn
 
-from practicum.constraints import PositiveInt, PositiveInts
+from practicum.config.constraints import PositiveInt, PositiveInts
+from practicum.config.knobs import Double, Toggle
 from practicum.errors import UserError
-from practicum.knobs import Double, Toggle
-from practicum.nets.shapes import require_image_shape
+from practicum.nets.sizes import require_image_shape
 
 
 def _base_size(in_shape: Sequence[int], channels: Sequence[int], model: str) -> tuple[int, int]:
@@ -53,7 +53,7 @@ def _up(in_channels: int, out_channels: int, norm: bool) -> list[nn.Module]:
 class ConvVAE(nn.Module):
     """Encoder to a diagonal Gaussian over `latent_dim` codes; decoder to per-pixel logits."""
 
-    # what the diagnosis and the autopilot may turn (practicum/knobs.py)
+    # what the diagnosis and the autopilot may turn (practicum/config/knobs.py)
     knobs = {"latent_dim": Double(most=512), "channels": Double(most=512), "batch_norm": Toggle()}
 
     def __init__(
@@ -107,7 +107,7 @@ class DCGAN(nn.Module):
     and LeakyReLU(0.2) in the discriminator, as in DCGAN.
     """
 
-    # what the diagnosis and the autopilot may turn (practicum/knobs.py)
+    # what the diagnosis and the autopilot may turn (practicum/config/knobs.py)
     knobs = {"latent_dim": Double(most=512), "channels": Double(most=512)}
 
     def __init__(

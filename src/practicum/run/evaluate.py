@@ -11,14 +11,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 
-from practicum.build import build_datamodule, build_task, build_trainer, require_file
+from practicum.config.goal import Goal
+from practicum.config.validate import validate
 from practicum.errors import UserError
-from practicum.files import write_json
-from practicum.methodology.goal import Goal
-from practicum.methodology.summary import print_metrics_table
-from practicum.summary import RunSummary
+from practicum.methodology.outcome import print_metrics_table
+from practicum.methodology.run_summary import RunSummary
+from practicum.platform.files import write_json
+from practicum.run.build import build_datamodule, build_task, build_trainer, require_file
 from practicum.tasks.base import CONFIG_KEY
-from practicum.validate import validate
 
 
 def evaluate_splits(

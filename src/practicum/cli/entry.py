@@ -11,21 +11,22 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig, open_dict
 
-from practicum import overrides, resume
-from practicum.config import register_schemas
+from practicum.cli.process_state import exit_code, restored
+from practicum.config import CONF_DIR, register_schemas
+from practicum.config import command_line as overrides
+from practicum.config.trust import hydra_whitelist
 from practicum.errors import UserError, composition_errors_in_one_line, find_user_error, report
-from practicum.files import register_resolvers
-from practicum.trust import hydra_whitelist
+from practicum.platform.files import register_resolvers
+from practicum.run import resume
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CONF_DIR = PROJECT_ROOT / "conf"
 USER_ERROR_EXIT = 2
 CHECKS_FAILED_EXIT = 1
 
@@ -186,9 +187,10 @@ def _guarded(run: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
         if sweeping:
             _cap_threads_for_parallel_jobs(cfg, hydra_cfg.launcher)
         try:
-            from practicum.validate import validate
+            if sweeping:  # a single run was checked before its run directory was made
+                from practicum.config.validate import validate
 
-            validate(cfg)
+                validate(cfg)
             return run(cfg)
         except Exception as exc:
             user_error = find_user_error(exc)
@@ -214,7 +216,7 @@ def _mark_unfinished(
 ) -> None:
     """A trial that stopped before writing its summary still gets one: refused (a mistake in its
     config, found before training) or failed."""
-    from practicum.summary import RunSummary
+    from practicum.methodology.run_summary import RunSummary
 
     if RunSummary.path(output_dir).exists():
         return
@@ -255,8 +257,8 @@ def _cap_threads_for_parallel_jobs(cfg: DictConfig, launcher: DictConfig) -> Non
 def run_train_config(cfg: DictConfig) -> float | None:
     """Run a composed, validated train config in the mode it asks for, giving the mode the
     function that runs one config."""
-    from practicum.modes import pick_mode, run_mode
-    from practicum.run import train_run
+    from practicum.cli.modes import pick_mode, run_mode
+    from practicum.run.one_run import train_run
 
     if cfg.get("num_threads"):
         import torch
@@ -266,7 +268,7 @@ def run_train_config(cfg: DictConfig) -> float | None:
 
 
 def _train(cfg: DictConfig) -> float | None:
-    from practicum.modes import pick_mode
+    from practicum.cli.modes import pick_mode
 
     result = run_train_config(cfg)
     if pick_mode(cfg) == "checks" and result and not _sweeping():
@@ -281,31 +283,15 @@ def _sweeping() -> bool:
 
 
 def _evaluate(cfg: DictConfig) -> float | None:
-    from practicum.evaluate import evaluate_run
+    from practicum.run.evaluate import evaluate_run
 
     return evaluate_run(cfg)
 
 
 def _predict(cfg: DictConfig) -> int:
-    from practicum.predict import predict_run
+    from practicum.run.predict import predict_run
 
     return predict_run(cfg)
-
-
-def check_before_running(config_name: str, argv: list[str]) -> None:
-    """A single run's config composed and validated before Hydra makes or touches any run
-    directory: a refused run leaves nothing behind, and writes nothing into an existing one.
-    (A sweep's trials are checked one by one: a refused trial is recorded and the sweep goes on.)"""
-    if not is_a_run(argv) or is_a_sweep(argv):
-        return
-    from practicum.config import compose
-    from practicum.validate import validate
-
-    cfg = compose(CONF_DIR, config_name, overrides.override_args(argv))
-    with open_dict(cfg):
-        cfg.paths.root_dir = str(Path.cwd())
-        cfg.paths.output_dir = "<the run directory>"
-    validate(cfg)
 
 
 def is_another_rank(argv: list[str]) -> bool:
@@ -337,8 +323,7 @@ def claim_sweep_dir(config_name: str, argv: list[str]) -> list[str]:
     return [*argv, f"hydra.sweep.dir={value}"]
 
 
-def _main(config_name: str, run: Callable[[DictConfig], Any]) -> None:
-    argv = sys.argv[1:]
+def _main(config_name: str, argv: list[str], run: Callable[[DictConfig], Any]) -> None:
     register_schemas()
     register_resolvers()
     # a log record that cannot be written (a full disk) must not print a traceback of its own
@@ -352,7 +337,6 @@ def _main(config_name: str, run: Callable[[DictConfig], Any]) -> None:
                 check_launcher(argv)
                 if config_name == "train":
                     argv = default_search_space(resume.plan(argv))
-                check_before_running(config_name, argv)
                 argv = claim_sweep_dir(config_name, argv)
         except UserError as exc:
             report(str(exc))
@@ -369,16 +353,42 @@ def _main(config_name: str, run: Callable[[DictConfig], Any]) -> None:
         entry()
 
 
+COMMANDS: dict[str, Callable[[DictConfig], Any]] = {
+    "train": _train,
+    "eval": _evaluate,
+    "predict": _predict,
+}
+
+
+def main(argv: Sequence[str] | None = None, command: str = "train") -> int:
+    """`python <command>.py *argv` (command: train, eval or predict) in this process; returns the
+    exit code. The process is left as it was found (see `restored`), so a test, a
+    notebook or another tool can call it many times."""
+    if command not in COMMANDS:
+        raise ValueError(f"command must be one of {', '.join(COMMANDS)}, not {command!r}")
+    args = list(sys.argv[1:] if argv is None else argv)
+    script = sys.argv[0] if argv is None else f"{command}.py"
+    with restored([script, *args]):
+        try:
+            _main(command, args, COMMANDS[command])
+        except SystemExit as exc:
+            return exit_code(exc.code)
+        except Exception:  # what the interpreter does with it, without ending this process
+            traceback.print_exc()
+            return 1
+    return 0
+
+
 def train() -> None:
     """`python train.py [overrides]`: compose, build, fit, test, report."""
-    _main("train", _train)
+    sys.exit(main(command="train"))
 
 
 def evaluate() -> None:
     """`python eval.py ckpt_path=...`: rebuild a checkpoint's model and data, test it."""
-    _main("eval", _evaluate)
+    sys.exit(main(command="eval"))
 
 
 def predict() -> None:
     """`python predict.py ckpt_path=... input=...`: a trained classifier's predictions for new inputs."""
-    _main("predict", _predict)
+    sys.exit(main(command="predict"))

@@ -21,11 +21,11 @@ import torch
 from omegaconf import DictConfig
 from rich.console import Console
 
-from practicum.build import build_datamodule, build_task
 from practicum.config import part_name
+from practicum.config.validate import declared_problem
 from practicum.data.splits import rows_named
 from practicum.errors import UserError
-from practicum.validate import declared_problem
+from practicum.run.build import build_datamodule, build_task
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 console = Console()
@@ -33,7 +33,7 @@ console = Console()
 
 def predict_run(cfg: DictConfig) -> int:
     """Predict every input; return how many were predicted."""
-    from practicum.evaluate import load_run_config
+    from practicum.run.evaluate import load_run_config
 
     run_cfg = load_run_config(str(cfg.ckpt_path))
     problem = declared_problem(run_cfg.model)

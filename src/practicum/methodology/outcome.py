@@ -8,10 +8,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from practicum.config.goal import Goal
 from practicum.methodology.cases import Diagnosis
-from practicum.methodology.goal import Goal
 from practicum.methodology.report import print_panel
-from practicum.summary import RunSummary
+from practicum.methodology.run_summary import RunSummary
 
 SPLITS = ("train", "val", "test")
 

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import yaml
 
-from practicum import overrides, summary
+from practicum.config import command_line as overrides
 from practicum.errors import UserError
-from practicum.summary import RunSummary
+from practicum.methodology import run_summary as summary
+from practicum.methodology.run_summary import RunSummary
 
 LAST = Path("checkpoints") / "last.ckpt"
 # what marks a folder as a run's: Hydra's record, a summary, checkpoints or metrics

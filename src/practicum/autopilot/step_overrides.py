@@ -44,9 +44,9 @@ def compose_step(overrides: list[str]) -> DictConfig:
     from hydra.core.global_hydra import GlobalHydra
 
     if not GlobalHydra.instance().is_initialized():
-        from practicum.config import compose
+        from practicum.config import CONF_DIR, compose
 
-        return compose(Path(__file__).resolve().parents[3] / "conf", "train", overrides)
+        return compose(CONF_DIR, "train", overrides)
     from hydra import compose as hydra_compose
 
     from practicum.config import job_config
@@ -56,7 +56,7 @@ def compose_step(overrides: list[str]) -> DictConfig:
 
 def step_config(overrides: list[str], root_dir: str, output_dir: Path) -> DictConfig:
     """The validated config of one step, writing to `output_dir`."""
-    from practicum.validate import validate
+    from practicum.config.validate import validate
 
     cfg = compose_step(list(overrides))
     with open_dict(cfg):

@@ -22,7 +22,7 @@ from practicum.config import part_name
 from practicum.errors import UserError
 
 if TYPE_CHECKING:
-    from practicum.run import RunOne
+    from practicum.run.one_run import RunOne
 
 MODES = ("train", "checks", "tune", "repeats", "study", "autopilot")
 
@@ -75,9 +75,9 @@ def _autopilot(cfg: DictConfig, run_one: RunOne) -> float | None:
 def sanity_checks(cfg: DictConfig) -> float:
     """`debug=checks`: run the checks on a fresh model, print the table, write checks.json;
     return the number of checks that failed."""
-    from practicum.build import build_datamodule, build_task
     from practicum.config import ChecksConfig, settings
     from practicum.methodology.checks import print_checks, run_checks, unsupported, write_checks
+    from practicum.run.build import build_datamodule, build_task
 
     console = Console()
     output_dir = _run_dir(cfg)
@@ -103,10 +103,10 @@ def lr_range_then_train(cfg: DictConfig, run_one: RunOne) -> float | None:
     suggestion in the same run directory; without apply, return the suggestion."""
     import lightning.pytorch as pl
 
-    from practicum.build import build_datamodule, build_task
     from practicum.config import TuneConfig, settings
-    from practicum.files import write_json
     from practicum.methodology.lr_range import lr_range_test
+    from practicum.platform.files import write_json
+    from practicum.run.build import build_datamodule, build_task
 
     console = Console()
     output_dir = _run_dir(cfg)

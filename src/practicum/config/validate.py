@@ -16,9 +16,10 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from practicum import trust
-from practicum.arguments import check_arguments, locate, target_nodes
-from practicum.config import (
+from practicum.config import trust
+from practicum.config.arguments import check_arguments, locate, target_nodes
+from practicum.config.goal import Metric, logged_names
+from practicum.config.schemas import (
     SCHEMAS,
     EntryConfig,
     SchedulerConfig,
@@ -29,7 +30,6 @@ from practicum.config import (
     top_level_keys,
 )
 from practicum.errors import UserError
-from practicum.methodology.goal import Metric, logged_names
 
 
 def validate(cfg: DictConfig) -> None:

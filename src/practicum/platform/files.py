@@ -128,7 +128,7 @@ def register_resolvers() -> None:
     SLURM launcher's requests follow the trial's config (`${practicum.slurm_gpus:...}`)."""
     from omegaconf import OmegaConf
 
-    from practicum import cluster, ranks
+    from practicum.platform import cluster, ranks
 
     if not OmegaConf.has_resolver("practicum.new_dir"):
         # cached: the name is claimed once per config, as Hydra's `now` is computed once

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
-from practicum.files import save_figure
+from practicum.platform.files import save_figure
 
 IGNORE = 255
 

@@ -110,7 +110,7 @@ class Toggle(Knob):
 
 
 def _net_class(cfg: DictConfig) -> Any:
-    from practicum.trust import resolve
+    from practicum.config.trust import resolve
 
     net = (cfg.get("model") or {}).get("net")
     if not isinstance(net, DictConfig) or "_target_" not in net:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from practicum.files import write_json
+from practicum.platform.files import write_json
 
 FILE_NAME = "summary.json"
 SCHEMA_VERSION = 1

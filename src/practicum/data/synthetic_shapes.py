@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from practicum.constraints import OpenFraction, PositiveInt, at_least
+from practicum.config.constraints import OpenFraction, PositiveInt, at_least
 from practicum.data.dense import DenseData, Examples
 from practicum.errors import UserError
 

@@ -13,13 +13,14 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.profilers import PassThroughProfiler
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from practicum import gpu, wandb_runs
-from practicum.checkpointing import AtomicCheckpointIO, RunCSVLogger
+from practicum.config.trust import instantiate
 from practicum.data.in_memory import InMemoryClassificationData
 from practicum.errors import UserError
 from practicum.methodology.callbacks import StepLosses
+from practicum.platform import gpu
+from practicum.run import wandb_runs
+from practicum.run.checkpoints import AtomicCheckpointIO, RunCSVLogger
 from practicum.tasks.base import Task
-from practicum.trust import instantiate
 
 # Lightning's advice that does not apply to practicum's runs; everything else still shows.
 IGNORED_WARNINGS = (
