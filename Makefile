@@ -7,13 +7,17 @@ ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help install train test test-fast test-oldest test-slurm lint format clean tensorboard bench
+.PHONY: help install train test test-slow test-all test-oldest test-slurm coverage lint format clean tensorboard bench
 
 help:
 	@echo "make train   train the default baseline (ARGS='model=mlp optimizer=rmsprop' to swap parts)"
-	@echo "make test    run the test suite"
-	@echo "make test-oldest  the test suite on the oldest releases pyproject.toml allows (.ci/oldest.txt)"
+	@echo "make test    the fast layer of the tests: units, the command line in-process, a few real runs"
+	@echo "make test-all     everything: make test, the slow layer (docs commands, long runs),"
+	@echo "                  make test-oldest and make test-slurm (CI runs it)"
+	@echo "make test-slow    the tests make test leaves out (marked slow), but the SLURM ones"
+	@echo "make test-oldest  the fast layer on the oldest releases pyproject.toml allows (.ci/oldest.txt)"
 	@echo "make test-slurm   the tests marked slurm, on a single-node SLURM cluster it starts (Debian, root)"
+	@echo "make coverage     line coverage of src/ under make test and under all but SLURM"
 	@echo "make bench   benchmark suite: fit vs a hand-written loop, start-up, sweeps, throughput, memory"
 	@echo "             (BENCH_ARGS='--quick' or '--only fit,startup'; results in benchmarks/results/)"
 	@echo "make lint    ruff lint + format check"
@@ -31,11 +35,20 @@ install: $(STAMP)
 train: install
 	$(PY) train.py $(ARGS)
 
-test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+# The layers of tests/ (markers in pyproject.toml). `make test` is the fast one, for every change;
+# the slow layer holds what it leaves out; no target but test-slurm selects the SLURM tests.
+FAST := -m "not slow and not slurm"
+SLOW := -m "slow and not slurm"
+# one pytest worker per core (pytest-xdist); the trained runs the tests share are trained once
+WORKERS ?= auto
 
-test-fast: install
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+test: install
+	$(PY) -m pytest $(FAST) -n $(WORKERS) $(PYTEST_ARGS)
+
+test-slow: install
+	$(PY) -m pytest $(SLOW) -n $(WORKERS) $(PYTEST_ARGS)
+
+test-all: test test-slow test-oldest test-slurm
 
 # The lower bounds in pyproject.toml are real only if tested: a second venv holds the oldest allowed
 # lightning, hydra-core, hydra-optuna-sweeper, torchmetrics and optuna (pinned in .ci/oldest.txt).
@@ -53,7 +66,7 @@ $(OLDEST_STAMP): pyproject.toml $(OLDEST_PINS)
 test-oldest: $(OLDEST_STAMP)
 	@$(OLDEST_PY) -m pip list --format=freeze 2>/dev/null \
 		| grep -iE '^(lightning|pytorch-lightning|hydra-core|hydra-optuna-sweeper|torchmetrics|optuna|torch|torchvision)=='
-	$(OLDEST_PY) -m pytest $(PYTEST_ARGS)
+	$(OLDEST_PY) -m pytest $(FAST) -n $(WORKERS) $(PYTEST_ARGS)
 
 # Sweeps on a real SLURM cluster: on a machine that is already a SLURM node (sinfo answers) the
 # tests use that cluster; else scripts/slurm_cluster.sh starts a single-node one (installing
@@ -67,9 +80,23 @@ test-slurm: install
 		scripts/slurm_cluster.sh down; exit $$status; \
 	fi
 
+# Line coverage of src/, the processes the tests start included ([tool.coverage] in pyproject.toml):
+# coverage/fast/ for make test's layer, coverage/all/ for every layer but the SLURM one.
+COVERAGE_ENV = COVERAGE_RCFILE=$(CURDIR)/pyproject.toml COVERAGE_FILE=$(CURDIR)/coverage/$(1)/.coverage
+
+coverage: install
+	rm -rf coverage && mkdir -p coverage/fast coverage/all
+	$(call COVERAGE_ENV,fast) $(PY) -m coverage run -m pytest $(FAST) -n $(WORKERS) -q $(PYTEST_ARGS) || true
+	$(call COVERAGE_ENV,fast) $(PY) -m coverage combine -q
+	$(call COVERAGE_ENV,all) $(PY) -m coverage run -m pytest -m "not slurm" -n $(WORKERS) -q $(PYTEST_ARGS) || true
+	$(call COVERAGE_ENV,all) $(PY) -m coverage combine -q
+	@echo "make test:"; $(call COVERAGE_ENV,fast) $(PY) -m coverage report --format=total
+	@echo "all but SLURM:"; $(call COVERAGE_ENV,all) $(PY) -m coverage report --format=total
+
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(PY) -m ruff check --fix .
@@ -82,5 +109,5 @@ tensorboard: install
 	$(VENV)/bin/tensorboard --logdir logs
 
 clean:
-	rm -rf logs outputs multirun .pytest_cache .ruff_cache
+	rm -rf logs outputs multirun coverage .pytest_cache .ruff_cache .import_linter_cache
 	find . -name __pycache__ -type d -prune -not -path "./$(VENV)/*" -exec rm -rf {} +

@@ -93,10 +93,11 @@ def fit(
 
     from practicum.config.trust import instantiate
     from practicum.methodology.callbacks import StepLosses
-    from practicum.run.build import build_loggers, build_task, quiet_known_warnings
+    from practicum.run.build import build_loggers, build_task
     from practicum.run.checkpoints import AtomicCheckpointIO
+    from practicum.run.lightning_output import quiet_lightning
 
-    quiet_known_warnings()
+    quiet_lightning(output_dir)
     with open_dict(cfg):
         cfg.paths.output_dir = output_dir
     torch.manual_seed(SEED)

@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,12 @@ from practicum.config import compose
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist's workers share the cores, as a parallel sweep's trials do: one thread each
+    # (set before torch is imported; the processes a test starts inherit it)
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
@@ -78,6 +85,39 @@ def train(tmp_path: Path, overrides: list[str] = ()) -> tuple[float | None, dict
     value = run_train_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
     return value, json.loads((run_dir / "summary.json").read_text()), run_dir
+
+
+class TrainedRuns:
+    """Runs trained once per test session and shared by every test that asks for the same
+    overrides, whichever pytest-xdist worker asks first (the others wait on a file lock). A test
+    reads a shared run and never writes into it: one that changes a run trains its own."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def folder(self, overrides: list[str]) -> Path:
+        return self.root / hashlib.sha1("\0".join(overrides).encode()).hexdigest()[:16]
+
+    def get(self, overrides: list[str]) -> tuple[dict[str, Any], Path]:
+        """(summary.json, run dir) of `python train.py <overrides>`, trained in-process once."""
+        from filelock import FileLock
+
+        folder = self.folder(overrides)
+        with FileLock(f"{folder}.lock"):
+            summary = folder / "run" / "summary.json"
+            if not summary.exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                train(folder, overrides)
+        return json.loads(summary.read_text()), folder / "run"
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory: pytest.TempPathFactory) -> TrainedRuns:
+    base = tmp_path_factory.getbasetemp()
+    # under pytest-xdist each worker has a folder of its own; the session's is their parent
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    return TrainedRuns(shared / "trained")
 
 
 def run_cli(script: str, *args: str, cwd: Path | None = None, timeout: int = 300) -> Completed:

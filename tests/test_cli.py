@@ -150,6 +150,11 @@ def test_cli_run_writes_the_run_directory(tmp_path: Path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["epochs_trained"] == 3
     assert "Best checkpoint" in result.stdout and "Goal val/acc >= 0.98" in result.stdout
+    # the model table, without a FLOPs column of zeros; Lightning's per-trainer lines once a run
+    assert "Trainable params" in result.stdout and "FLOPs" not in result.stdout
+    log = (run_dir / "train.log").read_text()
+    assert log.count("GPU available:") == 1 and log.count("TPU available:") == 1
+    assert log.count("Tip:") <= 1
 
 
 def test_eval_reproduces_the_test_metrics(tmp_path: Path):
@@ -276,3 +281,97 @@ def test_a_run_prints_and_saves_its_config_tree(tmp_path: Path):
     )
     # the terminal gets the key that differs from the defaults, not the tree
     assert "optimizer.lr=0.002" in result.stdout and "lr: 0.002" not in result.stdout
+
+
+@pytest.fixture
+def compositions(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The overrides of each config Hydra composes while the test runs."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    composed: list[list[str]] = []
+    load = ConfigLoaderImpl._load_configuration
+
+    def counted(self, config_name, overrides, *args, **kwargs):
+        composed.append([str(o) for o in overrides])
+        return load(self, config_name, overrides, *args, **kwargs)
+
+    monkeypatch.setattr(ConfigLoaderImpl, "_load_configuration", counted)
+    return composed
+
+
+def test_a_run_composes_its_config_once(tmp_path: Path, compositions: list[list[str]]):
+    """Once for the checks and the run alike. (The first screen composes the defaults of the same
+    parts, without the key overrides, to show what the command line changed.)"""
+    quick = ["data=wine", "model=mlp", "trainer.max_epochs=1", "callbacks.progress_bar=null"]
+    result = run_cli("train.py", *quick, f"paths.log_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = [o for o in compositions if "trainer.max_epochs=1" in o]
+    assert len(runs) == 1, compositions
+    compositions.clear()
+    refused = run_cli("train.py", *quick, "optimizer.lr=-1", f"paths.log_dir={tmp_path / 'no'}")
+    assert refused.returncode == 2 and "optimizer.lr=-1 is invalid" in refused.stderr
+    assert len(compositions) == 1  # the check read the composition Hydra made for the run
+    assert not (tmp_path / "no").exists()
+
+
+def test_in_process_commands_leave_the_process_as_they_found_it(tmp_path: Path):
+    import logging
+
+    import torch
+    from hydra.core.global_hydra import GlobalHydra
+
+    before = (
+        sys.argv[:],
+        dict(os.environ),
+        logging.raiseExceptions,
+        list(logging.getLogger().handlers),
+        torch.get_num_threads(),
+    )
+    sweep = ["-m", "data=wine", "model=mlp", "optimizer.lr=0.01,0.02", "trainer.max_epochs=1"]
+    result = run_cli("train.py", *sweep, "hydra/launcher=basic", f"paths.log_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    after = (
+        sys.argv[:],
+        dict(os.environ),
+        logging.raiseExceptions,
+        list(logging.getLogger().handlers),
+        torch.get_num_threads(),
+    )
+    assert after == before
+    assert not GlobalHydra.instance().is_initialized()
+
+
+def test_hydra_sweep_syntax_passes_every_check(tmp_path: Path):
+    """glob() over a group, range(), choice() and interval() reach Hydra as Hydra reads them."""
+    result = run_cli(
+        "train.py",
+        "-m",
+        "experiment=glob(wine_*)",
+        "trainer.max_epochs=range(1,2)",
+        "optimizer=choice(adam)",
+        "++trainer.fast_dev_run=true",
+        "hydra/launcher=basic",
+        "callbacks.progress_bar=null",
+        f"paths.log_dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    trials = sorted((tmp_path / "train" / "multiruns").glob("*/*/summary.json"))
+    assert len(trials) == 1
+    assert "interval" not in result.stderr
+    for bad in ("model=glob(nope*)", "optimizer.lr=interval(0.1,0.2)"):
+        refused = run_cli("train.py", "-m", bad, f"paths.log_dir={tmp_path / 'bad'}")
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused.stderr
+
+
+def test_a_checkpoint_written_before_the_modules_moved_still_evaluates(tmp_path: Path):
+    """tests/data/vae_before_regroup.ckpt names practicum.nets.generative.ConvVAE and
+    practicum.checkpointing.RunCSVLogger, the paths before src/practicum was grouped by role."""
+    result = run_cli(
+        "eval.py",
+        f"ckpt_path={ROOT / 'tests/data/vae_before_regroup.ckpt'}",
+        f"paths.log_dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (record,) = (tmp_path / "eval" / "runs").glob("*/eval.json")
+    metrics = json.loads(record.read_text())["metrics"]
+    assert 0 < metrics["test/nelbo"] < 100

@@ -180,14 +180,39 @@ def test_weight_decay_skips_biases_and_norms(tmp_path: Path):
 
 @pytest.mark.parametrize("model", sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml")))
 def test_every_models_search_space_has_real_keys(tmp_path: Path, model: str):
+    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
+    from practicum.config import register_schemas
+
+    register_schemas()
     # a model without its own space is searched over the default one (see practicum.cli.entry)
     own = CONF_DIR / "search" / "space" / f"{model}.yaml"
-    space = OmegaConf.load(own if own.is_file() else own.with_name("default.yaml"))
+    space = f"search/space@hydra.sweeper.params={model if own.is_file() else 'default'}"
+    with initialize_config_dir(str(CONF_DIR)):
+        params = compose(
+            "train", [f"model={model}", "search=random", space], return_hydra_config=True
+        )
+    params = OmegaConf.to_container(params.hydra.sweeper.params)
+    assert params
     cfg = compose_train(tmp_path, [f"model={model}"])
-    for key in space:
+    for key in params:
         assert OmegaConf.select(cfg, key) is not None, f"search/space/{model}.yaml: {key}"
+
+
+def test_no_two_search_spaces_say_the_same():
+    """A space models share is one file the others name in their defaults."""
+    from omegaconf import OmegaConf
+
+    seen: dict[str, str] = {}
+    for path in sorted((CONF_DIR / "search" / "space").glob("*.yaml")):
+        own = {
+            k: v for k, v in OmegaConf.to_container(OmegaConf.load(path)).items() if k != "defaults"
+        }
+        if own:
+            key = repr(sorted(own.items()))
+            assert key not in seen, f"{path.name} repeats {seen.get(key)}"
+            seen[key] = path.name
 
 
 @pytest.mark.parametrize("recipe", sorted(p.stem for p in (CONF_DIR / "recipe").glob("*.yaml")))
@@ -215,3 +240,43 @@ def test_wandb_goes_offline_when_its_server_does_not_answer(tmp_path: Path, monk
 
     assert os.environ["WANDB_MODE"] == "offline"
     assert "127.0.0.1 does not answer; logging offline" in capsys.readouterr().err
+
+
+# a YAML that picks a variant of a class another YAML shares: a choice, not a restated default
+VARIANTS = {("gru.yaml", "net.cell")}
+
+
+def _targets(node: object, path: str = ""):
+    if isinstance(node, dict):
+        if "_target_" in node:
+            yield path, node
+        for key, value in node.items():
+            yield from _targets(value, f"{path}.{key}" if path else key)
+
+
+@pytest.mark.parametrize("path", sorted((CONF_DIR / "model").glob("*.yaml")), ids=lambda p: p.name)
+def test_a_model_yaml_says_its_nets_defaults_as_the_constructor_does(path: Path):
+    """The YAML shows each knob (so `model.net.dropout=0.1` needs no `+`), and its value is the
+    constructor's default: a default is stated once, in the signature, and never contradicted."""
+    import inspect
+
+    from omegaconf import OmegaConf
+
+    from practicum.config.trust import resolve
+
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    for where, node in _targets(raw):
+        if not node["_target_"].startswith("practicum."):
+            continue  # a recipe's settings for torch's own classes (the GAN's Adam betas)
+        signature = inspect.signature(resolve(node["_target_"]))
+        for key, value in node.items():
+            param = signature.parameters.get(key)
+            literal = not isinstance(value, dict) and "${" not in str(value)
+            if not literal or param is None or param.default is inspect.Parameter.empty:
+                continue
+            if (path.name, f"{where}.{key}".lstrip(".")) in VARIANTS:
+                continue
+            default = list(param.default) if isinstance(param.default, tuple) else param.default
+            assert value == default, (
+                f"{path.name}: {where}.{key}: {value!r} but the default is {default!r}"
+            )

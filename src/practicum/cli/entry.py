@@ -54,15 +54,20 @@ def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
     dirs = config_dirs(argv, conf_dir)
     if dirs is None:
         return
-    for key, chosen in overrides.choices(argv).items():
-        group = key
+    globs = overrides.globs(argv)
+    for group, chosen in [*overrides.choices(argv).items(), *((g, []) for g in globs)]:
         if group == "hydra" or group.startswith("hydra/") or not (conf_dir / group).is_dir():
             continue
         options = sorted({p.stem for folder in dirs for p in (folder / group).glob("*.yaml")})
+        shown = [f"conf/{group}/", *(f"{folder / group}/" for folder in dirs[1:])]
+        where = " and ".join(shown)
+        if group in globs and not globs[group].filter(options):
+            raise UserError(
+                f"{group}=glob({','.join(globs[group].include)}) matches no {group}: "
+                f"choose among {', '.join(options)} (files in {where})"
+            )
         for choice in chosen:
             if choice and choice not in ("null", "None") and choice not in options:
-                shown = [f"conf/{group}/", *(f"{folder / group}/" for folder in dirs[1:])]
-                where = " and ".join(shown)
                 raise UserError(
                     f"unknown {group} '{choice}': choose one of {', '.join(options)} (files in {where})"
                 )
@@ -76,6 +81,19 @@ def check_launcher(argv: list[str]) -> None:
             "hydra/launcher=slurm needs a SLURM cluster and this machine has no `srun` on PATH: "
             "run the command on a login node, or try the same path here with hydra/launcher=submitit_local"
         )
+
+
+def check_sweep_kinds(argv: list[str]) -> None:
+    """`interval()` is sampled, not listed: only a search (Optuna's sweeper) can sweep it."""
+    chosen = overrides.values(argv)
+    if chosen.get("search") or chosen.get("hydra/sweeper"):
+        return
+    for o in overrides.parse(argv):
+        if o.is_interval_sweep():
+            raise UserError(
+                f"{o.input_line} is an interval, which only a search samples: add search=random "
+                "(or quasi_random, tpe), or list values (key=0.1,0.2) or a range (key=range(1,4))"
+            )
 
 
 SPACE_CHOICE = "search/space@hydra.sweeper.params"
@@ -335,6 +353,7 @@ def _main(config_name: str, argv: list[str], run: Callable[[DictConfig], Any]) -
                 check_group_choices(argv)
                 check_log_dir(argv)
                 check_launcher(argv)
+                check_sweep_kinds(argv)
                 if config_name == "train":
                     argv = default_search_space(resume.plan(argv))
                 argv = claim_sweep_dir(config_name, argv)

@@ -85,6 +85,15 @@ def choices(argv: Iterable[str]) -> dict[str, list[str]]:
     return found
 
 
+def globs(argv: Iterable[str]) -> dict[str, Glob]:
+    """`{group: Glob}` of the `group=glob(...)` sweeps, which pick among the files that exist."""
+    return {
+        o.key_or_group: o.value()
+        for o in parse(argv)
+        if o.is_sweep_override() and isinstance(o.value(), Glob)
+    }
+
+
 def text_values(overrides: Iterable[str]) -> dict[str, str]:
     """`{key: value as written}` of a trial's saved overrides (`optimizer.lr=0.003` -> "0.003")."""
     found = {}

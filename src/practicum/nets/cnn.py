@@ -32,7 +32,7 @@ class ConvNet(nn.Module):
         kernel_size: Annotated[int, PositiveInt] = 3,
         padding: int | str = "same",
         batch_norm: bool = True,
-        dropout: Annotated[float, Fraction] = 0.0,
+        dropout: Annotated[float, Fraction] = 0.25,
     ) -> None:
         super().__init__()
         in_channels, height, width = require_image_shape(in_shape, "cnn")

@@ -114,7 +114,7 @@ class DCGAN(nn.Module):
         self,
         in_shape: Sequence[int],
         latent_dim: Annotated[int, PositiveInt] = 32,
-        channels: Annotated[Sequence[int], PositiveInts] = (32, 64),
+        channels: Annotated[Sequence[int], PositiveInts] = (64, 128),
     ) -> None:
         super().__init__()
         self.in_shape = [int(v) for v in in_shape]

@@ -31,7 +31,7 @@ class MLP(nn.Module):
         hidden_units: Annotated[int, PositiveInt] = 128,
         depth: Annotated[int, PositiveInt] = 2,
         batch_norm: bool = True,
-        dropout: Annotated[float, Fraction] = 0.0,
+        dropout: Annotated[float, Fraction] = 0.2,
     ) -> None:
         super().__init__()
         if depth < 1 or hidden_units < 1:

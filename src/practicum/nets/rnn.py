@@ -35,10 +35,10 @@ class RecurrentClassifier(nn.Module):
         in_shape: Sequence[int],
         num_classes: int,
         cell: str = "lstm",
-        hidden_size: Annotated[int, PositiveInt] = 64,
+        hidden_size: Annotated[int, PositiveInt] = 128,
         num_layers: Annotated[int, PositiveInt] = 1,
         bidirectional: bool = False,
-        dropout: Annotated[float, Fraction] = 0.0,
+        dropout: Annotated[float, Fraction] = 0.3,
     ) -> None:
         super().__init__()
         if cell not in CELLS:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import warnings
 from typing import Any
 
 import lightning.pytorch as pl
@@ -20,20 +18,8 @@ from practicum.methodology.callbacks import StepLosses
 from practicum.platform import gpu
 from practicum.run import wandb_runs
 from practicum.run.checkpoints import AtomicCheckpointIO, RunCSVLogger
+from practicum.run.lightning_output import ModelTable, quiet_lightning
 from practicum.tasks.base import Task
-
-# Lightning's advice that does not apply to practicum's runs; everything else still shows.
-IGNORED_WARNINGS = (
-    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",  # Lightning internals on newer torch
-    r".*is smaller than the logging interval.*",  # metrics are logged per epoch, not per step
-    r".*callbacks used to create the checkpoint need to be provided.*",  # evaluation needs none
-    # practicum's tasks skip the transfer on CPU on purpose (Task.transfer_batch_to_device)
-    r".*overridden `transfer_batch_to_device` in `LightningModule`.*",
-    # the run directory already holds .hydra/ and the log; the CSV logger only writes metrics.csv
-    r".*exists and is not empty. Previous log files in this directory will be deleted.*",
-    # epoch metrics come from torchmetrics, whose compute() already syncs them across processes
-    r".*when logging on epoch level in distributed setting to accumulate the metric.*",
-)
 
 
 def skip_gpu_probe_without_gpu() -> None:
@@ -54,15 +40,6 @@ class NoProfiler(PassThroughProfiler):
 
     def profile(self, action_name: str) -> contextlib.nullcontext:
         return self._nothing
-
-
-def quiet_known_warnings() -> None:
-    for pattern in IGNORED_WARNINGS:
-        warnings.filterwarnings("ignore", message=pattern)
-    # `import lightning` adds its own console handler; under Hydra the root logger already writes
-    # the run's log file, so Lightning's INFO chatter goes there instead of the terminal.
-    if logging.getLogger().hasHandlers():
-        logging.getLogger("lightning").handlers.clear()
 
 
 def build_datamodule(cfg: DictConfig) -> InMemoryClassificationData:
@@ -137,7 +114,7 @@ def build_trainer(
     cfg: DictConfig, quiet: bool = False, resume_step: int | None = None
 ) -> pl.Trainer:
     """The training Trainer; `quiet=True` gives one for evaluation: no logging, checkpoints or bar."""
-    quiet_known_warnings()
+    quiet_lightning(str(cfg.paths.get("output_dir") or ""))
     skip_gpu_probe_without_gpu()
     _require_accelerator(str(cfg.trainer.get("accelerator", "auto")))
     profiler = {} if cfg.trainer.get("profiler") else {"profiler": NoProfiler()}
@@ -160,6 +137,9 @@ def build_trainer(
     in_sweep = wandb_runs.sweep_trial() is not None and not cfg.get("verbose")
     summary = {"enable_model_summary": False} if in_sweep else {}
     callbacks = build_callbacks(cfg)
+    summarized = any(isinstance(c, pl.callbacks.ModelSummary) for c in callbacks)
+    if not in_sweep and cfg.trainer.get("enable_model_summary", True) and not summarized:
+        callbacks.append(ModelTable())
     # the within-epoch loss curve and the loss at init, which the diagnosis reads
     if not any(isinstance(c, StepLosses) for c in callbacks):
         callbacks.append(StepLosses())
