@@ -262,7 +262,7 @@ def test_a_model_yaml_says_its_nets_defaults_as_the_constructor_does(path: Path)
 
     from omegaconf import OmegaConf
 
-    from practicum.config.trust import resolve
+    from practicum.config.targets import locate as resolve
 
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
     for where, node in _targets(raw):

@@ -148,7 +148,7 @@ def test_a_moved_module_keeps_its_old_path(old: str) -> None:
 def test_an_old_target_resolves_and_is_trusted() -> None:
     from hydra.utils import get_class
 
-    from practicum.config.trust import resolve
+    from practicum.config.trust import check_target
 
     assert get_class("practicum.nets.generative.ConvVAE").__module__ == "practicum.nets.generators"
-    assert resolve("practicum.checkpointing.RunCSVLogger").__name__ == "RunCSVLogger"
+    assert check_target("practicum.checkpointing.RunCSVLogger").__name__ == "RunCSVLogger"

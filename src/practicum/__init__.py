@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 
 # old dotted path -> where the module lives now
 MOVED = {
-    "practicum.arguments": "practicum.config.arguments",
+    "practicum.arguments": "practicum.config.checker",
     "practicum.constraints": "practicum.config.constraints",
     "practicum.config_tree": "practicum.config.config_tree",
     "practicum.knobs": "practicum.config.knobs",

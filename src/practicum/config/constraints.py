@@ -3,7 +3,7 @@
     def __init__(self, hidden_units: Annotated[int, PositiveInt] = 128,
                  dropout: Annotated[float, Fraction] = 0.2) -> None:
 
-arguments.py reads these from the signature of each `_target_` in the config and reports a value out
+checker.py reads these from the signature of each `_target_` in the config and reports a value out
 of range as one line before anything is built. Plain type hints (int, float, str, ...) are checked
 too; a marker adds the range. Imports nothing heavy: a config's schema may use the markers too.
 """

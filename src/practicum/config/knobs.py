@@ -110,13 +110,13 @@ class Toggle(Knob):
 
 
 def _net_class(cfg: DictConfig) -> Any:
-    from practicum.config.trust import resolve
+    from practicum.config.targets import locate
 
     net = (cfg.get("model") or {}).get("net")
     if not isinstance(net, DictConfig) or "_target_" not in net:
         return None
     try:
-        return resolve(str(net._target_))
+        return locate(str(net._target_))
     except (ImportError, AttributeError):
         return None
 

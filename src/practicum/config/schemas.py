@@ -5,7 +5,7 @@ types and missing values while composing: `goal.target=abc` fails before anythin
 range rides in its metadata (`rule(PositiveInt)`), checked by validate.py and by `settings`, which
 turns a node into its dataclass for the code that uses it. Nothing heavy is imported: `--help` and
 `--cfg job` use these. Groups that build objects (model, data, optimizer, ...) have no schema
-here: their constructors' signatures are their schema (arguments.py).
+here: their constructors' signatures are their schema (checker.py).
 """
 
 from __future__ import annotations
@@ -13,20 +13,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from practicum.config.arguments import describe_type, did_you_mean, fits
+from practicum.config.checker import check_ranges, did_you_mean
 from practicum.config.constraints import (
     SEED,
-    Constraint,
     Fraction,
     Positive,
     PositiveInt,
@@ -259,79 +257,6 @@ KINDS = {"int": "a whole number", "float": "a number", "bool": "true or false", 
 
 def typed_field(schema: type, name: str) -> dataclasses.Field:
     return next(f for f in dataclasses.fields(schema) if f.name == name)
-
-
-def check_ranges(node: DictConfig, path: str) -> None:
-    """The ranges declared on a schema node's fields (`metadata=rule(...)`), nested nodes too."""
-    schema = OmegaConf.get_type(node)
-    if not dataclasses.is_dataclass(schema):
-        for key in node:  # a mapping of schema nodes (study.space)
-            child = None if OmegaConf.is_interpolation(node, key) else node[key]
-            if isinstance(child, DictConfig):
-                check_ranges(child, f"{path}.{key}")
-        return
-    names = [f.name for f in dataclasses.fields(schema)]
-    for key in node:
-        if key not in names:
-            raise UserError(f"{path}.{key} is not a setting: {did_you_mean(path, str(key), names)}")
-    for field_ in dataclasses.fields(schema):
-        name = field_.name
-        if OmegaConf.is_missing(node, name) or OmegaConf.is_interpolation(node, name):
-            continue
-        value, constraint = node[name], field_.metadata.get("constraint")
-        if isinstance(value, DictConfig):
-            check_ranges(value, f"{path}.{name}")
-        elif isinstance(constraint, Constraint) and constraint.problem(value):
-            good = isinstance(field_.default, int | float | str) and constraint.holds(
-                field_.default
-            )
-            example = field_.default if good else constraint.example
-            raise UserError(
-                f"{path}.{name}={value!r} is invalid: {name} {constraint.rule} "
-                f"(for example {path}.{name}={example})"
-            )
-
-
-def check_fields(node: DictConfig, schema: type, path: str = "", known_only: bool = False) -> None:
-    """The keys of a plain (unstructured) node against `schema`'s fields: each one a field (unless
-    `known_only`: then other keys are skipped), of the field's type, in its range; set if required."""
-    hints = typing.get_type_hints(schema)
-    fields = {f.name: f for f in dataclasses.fields(schema)}
-    prefix = f"{path}." if path else ""
-    for key in node:
-        key = str(key)
-        if key not in fields:
-            if known_only:
-                continue
-            raise UserError(
-                f"{prefix}{key} is not a setting: {did_you_mean(path, key, list(fields))}"
-            )
-        if OmegaConf.is_missing(node, key):
-            raise UserError(f"{prefix}{key} must be set: add {prefix}{key}=... to the command line")
-        value = node[key]
-        if isinstance(value, DictConfig | ListConfig):
-            value = OmegaConf.to_container(value, resolve=True)
-        field_ = fields[key]
-        constraint = field_.metadata.get("constraint")
-        if not fits(value, hints[key]):
-            rule_text = f"must be {describe_type(hints[key])}"
-        elif isinstance(constraint, Constraint) and constraint.problem(value):
-            rule_text = constraint.rule
-        else:
-            continue
-        default = field_.default
-        good = (
-            isinstance(default, bool | int | float | str)
-            and default != MISSING
-            and fits(default, hints[key])
-        )
-        example = default if good else getattr(constraint, "example", None)
-        hint = f" (for example {prefix}{key}={_shown(example)})" if example is not None else ""
-        raise UserError(f"{prefix}{key}={value!r} is invalid: {key} {rule_text}{hint}")
-
-
-def _shown(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 # conf/ ships inside the package (src/practicum/conf links to the repository's conf/)

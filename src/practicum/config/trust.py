@@ -22,10 +22,10 @@ import importlib
 import inspect
 import os
 import re
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from practicum.config.targets import locate, target_nodes
 from practicum.errors import UserError
 
 
@@ -133,20 +133,6 @@ def _import(dotted: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def resolve(target: str) -> Any:
-    """The object a dotted `_target_` names: the longest importable module, then attributes."""
-    parts = target.split(".")
-    for i in range(len(parts), 0, -1):
-        try:
-            obj: Any = importlib.import_module(".".join(parts[:i]))
-        except ImportError:
-            continue
-        for attr in parts[i:]:
-            obj = getattr(obj, attr)
-        return obj
-    raise ImportError(target)
-
-
 def real_name(obj: Any) -> str:
     """Where an object is defined, whatever alias reached it."""
     if inspect.ismodule(obj):
@@ -159,14 +145,7 @@ def check_target(target: Any, where: str = "_target_") -> Any:
     """The object `target` names, if a rule trusts it; else one UserError line."""
     if not isinstance(target, str) or not target:
         raise UserError(f"{where}={target!r} is not a dotted name of a class or function")
-    try:
-        obj = resolve(target)
-    except (ImportError, AttributeError) as exc:
-        raise UserError(
-            f"{where}={target!r} does not exist: check the module and the name"
-        ) from exc
-    except Exception as exc:  # importing a module ran code that failed
-        raise UserError(f"{where}={target!r} could not be imported ({type(exc).__name__})") from exc
+    obj = locate(target, where)
     if not any(rule.allows(obj) for rule in active_rules()):
         real = real_name(obj)
         alias = "" if real == target else f" (it is {real})"
@@ -180,37 +159,10 @@ def check_target(target: Any, where: str = "_target_") -> Any:
     return obj
 
 
-def targets(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
-    """(dotted path, `_target_` value) of every node that has one, in a config or a plain mapping."""
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-
-    if isinstance(node, DictConfig | Mapping):
-        is_config = isinstance(node, DictConfig)
-        for key in node:
-            if is_config and (
-                OmegaConf.is_missing(node, key) or OmegaConf.is_interpolation(node, key)
-            ):
-                continue
-            if key == "hydra" and not path:
-                continue
-            where = f"{path}.{key}" if path else str(key)
-            if key == "_target_":
-                yield where, node[key]
-            else:
-                yield from targets(node[key], where)
-    elif isinstance(node, ListConfig | list | tuple):
-        for i in range(len(node)):
-            if isinstance(node, ListConfig) and (
-                OmegaConf.is_missing(node, i) or OmegaConf.is_interpolation(node, i)
-            ):
-                continue
-            yield from targets(node[i], f"{path}[{i}]")
-
-
 def check_targets(node: Any, path: str = "") -> None:
     """Every `_target_` in `node` trusted, or one UserError line for the first that is not."""
-    for where, target in targets(node, path):
-        check_target(target, where)
+    for where, found in target_nodes(node, path):
+        check_target(found["_target_"], f"{where}._target_" if where else "_target_")
 
 
 def instantiate(node: Any, **kwargs: Any) -> Any:

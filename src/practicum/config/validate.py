@@ -2,7 +2,7 @@
 
 Every mistake is one line that names the key, the bad value, and what to write instead. A rule
 applies to the parameter it was written for: the arguments of each `_target_` are checked against
-the target's signature and declared ranges (arguments.py); the groups practicum owns against the
+the target's signature and declared ranges (checker.py); the groups practicum owns against the
 ranges on their schemas' fields (config.py). Then: targets trusted, model and data of the same
 problem kind, files present.
 """
@@ -17,18 +17,17 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from practicum.config import trust
-from practicum.config.arguments import check_arguments, locate, target_nodes
+from practicum.config.checker import check_arguments, check_fields, check_ranges
 from practicum.config.goal import Metric, logged_names
 from practicum.config.schemas import (
     SCHEMAS,
     EntryConfig,
     SchedulerConfig,
-    check_fields,
-    check_ranges,
     part_name,
     settings,
     top_level_keys,
 )
+from practicum.config.targets import locate, target_nodes
 from practicum.errors import UserError
 
 

@@ -1,6 +1,9 @@
-"""A config node's arguments checked against the signature of the `_target_` it builds.
+"""The one checker of a config node: against the signature of the `_target_` it builds
+(`check_arguments`), or against the schema of a group practicum owns (`check_ranges`,
+`check_fields`). Each is read as a list of parameters, each with a type hint, a default and a
+range (constraints.py), and a value that does not fit is one line, with an example value.
 
-Each key must be a parameter of the target (through `**kwargs` to its base classes); its value
+Each key of a target node must be a parameter of the target (through `**kwargs` to its base classes); its value
 must fit the parameter's type hint and the range its annotation declares
 (`hidden_units: Annotated[int, PositiveInt]`, see constraints.py). Targets practicum does not own
 (torch optimizers, Lightning's Trainer and callbacks) get the ranges of FOREIGN_RULES instead,
@@ -18,9 +21,10 @@ import typing
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from practicum.config.constraints import Constraint, Fraction, NonNegative, Positive, PositiveInt
+from practicum.config.targets import locate, target_nodes
 from practicum.errors import UserError
 
 # (class that declares the parameter, parameter, range): for targets whose source is not ours
@@ -33,49 +37,6 @@ FOREIGN_RULES: list[tuple[str, str, Constraint]] = [
 ]
 # keys of a `_target_` node that Hydra reads itself
 HYDRA_KEYS = ("_target_", "_partial_", "_convert_", "_recursive_", "_args_")
-
-
-def target_nodes(cfg: DictConfig) -> Iterator[tuple[str, DictConfig]]:
-    """(dotted path, node) of every node with a `_target_`, outside Hydra's own settings."""
-
-    def walk(node: Any, path: str) -> Iterator[tuple[str, DictConfig]]:
-        if isinstance(node, DictConfig):
-            if "_target_" in node:
-                yield path, node
-            for key in node:
-                if not OmegaConf.is_missing(node, key) and not OmegaConf.is_interpolation(
-                    node, key
-                ):
-                    yield from walk(node[key], f"{path}.{key}")
-        elif isinstance(node, ListConfig):
-            for i in range(len(node)):
-                if not OmegaConf.is_missing(node, i) and not OmegaConf.is_interpolation(node, i):
-                    yield from walk(node[i], f"{path}[{i}]")
-
-    for key in cfg:
-        skip = OmegaConf.is_missing(cfg, key) or OmegaConf.is_interpolation(cfg, key)
-        if key != "hydra" and not skip:
-            yield from walk(cfg[key], str(key))
-
-
-def locate(target: str, path: str = "_target_") -> Any:
-    """The class or function a (trusted) `_target_` names, imported; one line when it does not exist."""
-    parts = target.split(".")
-    for i in range(len(parts), 0, -1):
-        module_name = ".".join(parts[:i])
-        try:
-            obj: Any = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue  # this prefix is not a module: try a shorter one
-            raise
-        try:
-            for attr in parts[i:]:
-                obj = getattr(obj, attr)
-        except AttributeError:
-            break
-        return obj
-    raise UserError(f"{path}={target!r} does not exist: check the module and the name")
 
 
 @dataclasses.dataclass
@@ -145,7 +106,7 @@ def check_arguments(cfg: DictConfig) -> None:
             problem = _argument_problem(target, params[key], value)
             if problem:
                 rule, example = problem
-                _invalid(f"{path}.{key}", key, value, rule, example)
+                raise invalid(f"{path}.{key}", key, value, rule, example)
 
 
 def settable(params: Mapping[str, Parameter], node: DictConfig) -> list[str]:
@@ -173,16 +134,23 @@ def _argument_problem(target: Any, param: Parameter, value: Any) -> tuple[str, A
     constraints += [
         c for base, key, c in FOREIGN_RULES if key == param.name and _is_a(target, base)
     ]
-    default = param.default
     if owned and not fits(value, param.hint):
-        example = default if fits(default, param.hint) else None
-        return f"must be {describe_type(param.hint)}", example
+        return f"must be {describe_type(param.hint)}", example_value(param.default, param.hint)
     for constraint in constraints:
         rule = constraint.problem(value)
         if rule:
-            good = _plain(default) and default is not None and constraint.holds(default)
-            return rule, default if good else constraint.example
+            return rule, example_value(param.default, param.hint, constraint)
     return None
+
+
+def example_value(default: Any, hint: Any, constraint: Constraint | None = None) -> Any:
+    """The value a message suggests: the declared default when it fits the type and the range,
+    else the range's own example (None: no example)."""
+    declared = default is not inspect.Parameter.empty and default is not MISSING
+    good = declared and default is not None and _plain(default) and fits(default, hint)
+    if good and (constraint is None or constraint.holds(default)):
+        return default
+    return constraint.example if constraint is not None else None
 
 
 def _is_a(target: Any, dotted: str) -> bool:
@@ -275,10 +243,68 @@ def _render(value: Any) -> str:
     return str(value)
 
 
-def _invalid(path: str, key: str, value: Any, rule: str, example: Any) -> None:
+def invalid(path: str, key: str, value: Any, rule: str, example: Any) -> UserError:
+    """The one line of a value that does not fit: `path=value is invalid: key rule (for example ...)`."""
     hint = (
         f" (for example {path}={_render(example)})"
         if _plain(example) and example is not None
         else ""
     )
-    raise UserError(f"{path}={value!r} is invalid: {key} {rule}{hint}")
+    return UserError(f"{path}={value!r} is invalid: {key} {rule}{hint}")
+
+
+def check_ranges(node: DictConfig, path: str) -> None:
+    """The ranges declared on a schema node's fields (`metadata=rule(...)`), nested nodes too."""
+    schema = OmegaConf.get_type(node)
+    if not dataclasses.is_dataclass(schema):
+        for key in node:  # a mapping of schema nodes (study.space)
+            child = None if OmegaConf.is_interpolation(node, key) else node[key]
+            if isinstance(child, DictConfig):
+                check_ranges(child, f"{path}.{key}")
+        return
+    names = [f.name for f in dataclasses.fields(schema)]
+    for key in node:
+        if key not in names:
+            raise UserError(f"{path}.{key} is not a setting: {did_you_mean(path, str(key), names)}")
+    for field_ in dataclasses.fields(schema):
+        name = field_.name
+        if OmegaConf.is_missing(node, name) or OmegaConf.is_interpolation(node, name):
+            continue
+        value, constraint = node[name], field_.metadata.get("constraint")
+        if isinstance(value, DictConfig):
+            check_ranges(value, f"{path}.{name}")
+        elif isinstance(constraint, Constraint) and constraint.problem(value):
+            example = example_value(field_.default, field_.type, constraint)
+            raise invalid(f"{path}.{name}", name, value, constraint.rule, example)
+
+
+def check_fields(node: DictConfig, schema: type, path: str = "", known_only: bool = False) -> None:
+    """The keys of a plain (unstructured) node against `schema`'s fields: each one a field (unless
+    `known_only`: then other keys are skipped), of the field's type, in its range; set if required."""
+    hints = typing.get_type_hints(schema)
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    prefix = f"{path}." if path else ""
+    for key in node:
+        key = str(key)
+        if key not in fields:
+            if known_only:
+                continue
+            raise UserError(
+                f"{prefix}{key} is not a setting: {did_you_mean(path, key, list(fields))}"
+            )
+        if OmegaConf.is_missing(node, key):
+            raise UserError(f"{prefix}{key} must be set: add {prefix}{key}=... to the command line")
+        value = node[key]
+        if isinstance(value, DictConfig | ListConfig):
+            value = OmegaConf.to_container(value, resolve=True)
+        field_ = fields[key]
+        constraint = field_.metadata.get("constraint")
+        if not fits(value, hints[key]):
+            rule_text = f"must be {describe_type(hints[key])}"
+        elif isinstance(constraint, Constraint) and constraint.problem(value):
+            rule_text = constraint.rule
+        else:
+            continue
+        constraint = constraint if isinstance(constraint, Constraint) else None
+        example = example_value(field_.default, hints[key], constraint)
+        raise invalid(f"{prefix}{key}", key, value, rule_text, example)
