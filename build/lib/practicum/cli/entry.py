@@ -1,0 +1,413 @@
+"""Command-line entry points behind `python train.py` and `python eval.py`.
+
+Nothing at module level imports torch or Lightning, so `--help` and `--cfg job` answer at once;
+the run itself imports them when it starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, open_dict
+
+from practicum.cli.process_state import exit_code, restored
+from practicum.config import CONF_DIR, register_schemas
+from practicum.config import command_line as overrides
+from practicum.config.trust import hydra_whitelist
+from practicum.errors import UserError, composition_errors_in_one_line, find_user_error, report
+from practicum.platform.files import register_resolvers
+from practicum.run import resume
+
+USER_ERROR_EXIT = 2
+CHECKS_FAILED_EXIT = 1
+
+
+def config_dirs(argv: list[str], conf_dir: Path = CONF_DIR) -> list[Path] | None:
+    """conf/ and the folders `hydra.searchpath=[file://...]` adds; None when a search path entry
+    is not a folder this check can read (a `pkg://` one): then Hydra alone checks the choices."""
+    dirs = [conf_dir]
+    for o in overrides.parse(argv):
+        if o.key_or_group != "hydra.searchpath" or o.is_delete():
+            continue
+        entries = o.value()
+        for entry in entries if isinstance(entries, list) else [entries]:
+            text = str(entry)
+            if not text.startswith("file://"):
+                return None
+            dirs.append(Path(text.removeprefix("file://")))
+    return dirs
+
+
+def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
+    """`model=nope` gets one line listing the real options, before Hydra composes anything. The
+    options are the files in conf/<group>/ and in the same group of every `hydra.searchpath`
+    folder, so a user's own configs need no edit of the project."""
+    dirs = config_dirs(argv, conf_dir)
+    if dirs is None:
+        return
+    globs = overrides.globs(argv)
+    for group, chosen in [*overrides.choices(argv).items(), *((g, []) for g in globs)]:
+        if group == "hydra" or group.startswith("hydra/") or not (conf_dir / group).is_dir():
+            continue
+        options = sorted({p.stem for folder in dirs for p in (folder / group).glob("*.yaml")})
+        shown = [f"conf/{group}/", *(f"{folder / group}/" for folder in dirs[1:])]
+        where = " and ".join(shown)
+        if group in globs and not globs[group].filter(options):
+            raise UserError(
+                f"{group}=glob({','.join(globs[group].include)}) matches no {group}: "
+                f"choose among {', '.join(options)} (files in {where})"
+            )
+        for choice in chosen:
+            if choice and choice not in ("null", "None") and choice not in options:
+                raise UserError(
+                    f"unknown {group} '{choice}': choose one of {', '.join(options)} (files in {where})"
+                )
+
+
+def check_launcher(argv: list[str]) -> None:
+    """The SLURM launcher off a cluster is one line, not submitit's traceback."""
+    launcher = overrides.values(argv).get("hydra/launcher")
+    if launcher == "slurm" and shutil.which("srun") is None:
+        raise UserError(
+            "hydra/launcher=slurm needs a SLURM cluster and this machine has no `srun` on PATH: "
+            "run the command on a login node, or try the same path here with hydra/launcher=submitit_local"
+        )
+
+
+def check_sweep_kinds(argv: list[str]) -> None:
+    """`interval()` is sampled, not listed: only a search (Optuna's sweeper) can sweep it."""
+    chosen = overrides.values(argv)
+    if chosen.get("search") or chosen.get("hydra/sweeper"):
+        return
+    for o in overrides.parse(argv):
+        if o.is_interval_sweep():
+            raise UserError(
+                f"{o.input_line} is an interval, which only a search samples: add search=random "
+                "(or quasi_random, tpe), or list values (key=0.1,0.2) or a range (key=range(1,4))"
+            )
+
+
+SPACE_CHOICE = "search/space@hydra.sweeper.params"
+
+
+def default_search_space(argv: list[str], conf_dir: Path = CONF_DIR) -> list[str]:
+    """`search=random model=<m>` searches conf/search/space/<m>.yaml, or default.yaml (learning rate
+    and weight decay) when <m> has none: a new model needs no search file to be tuned."""
+    values = overrides.values(argv)
+    search, model = values.get("search"), str(values.get("model", ""))
+    space_chosen = any(o.key_or_group == "search/space" for o in overrides.parse(argv))
+    if not search or not model.isidentifier() or space_chosen:
+        return argv
+    search_file = conf_dir / "search" / f"{search}.yaml"
+    uses_model_space = search_file.is_file() and SPACE_CHOICE in search_file.read_text()
+    if not uses_model_space or (conf_dir / "search" / "space" / f"{model}.yaml").is_file():
+        return argv
+    print(
+        f"practicum: model={model} has no conf/search/space/{model}.yaml: "
+        "searching conf/search/space/default.yaml (learning rate, weight decay)",
+        file=sys.stderr,
+    )
+    return [*argv, f"{SPACE_CHOICE}=default"]
+
+
+NOT_A_RUN = ("--help", "-h", "--hydra-help", "--info", "--cfg", "-c", "--shell-completion", "-sc")
+
+
+def is_a_run(argv: list[str]) -> bool:
+    """False for the flags that print something (help, the config) instead of running."""
+    return not any(arg.split("=")[0] in NOT_A_RUN for arg in argv)
+
+
+def is_a_sweep(argv: list[str]) -> bool:
+    return any(arg in ("-m", "--multirun") for arg in argv) or any(
+        o.is_sweep_override() for o in overrides.parse(argv)
+    )
+
+
+def check_log_dir(argv: list[str], cwd: Path | None = None) -> None:
+    """An unwritable `paths.log_dir`, `hydra.run.dir` or `hydra.sweep.dir` is one line before
+    Hydra tries to create a run directory there. Nothing is left behind by the check."""
+    if not is_a_run(argv):
+        return
+    values = overrides.values(argv)
+    folders = {"paths.log_dir": Path(values.get("paths.log_dir", (cwd or Path.cwd()) / "logs"))}
+    for key in ("hydra.run.dir", "hydra.sweep.dir"):
+        if values.get(key) is not None:
+            folders[key] = Path(str(values[key]))
+    for key, folder in folders.items():
+        problem = _unwritable(folder)
+        if problem:
+            raise UserError(
+                f"{key}={folder} cannot be written ({problem}): pass {key}=<a directory you can write>"
+            )
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why files cannot be created in `folder` (or in the folders it would be made in), if so."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a folder"
+    try:
+        probe = tempfile.mkdtemp(prefix=".practicum-write-test-", dir=existing)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    os.rmdir(probe)
+    return None
+
+
+def _discard_unused_run_dir(output_dir: str | None, log_dir: str | None = None) -> None:
+    """Remove a run directory a refused run created, so it never looks like a run that happened.
+    Only a directory holding nothing but what is written before training starts goes: a run with a
+    checkpoint, a summary or metrics (one being resumed) is never touched."""
+    if not output_dir:
+        return
+    path = Path(output_dir)
+    if not path.is_dir():
+        return
+    before_training = {"config_tree.txt", "hparams.yaml"}
+    for item in path.rglob("*"):
+        inside_hydra = ".hydra" in item.relative_to(path).parts
+        if item.is_file() and not (
+            inside_hydra or item.name in before_training or item.suffix == ".log"
+        ):
+            return
+    shutil.rmtree(path, ignore_errors=True)
+    # and the folders made for it alone (logs/<task>/runs/), up to the log folder
+    top = Path(log_dir).resolve() if log_dir else None
+    parent = path.resolve().parent
+    while top is not None and parent != top and top in parent.parents:
+        try:
+            parent.rmdir()  # only when empty
+        except OSError:
+            break
+        parent = parent.parent
+
+
+def _guarded(run: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+    """User mistakes become one line and a non-zero exit; in a sweep, any error is a failed trial."""
+
+    def task_function(cfg: DictConfig) -> Any:
+        from hydra.core.hydra_config import HydraConfig
+
+        hydra_cfg = HydraConfig.get() if HydraConfig.initialized() else None
+        sweeping = hydra_cfg is not None and getattr(hydra_cfg.mode, "name", "") == "MULTIRUN"
+        if sweeping:
+            _cap_threads_for_parallel_jobs(cfg, hydra_cfg.launcher)
+        try:
+            if sweeping:  # a single run was checked before its run directory was made
+                from practicum.config.validate import validate
+
+                validate(cfg)
+            return run(cfg)
+        except Exception as exc:
+            user_error = find_user_error(exc)
+            if sweeping:
+                # the sweep goes on: record the trial as refused or failed, give the sweeper NaN
+                logging.getLogger(__name__).exception("trial failed")
+                report(f"trial failed: {user_error or exc}")
+                _mark_unfinished(Path(hydra_cfg.runtime.output_dir), cfg, exc, user_error)
+                return float("nan")
+            if user_error is None:
+                raise
+            report(str(user_error))
+            if hydra_cfg is not None:
+                log_dir = (cfg.get("paths") or {}).get("log_dir")
+                _discard_unused_run_dir(hydra_cfg.runtime.output_dir, log_dir)
+            sys.exit(USER_ERROR_EXIT)
+
+    return task_function
+
+
+def _mark_unfinished(
+    output_dir: Path, cfg: DictConfig, exc: BaseException, user_error: UserError | None
+) -> None:
+    """A trial that stopped before writing its summary still gets one: refused (a mistake in its
+    config, found before training) or failed."""
+    from practicum.methodology.run_summary import RunSummary
+
+    if RunSummary.path(output_dir).exists():
+        return
+    goal = cfg.get("goal") or {}
+    error = user_error or exc
+    RunSummary.unfinished(
+        "refused" if user_error is not None else "failed",
+        output_dir,
+        {key: goal.get(key) for key in ("metric", "mode", "target")},
+        str(error).splitlines()[0] if str(error) else type(error).__name__,
+        task_name=cfg.get("task_name"),
+    ).write()
+
+
+def _cap_threads_for_parallel_jobs(cfg: DictConfig, launcher: DictConfig) -> None:
+    """Parallel jobs on one machine share its cores: cap each job's torch threads.
+
+    local_parallel (or joblib): cores // n_jobs; submitit: its cpus_per_task, when set.
+    """
+    if cfg.get("num_threads") is not None:
+        return
+    target = str(launcher.get("_target_", "")).lower()
+    cores = os.cpu_count() or 1
+    threads = None
+    if ("local_parallel" in target or "joblib" in target) and launcher.get("n_jobs"):
+        jobs = launcher.n_jobs
+        threads = max(1, cores // (cores if jobs < 0 else min(jobs, cores)))
+    elif "submitit" in target and launcher.get("cpus_per_task"):
+        threads = int(launcher.cpus_per_task)
+    if threads is None:
+        return
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[name] = str(threads)
+    with open_dict(cfg):
+        cfg.num_threads = threads
+
+
+def run_train_config(cfg: DictConfig) -> float | None:
+    """Run a composed, validated train config in the mode it asks for, giving the mode the
+    function that runs one config."""
+    from practicum.cli.modes import pick_mode, run_mode
+    from practicum.run.one_run import train_run
+
+    if cfg.get("num_threads"):
+        import torch
+
+        torch.set_num_threads(int(cfg.num_threads))
+    return run_mode(pick_mode(cfg), cfg, train_run)
+
+
+def _train(cfg: DictConfig) -> float | None:
+    from practicum.cli.modes import pick_mode
+
+    result = run_train_config(cfg)
+    if pick_mode(cfg) == "checks" and result and not _sweeping():
+        sys.exit(CHECKS_FAILED_EXIT)  # a failed check is a finding, not a success
+    return result
+
+
+def _sweeping() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.initialized() and HydraConfig.get().mode.name == "MULTIRUN"
+
+
+def _evaluate(cfg: DictConfig) -> float | None:
+    from practicum.run.evaluate import evaluate_run
+
+    return evaluate_run(cfg)
+
+
+def _predict(cfg: DictConfig) -> int:
+    from practicum.run.predict import predict_run
+
+    return predict_run(cfg)
+
+
+def is_another_rank(argv: list[str]) -> bool:
+    """A DDP process Lightning started for rank 1, 2, ...: it reruns the command on the saved config
+    of the run rank 0 checked and writes, so none of the checks of a new run apply to it."""
+    rerun = any(arg in ("--experimental-rerun", "-cp", "--config-path") for arg in argv)
+    return rerun or os.environ.get("LOCAL_RANK", "0") != "0"
+
+
+def claim_sweep_dir(config_name: str, argv: list[str]) -> list[str]:
+    """A sweep's folder, claimed here and passed on as `hydra.sweep.dir=`: its trials may run in
+    other processes (submitit, SLURM), which must all write into this one folder."""
+    if not is_a_run(argv) or not is_a_sweep(argv) or "hydra.sweep.dir" in overrides.values(argv):
+        return argv
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    fixed = [o.input_line for o in overrides.parse(argv) if not o.is_sweep_override()]
+    try:
+        with initialize_config_dir(str(CONF_DIR), job_name=config_name):
+            cfg = compose(config_name, overrides=fixed, return_hydra_config=True)
+            HydraConfig.instance().set_config(cfg)
+            folder = OmegaConf.select(cfg, "hydra.sweep.dir")
+    except Exception:  # Hydra reports a config it cannot compose itself, in its own words
+        return argv
+    plain = all(c.isalnum() or c in "_./-:+@" for c in str(folder))
+    value = folder if plain else "'" + str(folder).replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return [*argv, f"hydra.sweep.dir={value}"]
+
+
+def _main(config_name: str, argv: list[str], run: Callable[[DictConfig], Any]) -> None:
+    register_schemas()
+    register_resolvers()
+    # a log record that cannot be written (a full disk) must not print a traceback of its own
+    logging.raiseExceptions = False
+    with composition_errors_in_one_line(USER_ERROR_EXIT):
+        try:
+            whitelist = hydra_whitelist()
+            if not is_another_rank(argv):
+                check_group_choices(argv)
+                check_log_dir(argv)
+                check_launcher(argv)
+                check_sweep_kinds(argv)
+                if config_name == "train":
+                    argv = default_search_space(resume.plan(argv))
+                argv = claim_sweep_dir(config_name, argv)
+        except UserError as exc:
+            report(str(exc))
+            sys.exit(USER_ERROR_EXIT)
+        resumed = overrides.values(argv).get("ckpt_path") == "last"
+        if config_name == "train" and resumed and is_a_run(argv) and not is_another_rank(argv):
+            resume.keep_config_record(Path(str(overrides.values(argv)["hydra.run.dir"])))
+        sys.argv[1:] = argv
+        entry = hydra.main(
+            config_path=str(CONF_DIR),
+            config_name=config_name,
+            execution_whitelist=whitelist,
+        )(_guarded(run))
+        entry()
+
+
+COMMANDS: dict[str, Callable[[DictConfig], Any]] = {
+    "train": _train,
+    "eval": _evaluate,
+    "predict": _predict,
+}
+
+
+def main(argv: Sequence[str] | None = None, command: str = "train") -> int:
+    """`python <command>.py *argv` (command: train, eval or predict) in this process; returns the
+    exit code. The process is left as it was found (see `restored`), so a test, a
+    notebook or another tool can call it many times."""
+    if command not in COMMANDS:
+        raise ValueError(f"command must be one of {', '.join(COMMANDS)}, not {command!r}")
+    args = list(sys.argv[1:] if argv is None else argv)
+    script = sys.argv[0] if argv is None else f"{command}.py"
+    with restored([script, *args]):
+        try:
+            _main(command, args, COMMANDS[command])
+        except SystemExit as exc:
+            return exit_code(exc.code)
+        except Exception:  # what the interpreter does with it, without ending this process
+            traceback.print_exc()
+            return 1
+    return 0
+
+
+def train() -> None:
+    """`python train.py [overrides]`: compose, build, fit, test, report."""
+    sys.exit(main(command="train"))
+
+
+def evaluate() -> None:
+    """`python eval.py ckpt_path=...`: rebuild a checkpoint's model and data, test it."""
+    sys.exit(main(command="eval"))
+
+
+def predict() -> None:
+    """`python predict.py ckpt_path=... input=...`: a trained classifier's predictions for new inputs."""
+    sys.exit(main(command="predict"))

@@ -1,0 +1,83 @@
+"""What every practicum data module offers the run flow: one `loader(split)` behind Lightning's hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+import lightning.pytorch as pl
+
+from practicum.errors import UserError
+
+SPLITS = ("train", "val", "test")
+
+
+class SplitDataModule(pl.LightningDataModule):
+    """Three named splits, each behind `loader(split, shuffle)`; training shuffles, evaluation never.
+
+    Subclasses implement `loader` and `split_sizes`: the run flow evaluates every split through
+    `loader`, and the diagnosis weighs a val/test gap against the sampling noise of the sizes.
+    """
+
+    # the kind of examples it provides; the config check refuses a model whose task (or net)
+    # declares another kind (Task.problem)
+    problem: ClassVar[str] = "classification"
+
+    @classmethod
+    def path_hint(cls, args: Mapping[str, Any]) -> str:
+        """What to do when `data.path` or `data.root` does not exist (`args`: the config's arguments)."""
+        return "check the path"
+
+    @classmethod
+    def config_problem(cls, args: Mapping[str, Any]) -> str | None:
+        """A mistake across the config's arguments (`args`), said in one line before anything is
+        built; None when there is none. Subclasses add their own rules to these."""
+        val, test = args.get("val_fraction"), args.get("test_fraction")
+        if _number(val) and _number(test) and val + test >= 1:
+            return (
+                f"data.val_fraction={val:g} and data.test_fraction={test:g} leave no examples to "
+                "train on: keep their sum below 1 (for example data.val_fraction=0.15 "
+                "data.test_fraction=0.15)"
+            )
+        return None
+
+    def loader(self, split: str, shuffle: bool = False) -> Iterable:
+        """Batches of one split ("train", "val" or "test")."""
+        raise NotImplementedError(f"{type(self).__name__} must implement loader(split, shuffle)")
+
+    def split_sizes(self) -> dict[str, int]:
+        """Examples per split, e.g. {"train": 1257, "val": 270, "test": 270}."""
+        raise NotImplementedError(f"{type(self).__name__} must implement split_sizes()")
+
+    def train_dataloader(self) -> Iterable:
+        return self.loader("train", shuffle=True)
+
+    def val_dataloader(self) -> Iterable:
+        return self.loader("val")
+
+    def test_dataloader(self) -> Iterable:
+        return self.loader("test")
+
+
+def lone_last_batch(count: int, batch_size: int, shuffle: bool) -> bool:
+    """Whether a shuffled (training) pass would end in a batch of one example, which batch norm
+    cannot train on: loaders leave it out (`drop_last`), a different example each epoch."""
+    return shuffle and count > batch_size and count % batch_size == 1
+
+
+def require_image(path: str) -> None:
+    """A file an image loader can open (its header only, which is cheap: a file cut short fails
+    when it is decoded, with its own one line)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path):
+            pass
+    except (OSError, ValueError) as exc:
+        raise UserError(
+            f"{path} is not a readable image ({exc}): replace or remove the file"
+        ) from exc
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

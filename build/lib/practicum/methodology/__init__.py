@@ -1,0 +1,1 @@
+"""The practical methodology: goal, history, summary (and, on top of them, diagnosis and report)."""

@@ -1,0 +1,617 @@
+"""Which case of the methodology a run is in, the evidence for it, and what to try next.
+
+The verdict says which split misses the goal, on the goal metric of the best checkpoint:
+- diverged: the training loss became non-finite or blew up far above where it started;
+- high_train_error: even the training split misses the goal;
+- high_val_error: training meets the goal, validation does not (a generalization gap);
+- distribution_mismatch: validation meets the goal, test misses it by more than sampling noise;
+- goal_met: validation meets it, and test too (or misses by less than its noise).
+
+The case says why, from the evidence: the epoch and within-epoch loss curves, the loss at
+initialization against chance (log C), the parameter count against the training examples, the
+linear baseline, and the sampling noise of each split. Each case has its own first remedy:
+
+| case            | evidence                                              | first remedy                 |
+|-----------------|-------------------------------------------------------|------------------------------|
+| cut_short       | debug limits (fast_dev_run, limit_train_batches)      | run it in full               |
+| lr_too_high     | loss blew up against init, oscillates, or peaked early | a lower lr, or the range test |
+| lr_too_low      | the loss hardly moved from its value at init          | a higher lr, or the range test |
+| too_few_steps   | the loss is still falling (epochs, or within an epoch) | train longer                 |
+| under_capacity  | flat curve, fewer parameters than training examples   | the model's capacity knob    |
+| noise_floor     | train = val = test = baseline, flat, below the goal   | check the labels and target  |
+| overfitting     | train meets, validation misses                        | regularize, more data        |
+| mismatch        | val/test gap beyond the noise                         | a validation set like test   |
+| gradient_bug    | a sanity check failed                                 | fix the code                 |
+
+Cases that tuning cannot fix (a bug, a mismatch, a noise floor, too little data) set `stop`.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+from practicum.config.goal import Goal
+from practicum.methodology.cases import Diagnosis, Remedy, RunFacts
+from practicum.methodology.evidence import baseline_line, values_line
+from practicum.methodology.generative_diagnosis import diagnose_gan, vae_collapse, vae_evidence
+from practicum.methodology.history import History
+
+KINDS = ("supervised", "vae", "gan")
+VERDICTS = ("goal_met", "high_train_error", "high_val_error", "distribution_mismatch", "diverged")
+CASES = (
+    "goal_met",
+    "cut_short",
+    "lr_too_high",
+    "lr_too_low",
+    "too_few_steps",
+    "under_capacity",
+    "noise_floor",
+    "underfitting",
+    "overfitting",
+    "too_little_data",
+    "mismatch",
+    "gradient_bug",
+    "collapse",
+)
+
+HEADLINES = {
+    "goal_met": "The goal is met on validation and test.",
+    "high_train_error": "High training error: the model does not even fit the training split.",
+    "high_val_error": "Low training error, high validation error: the model does not generalize.",
+    "distribution_mismatch": "Low validation error, high test error: validation and test seem to differ.",
+    "diverged": "Training diverged: the training loss became non-finite or blew up.",
+}
+CASE_LINES = {
+    "cut_short": "The run was cut short ({why}): too few steps to judge capacity or data.",
+    "lr_too_high": "The learning rate is too high: {why}.",
+    "lr_too_low": "The learning rate is too low: the loss hardly moved from its value at initialization.",
+    "too_few_steps": "Too few steps: the training loss is still falling.",
+    "under_capacity": "Too little capacity: the curve is flat and the model is small for the data.",
+    "noise_floor": "A noise floor: train, validation, test and a linear model all agree below the goal.",
+    "underfitting": "Underfitting: the curve is flat but the model is not small; tune the optimization first.",
+    "overfitting": "Overfitting: the gap between training and validation is the problem.",
+    "too_little_data": "Too little data: {why}.",
+    "mismatch": "Validation and test differ by more than sampling noise.",
+    "gradient_bug": "A sanity check failed ({why}): this is a bug, not a tuning problem.",
+}
+SHARES = ("acc", "f1", "miou", "map", "iou", "quality")  # metrics in [0, 1]
+
+
+# -- curve evidence --------------------------------------------------------------------------
+
+
+def _series(history: History, key: str) -> list[float]:
+    return [values[key] for values in history.values() if key in values]
+
+
+def has_diverged(history: History) -> bool:
+    """Non-finite training loss, or a final training loss far above where it started and its best."""
+    losses = _series(history, "train/loss")
+    if any(not math.isfinite(v) for v in losses):
+        return True
+    return len(losses) >= 2 and losses[-1] > losses[0] and losses[-1] > 3 * min(losses)
+
+
+def still_improving(history: History) -> bool:
+    """Training loss fell by more than 2% over the last two epochs: more epochs would help."""
+    losses = _series(history, "train/loss")
+    return (
+        len(losses) >= 3
+        and losses[-1] < min(losses[:-1])
+        and (losses[-3] - losses[-1]) > 0.02 * abs(losses[-3])
+    )
+
+
+def falling_within_epoch(steps: list[float]) -> bool:
+    """The last quarter of an epoch's step losses is lower than the quarter before it by more than
+    2% and more than twice its standard error: the loss was still falling when training ended.
+    Medians: the short last batch of an epoch may score far off the rest."""
+    finite = [v for v in steps if math.isfinite(v)]
+    if len(finite) < 8:
+        return False
+    quarter = len(finite) // 4
+    before, last = finite[-2 * quarter : -quarter], finite[-quarter:]
+    drop = statistics.median(before) - statistics.median(last)
+    spread = statistics.pstdev(before + last) / math.sqrt(quarter) if quarter > 1 else 0.0
+    return drop > 0.02 * abs(statistics.median(before)) and drop > 2 * spread
+
+
+def best_epoch_early(best: int | None, epochs: int) -> bool:
+    """The best epoch came in the first 10% of a run of 10+ epochs: too long, or a learning rate too high."""
+    return best is not None and epochs >= 10 and best < 0.1 * epochs
+
+
+def overfitting(history: History) -> bool:
+    """Validation loss rose well above its minimum while the training loss kept falling."""
+    val, train = _series(history, "val/loss"), _series(history, "train/loss")
+    if len(val) < 3 or len(train) != len(val):
+        return False
+    lowest = min(range(len(val)), key=val.__getitem__)
+    return lowest < len(val) - 1 and val[-1] > 1.1 * val[lowest] and train[-1] < train[lowest]
+
+
+def blew_up(facts: RunFacts) -> str | None:
+    """How the loss blew up relative to where it started, if it did."""
+    start = facts.chance_loss or facts.init_loss
+    losses = [*_series(facts.history, "train/loss"), *facts.first_steps, *facts.last_steps]
+    if any(not math.isfinite(v) for v in losses):
+        return "the training loss became non-finite"
+    if start and losses:
+        worst = max(losses)
+        if worst > 10 * start and worst > start + 5:
+            return f"the training loss reached {worst:.4g} against {start:.3g} at initialization"
+    if has_diverged(facts.history):
+        return "the training loss ended far above where it started"
+    return None
+
+
+def oscillating(facts: RunFacts) -> bool:
+    """The epoch training loss goes up and down by more than 10% again and again."""
+    losses = _series(facts.history, "train/loss")
+    if len(losses) < 5:
+        return False
+    moves = [b - a for a, b in zip(losses, losses[1:], strict=False)]
+    turns = sum(
+        1
+        for a, b in zip(moves, moves[1:], strict=False)
+        if a * b < 0 and abs(b) > 0.1 * abs(losses[0])
+    )
+    return turns >= 3
+
+
+def hardly_moved(facts: RunFacts) -> bool:
+    """After a whole epoch or more, the training loss is within 5% of its value at init."""
+    start = facts.init_loss
+    if start is None or not facts.last_steps or len(facts.first_steps) < 10:
+        return False
+    end = statistics.median(facts.last_steps[-max(len(facts.last_steps) // 4, 1) :])
+    return math.isfinite(end) and end > 0.95 * start
+
+
+def still_falling(facts: RunFacts) -> bool:
+    return still_improving(facts.history) or falling_within_epoch(facts.last_steps)
+
+
+# -- noise --------------------------------------------------------------------------------
+
+
+def is_share(goal: Goal) -> bool:
+    return goal.metric.split("/", 1)[-1] in SHARES
+
+
+def standard_error(facts: RunFacts, split: str) -> float | None:
+    """The goal metric's standard error on a split: from per-example values when the run measured
+    them, else the binomial error of a share of examples."""
+    value, n = facts.metrics.get(facts.goal.at(split)), (facts.sizes or {}).get(split)
+    if facts.noise and facts.noise.get(split) is not None:
+        measured = facts.noise[split]
+        # a share of exactly 0 or 1 measures no spread; it is still n examples' worth of evidence
+        return 0.5 / n if measured == 0 and is_share(facts.goal) and n else measured
+    if value is None or not n or not is_share(facts.goal) or not 0 <= value <= 1:
+        return None
+    return math.sqrt(max(value * (1 - value), 0.25 / n) / n)
+
+
+def gap_noise(facts: RunFacts, a: str, b: str) -> float | None:
+    """Two standard errors of the difference between two splits' goal metric."""
+    ea, eb = standard_error(facts, a), standard_error(facts, b)
+    if ea is None or eb is None:
+        return None
+    return 2 * math.sqrt(ea**2 + eb**2)
+
+
+def tolerance(facts: RunFacts, a: str, b: str) -> float:
+    """How far apart two values of the goal metric may be and still agree."""
+    noise = gap_noise(facts, a, b)
+    value = abs(facts.metrics.get(facts.goal.at(a)) or 0.0)
+    floor = 0.02 if is_share(facts.goal) else 0.05 * value
+    return max(noise or 0.0, floor)
+
+
+# -- the verdict ----------------------------------------------------------------------------
+
+
+def decide_verdict(facts: RunFacts) -> str:
+    """Which split misses the goal. Validation meeting it while test misses by less than the
+    sampling noise is `goal_met` (with that noted); by more, `distribution_mismatch`."""
+    metrics, goal = facts.metrics, facts.goal
+    losses = [v for k, v in metrics.items() if k.endswith("/loss")]
+    if blew_up(facts) or any(not math.isfinite(v) for v in losses):
+        return "diverged"
+    met = {split: goal.met(metrics.get(goal.at(split))) for split in ("train", "val", "test")}
+    if met["val"]:
+        if goal.at("test") not in metrics or met["test"]:
+            return "goal_met"
+        gap = abs(metrics[goal.at("val")] - metrics[goal.at("test")])
+        noise = gap_noise(facts, "val", "test")
+        return "goal_met" if noise is not None and gap <= noise else "distribution_mismatch"
+    return "high_val_error" if met["train"] else "high_train_error"
+
+
+# -- the diagnosis --------------------------------------------------------------------------
+
+
+def diagnose(facts: RunFacts) -> Diagnosis:
+    """The verdict, the case behind it, the evidence, and the remedies in the order to try them."""
+    if facts.kind not in KINDS:
+        raise ValueError(f"diagnosis kind {facts.kind!r} is not one of {', '.join(KINDS)}")
+    if facts.kind == "gan":
+        return diagnose_gan(facts)
+    verdict = decide_verdict(facts)
+    evidence = [values_line(facts.metrics, facts.goal)]
+    evidence += curve_evidence(facts)
+    if facts.baseline:
+        evidence.append(baseline_line(facts.baseline, facts.metrics, facts.goal))
+    if facts.kind == "vae":
+        evidence += vae_evidence(facts.metrics)
+    case, why = decide_case(facts, verdict)
+    if case == "collapse":
+        verdict = "high_train_error"  # a collapsed generative model never meets its goal
+    remedies = remedies_for(case, verdict, facts)
+    headline = HEADLINES[verdict]
+    if case in CASE_LINES:
+        headline += " " + CASE_LINES[case].format(why=why)
+    elif case == "collapse":
+        headline += f" {why}"
+    stop = STOPS.get(case)
+    return Diagnosis(
+        verdict=verdict,
+        headline=headline,
+        evidence=evidence,
+        next_steps=[remedy.text for remedy in remedies],
+        case=case,
+        remedies=remedies,
+        stop=stop,
+    )
+
+
+def curve_evidence(facts: RunFacts) -> list[str]:
+    lines = []
+    epochs = len(facts.history)
+    if facts.init_loss is not None:
+        chance = (
+            f" (chance: log {facts.num_classes} = {facts.chance_loss:.3f})"
+            if facts.chance_loss is not None and facts.num_classes
+            else ""
+        )
+        end = (
+            statistics.median(facts.last_steps[-max(len(facts.last_steps) // 4, 1) :])
+            if facts.last_steps
+            else None
+        )
+        moved = f", {end:.4g} at the end" if end is not None else ""
+        lines.append(f"Training loss at initialization {facts.init_loss:.4g}{chance}{moved}.")
+    if still_improving(facts.history):
+        lines.append(f"The epoch training loss was still falling at the last epoch ({epochs}).")
+    elif falling_within_epoch(facts.last_steps):
+        lines.append("Within the last epoch the training loss was still falling.")
+    if best_epoch_early(facts.best, epochs):
+        lines.append(
+            f"The best epoch ({facts.best}) came in the first 10% of {epochs} epochs: the "
+            "learning rate may be too high, or the run too long."
+        )
+    if oscillating(facts):
+        lines.append("The epoch training loss goes up and down again and again.")
+    if overfitting(facts.history):
+        lines.append("The validation loss rose while the training loss kept falling: overfitting.")
+    if facts.n_params is not None and facts.sizes and facts.sizes.get("train"):
+        ratio = facts.n_params / facts.sizes["train"]
+        lines.append(
+            f"{facts.n_params:,} trainable parameters for {facts.sizes['train']:,} training "
+            f"examples ({ratio:.3g} per example)."
+        )
+    noise = gap_noise(facts, "val", "test")
+    val, test = facts.metrics.get(facts.goal.at("val")), facts.metrics.get(facts.goal.at("test"))
+    if noise is not None and val is not None and test is not None:
+        side = "within" if abs(val - test) <= noise else "beyond"
+        lines.append(
+            f"Validation and test differ by {abs(val - test):.4f}, {side} their sampling noise "
+            f"(±{noise:.4f} at 2 standard errors)."
+        )
+    if facts.cut_short:
+        lines.append(f"The run was cut short: {facts.cut_short}.")
+    return lines
+
+
+def small_model(facts: RunFacts) -> bool:
+    n_train = (facts.sizes or {}).get("train")
+    return facts.n_params is not None and bool(n_train) and facts.n_params < n_train
+
+
+def at_noise_floor(facts: RunFacts) -> bool:
+    """Train, validation and test agree, and so does a linear model: what the features and labels
+    allow, not what the model can reach, is the limit."""
+    goal, metrics = facts.goal, facts.metrics
+    values = {s: metrics.get(goal.at(s)) for s in ("train", "val", "test")}
+    base = (facts.baseline or {}).get(goal.metric)
+    if values["train"] is None or values["val"] is None or base is None:
+        return False
+    agree = abs(values["train"] - values["val"]) <= tolerance(facts, "train", "val")
+    if values["test"] is not None:
+        agree = agree and abs(values["val"] - values["test"]) <= tolerance(facts, "val", "test")
+    near_baseline = abs(values["val"] - base) <= max(
+        tolerance(facts, "val", "val"), 0.05 if is_share(goal) else 0.1 * abs(base)
+    )
+    return agree and near_baseline
+
+
+def too_little_data(facts: RunFacts) -> str | None:
+    n_train = (facts.sizes or {}).get("train")
+    if n_train is None or facts.problem != "classification" or not facts.num_classes:
+        return None
+    per_class = n_train / facts.num_classes
+    if per_class < 10:
+        return f"{n_train} training examples for {facts.num_classes} classes ({per_class:.1f} per class)"
+    return None
+
+
+def lr_too_high_signal(facts: RunFacts) -> str | None:
+    if oscillating(facts):
+        return "the training loss oscillates from epoch to epoch"
+    if best_epoch_early(facts.best, len(facts.history)) and overfitting(facts.history) is False:
+        losses = _series(facts.history, "train/loss")
+        if losses and losses[-1] > min(losses) * 1.2:
+            return "the training loss peaked early and rose again"
+    return None
+
+
+def decide_case(facts: RunFacts, verdict: str) -> tuple[str, str]:
+    """The case behind the verdict, and the words that say why."""
+    if facts.checks_failed:
+        return "gradient_bug", ", ".join(facts.checks_failed)
+    if verdict == "diverged":
+        return "lr_too_high", blew_up(facts) or "the loss became non-finite"
+    if facts.kind == "vae":
+        collapse = vae_collapse(facts.metrics)
+        if collapse:
+            return "collapse", collapse
+    if verdict == "goal_met":
+        return "goal_met", ""
+    if verdict == "distribution_mismatch":
+        return "mismatch", ""
+    if facts.cut_short:
+        return "cut_short", facts.cut_short
+    signal = lr_too_high_signal(facts)
+    if signal:
+        return "lr_too_high", signal
+    if hardly_moved(facts):
+        return "lr_too_low", ""
+    if still_falling(facts):
+        return "too_few_steps", ""
+    scarce = too_little_data(facts)
+    if verdict == "high_val_error":
+        return ("too_little_data", scarce) if scarce else ("overfitting", "")
+    if small_model(facts):
+        return "under_capacity", ""
+    if at_noise_floor(facts):
+        return "noise_floor", ""
+    return "underfitting", ""
+
+
+STOPS = {
+    "gradient_bug": "A sanity check failed: fix the code (the loss, the labels, the data pipeline) before tuning anything.",
+    "mismatch": "Validation and test differ: collect validation data from the test distribution (explicit splits), then tune against it.",
+    "noise_floor": "The target may be out of reach with these labels and features: check the labels, then revisit the target.",
+    "too_little_data": "There is too little data to learn from: collect more before tuning.",
+}
+
+
+# -- remedies ------------------------------------------------------------------------------
+
+
+def remedies_for(case: str, verdict: str, facts: RunFacts) -> list[Remedy]:
+    """The remedies of a case, in the order to try them; each names its command."""
+    r = _Remedies(facts)
+    order = {
+        "gradient_bug": [r.fix_bug, r.checks],
+        "lr_too_high": [r.lower_lr, r.range_test, r.stabilize, r.checks],
+        "lr_too_low": [r.raise_lr, r.range_test, r.train_longer],
+        "cut_short": [r.full_run, r.train_longer],
+        "too_few_steps": [r.train_longer, r.range_test, r.capacity],
+        "under_capacity": [r.capacity, r.train_longer, r.range_test, r.less_regularization],
+        "noise_floor": [r.check_labels, r.revisit_target],
+        "underfitting": [r.range_test, r.capacity, r.train_longer, r.less_regularization, r.checks],
+        "overfitting": [r.more_data, r.regularize, r.early_stopping, r.smaller],
+        "too_little_data": [r.more_data, r.regularize],
+        "mismatch": [r.same_source, r.explicit_splits, r.fresh_validation],
+        "collapse": [r.collapse],
+        "goal_met": [r.confirm, r.raise_goal, r.simplify, r.margin],
+    }[case]
+    remedies = [remedy for make in order if (remedy := make()) is not None]
+    return remedies
+
+
+def _code(changes: list[list[str]]) -> str:
+    return " or ".join(f"`{' '.join(change)}`" for change in changes)
+
+
+class _Remedies:
+    """The remedies, each built for this run: only knobs its config has, lr values that move away
+    from the one that failed."""
+
+    def __init__(self, facts: RunFacts) -> None:
+        self.facts = facts
+        self.changes = facts.changes
+
+    def _get(self, key: str) -> list[list[str]]:
+        return [c for c in self.changes.get(key, []) if c]
+
+    def fix_bug(self) -> Remedy:
+        return Remedy(
+            "fix_bug", "Fix the bug the failed check points at; no tuning helps before that."
+        )
+
+    def checks(self) -> Remedy | None:
+        if not self.changes.get("checks"):
+            return None
+        return Remedy(
+            "checks",
+            "Check the gradient and the pipeline: `python train.py debug=checks` (loss at init, "
+            "gradient check, overfit two batches).",
+        )
+
+    def lower_lr(self) -> Remedy | None:
+        changes = self._get("lr_down")
+        if not changes:
+            return None
+        return Remedy(
+            "lower_lr",
+            f"Lower the learning rate (now {self.facts.lr:g}): {_code(changes)}.",
+            changes,
+        )
+
+    def raise_lr(self) -> Remedy | None:
+        changes = self._get("lr_up")
+        if not changes:
+            return None
+        return Remedy(
+            "raise_lr",
+            f"Raise the learning rate (now {self.facts.lr:g}): {_code(changes)}.",
+            changes,
+        )
+
+    def range_test(self) -> Remedy | None:
+        if not self.changes.get("range_test"):
+            return None
+        return Remedy(
+            "range_test",
+            "Find the learning rate with the range test: `python train.py tune=lr`.",
+            [["tune=lr"]],
+        )
+
+    def stabilize(self) -> Remedy | None:
+        changes = self._get("stabilize")
+        if not changes:
+            return None
+        return Remedy("stabilize", f"Stabilize the steps: {_code(changes)}.", changes)
+
+    def full_run(self) -> Remedy:
+        return Remedy(
+            "full_run",
+            f"Run it in full before judging it: drop the limits ({self.facts.cut_short}).",
+        )
+
+    def train_longer(self) -> Remedy | None:
+        changes = self._get("epochs")
+        if not changes:
+            return None
+        return Remedy(
+            "train_longer",
+            f"Train longer (now {self.facts.max_epochs} epochs): {_code(changes)}.",
+            changes,
+        )
+
+    def capacity(self) -> Remedy:
+        changes = self._get("capacity_up")
+        if changes:
+            return Remedy(
+                "capacity", f"Add capacity: {_code(changes)}, or a bigger model.", changes
+            )
+        return Remedy(
+            "capacity",
+            "Add capacity: this model has no size knob; pick a bigger model (`model=...`).",
+        )
+
+    def less_regularization(self) -> Remedy | None:
+        changes = self._get("regularize_down")
+        if not changes:
+            return None
+        return Remedy("less_regularization", f"Regularize less: {_code(changes)}.", changes)
+
+    def regularize(self) -> Remedy | None:
+        changes = self._get("regularize_up")
+        if not changes:
+            return None
+        return Remedy("regularize", f"Regularize: {_code(changes)}.", changes)
+
+    def smaller(self) -> Remedy | None:
+        changes = self._get("capacity_down")
+        if not changes:
+            return None
+        return Remedy("smaller", f"Reduce capacity: {_code(changes)}.", changes)
+
+    def early_stopping(self) -> Remedy | None:
+        changes = self._get("patience_down")
+        if not changes:
+            return None
+        return Remedy(
+            "early_stopping", f"Stop earlier (the best epoch is kept): {_code(changes)}.", changes
+        )
+
+    def more_data(self) -> Remedy:
+        return Remedy(
+            "more_data", "Get more training data: the surest cure for a generalization gap."
+        )
+
+    def check_labels(self) -> Remedy:
+        return Remedy(
+            "check_labels",
+            "Check the labels: look at training examples the model gets wrong; noisy or "
+            "ambiguous labels cap every model (more capacity would only memorize the noise).",
+        )
+
+    def revisit_target(self) -> Remedy:
+        base = (self.facts.baseline or {}).get(self.facts.goal.metric)
+        where = f" (a linear model reaches {base:.4f})" if base is not None else ""
+        return Remedy(
+            "revisit_target",
+            f"Revisit the target {self.facts.goal.describe()}{where}: zero error is often "
+            "impossible; better features or cleaner labels move the limit, tuning does not.",
+        )
+
+    def same_source(self) -> Remedy:
+        return Remedy(
+            "same_source",
+            "Check that validation and test come from the same distribution (source, "
+            "preprocessing, time period).",
+        )
+
+    def explicit_splits(self) -> Remedy:
+        how = self.facts.split_hint or "give the data module validation and test files of their own"
+        return Remedy(
+            "explicit_splits",
+            f"Draw the validation split from the test distribution: {how}.",
+        )
+
+    def fresh_validation(self) -> Remedy:
+        return Remedy(
+            "fresh_validation",
+            "After many tuning runs the validation score is optimistic: keep a fresh validation set.",
+        )
+
+    def collapse(self) -> Remedy | None:
+        changes = self._get("collapse")
+        text = "Fix the collapse before anything else"
+        return Remedy("collapse", f"{text}: {_code(changes)}." if changes else f"{text}.", changes)
+
+    def confirm(self) -> Remedy:
+        return Remedy(
+            "confirm",
+            "Confirm it holds over seeds: `python train.py -m seed=0,1,2`.",
+        )
+
+    def raise_goal(self) -> Remedy:
+        return Remedy(
+            "raise_goal", "Raise the bar: `goal.target=...`, then iterate on the case that appears."
+        )
+
+    def margin(self) -> Remedy | None:
+        if self.facts.lr is None or not self.changes.get("range_test"):
+            return None
+        lrs = ",".join(f"{self.facts.lr * f:.1g}" for f in (1 / 3, 1, 3))
+        return Remedy(
+            "margin",
+            "Widen the margin with a small search over the most important knobs: "
+            f"`python train.py -m optimizer.lr={lrs} optimizer.weight_decay=0,1e-4`.",
+        )
+
+    def simplify(self) -> Remedy | None:
+        base = (self.facts.baseline or {}).get(self.facts.goal.metric)
+        if base is None or not self.facts.goal.met(base):
+            return None
+        return Remedy(
+            "simplify",
+            "A linear model meets the goal too: prefer it (don't hunt a rabbit with a cannon).",
+            [["model=linear"]],
+        )

@@ -1,0 +1,191 @@
+"""Resume a run where it stopped: `ckpt_path=last`, random states in checkpoints, the CSV history.
+
+A resumed run must end where the uninterrupted run would have. Lightning restores the weights, the
+optimizer, the scheduler, the loops and the callbacks; practicum adds what decides the rest of the
+run: the random states (dropout, augmentation, shuffling) and the metrics history in metrics.csv,
+which continues from the checkpoint's epoch instead of starting over. Checkpoints are written by
+`AtomicCheckpointIO` (a temporary file beside the target, then a rename), so a run killed or out of
+disk while saving leaves the previous `last.ckpt` whole. `last.ckpt` itself is a second, stock
+`ModelCheckpoint` in conf/callbacks/default.yaml (no monitor, one file named `last`): it is
+rewritten at the end of every epoch, and only then, so resuming from it continues with the next
+epoch exactly as the uninterrupted run did.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig
+
+from practicum.errors import UserError
+from practicum.platform.files import open_atomic, write_text
+
+
+def resolve_ckpt_path(cfg: DictConfig) -> str | None:
+    """`ckpt_path=last` is this run directory's checkpoints/last.ckpt; any other value is a file."""
+    path = cfg.get("ckpt_path")
+    if path is None:
+        return None
+    if path == "last":
+        path = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+        if not path.is_file():
+            raise UserError(
+                f"ckpt_path=last but {path} does not exist: pass hydra.run.dir=<the run directory "
+                "to resume> or ckpt_path=<a .ckpt file>"
+            )
+    try:
+        checkpoint_progress(str(path))
+    except Exception as exc:  # truncated, not a torch file, or unsafe to load with weights_only
+        raise UserError(
+            f"ckpt_path={path} is not a readable checkpoint ({type(exc).__name__}): pass a .ckpt "
+            "file written by train.py"
+        ) from exc
+    return str(path)
+
+
+def checkpoint_progress(path: str) -> tuple[int | None, int | None]:
+    """(epoch, global step) a checkpoint was written at; None for a file without them."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    if not isinstance(checkpoint, dict):
+        return None, None
+    epoch, step = checkpoint.get("epoch"), checkpoint.get("global_step")
+    return (None if epoch is None else int(epoch)), (None if step is None else int(step))
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint files, written like every file of the run (files.py): a temporary
+    file beside the target, flushed to disk, then moved into place. Lightning's own save stages the
+    file in the system's temporary folder, so on another filesystem (a cluster's scratch space) the
+    move becomes a copy that a kill or a full disk cuts off, leaving `last.ckpt` empty."""
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None or "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)  # remote storage
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open_atomic(path, "wb") as handle:
+            torch.save(checkpoint, handle)
+
+
+class RunCSVLogger(Logger):
+    """The run directory's metrics.csv (and hparams.yaml), in the format of Lightning's CSVLogger.
+
+    The rows are kept in memory and the whole file is written again (atomically, files.py) each
+    time Lightning asks the logger to save, after every logging call: a kill or a full disk leaves
+    the file as it was after the previous call. Resuming from a checkpoint of this directory
+    (`keep_before_step=` its global step), the file keeps the rows logged before that step and
+    continues after them, where Lightning's CSVLogger would delete it. Built on the public `Logger`
+    base class only."""
+
+    METRICS_FILE = "metrics.csv"
+    HPARAMS_FILE = "hparams.yaml"
+
+    def __init__(
+        self, save_dir: str, name: str = "", version: str = "", keep_before_step: int | None = None
+    ) -> None:
+        super().__init__()
+        # own attribute names, not underscored ones that a later Logger might come to use
+        self.directory, self.run_name, self.run_version = str(save_dir), name, version
+        self.keep_before_step = keep_before_step
+        self.hparams: dict[str, Any] = {}
+        self.keys: list[str] = []
+        self.rows: list[dict[str, Any]] = []
+        self.started = False
+        self.unsaved = False
+
+    @property
+    def name(self) -> str:
+        return self.run_name
+
+    @property
+    def version(self) -> str:
+        return self.run_version
+
+    @property
+    def save_dir(self) -> str:
+        return self.directory
+
+    @property
+    def log_dir(self) -> str:
+        return os.path.join(self.directory, self.run_name, self.run_version).rstrip(os.sep)
+
+    @property
+    def metrics_path(self) -> Path:
+        return Path(self.log_dir) / self.METRICS_FILE
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        if not isinstance(params, dict):
+            params = vars(params)
+        self.hparams.update(params)
+        Path(self.log_dir).mkdir(parents=True, exist_ok=True)
+        text = yaml.safe_dump(_plain_tree(self.hparams), sort_keys=False)
+        write_text(Path(self.log_dir) / self.HPARAMS_FILE, text)
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        if not self.started:
+            self._start()
+        row = {key: _plain(value) for key, value in metrics.items()}
+        row["step"] = step if step is not None else 0
+        if set(row) - set(self.keys):
+            self.keys = sorted({*self.keys, *row})  # a new column: the file gets the wider header
+        self.rows.append(row)
+        self.unsaved = True
+
+    @rank_zero_only
+    def save(self) -> None:
+        if self.unsaved:
+            with open_atomic(self.metrics_path, "w", newline="") as file:
+                writer = csv.DictWriter(file, fieldnames=self.keys)
+                writer.writeheader()
+                writer.writerows(self.rows)
+            self.unsaved = False
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        self.save()
+
+    def _start(self) -> None:
+        """A new run starts an empty file; a resumed one keeps the rows before its step."""
+        self.started = True
+        Path(self.log_dir).mkdir(parents=True, exist_ok=True)
+        if self.keep_before_step is None or not self.metrics_path.is_file():
+            self.metrics_path.unlink(missing_ok=True)
+            return
+        with self.metrics_path.open(newline="") as file:
+            reader = csv.DictReader(file)
+            self.keys = list(reader.fieldnames or [])
+            self.rows = [row for row in reader if self._kept(row)]
+        self.unsaved = True
+
+    def _kept(self, row: dict[str, str | None]) -> bool:
+        # a row of a file cut off midway misses its last fields: it is dropped with the later ones
+        if any(value is None for value in row.values()):
+            return False
+        step = row.get("step")
+        return bool(step) and float(step) < self.keep_before_step
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, torch.Tensor) else value
+
+
+def _plain_tree(value: Any) -> Any:
+    """Hyperparameters as YAML can write them: containers as lists and dicts, others as text."""
+    if isinstance(value, dict):
+        return {str(key): _plain_tree(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_tree(item) for item in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(_plain(value))

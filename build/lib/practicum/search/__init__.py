@@ -1,0 +1,1 @@
+"""Hyperparameter search: sweep summaries, studies, search-space helpers."""

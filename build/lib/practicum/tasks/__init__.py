@@ -1,0 +1,1 @@
+"""LightningModules, one per problem type: loss, metrics and optimizer wiring around any net."""

@@ -1,0 +1,140 @@
+"""What every task shares: optimizer/scheduler wiring and the config stored in each checkpoint."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+from practicum.config.goal import Metric
+from practicum.platform.rng import RNG_KEY, restore_rng_state, rng_state
+
+OptimizerFactory = Callable[..., Optimizer]
+CONFIG_KEY = "practicum_config"
+
+
+class Task(pl.LightningModule):
+    """Subclasses build their loss and metrics; this class turns the config's factories into optimizers.
+
+    The net and the factories are plain attributes, not hyperparameters: Hydra's partial factories
+    cannot be pickled, so the resolved run config is stored in the checkpoint instead.
+
+    What the run flow relies on is declared here: `diagnosis_kind` picks the diagnosis rules
+    ("supervised", "vae", "gan"); `eval_split` names the split that `test_step` measures (the
+    flow sets it to train, val and test in turn); `logged_metrics` lists what may be a goal;
+    `split_errors` holds the standard error of each metric `test_step` measured on the last split
+    (`val/acc`: 0.012, ...; see tasks/noise.py), which the evaluation gathers into
+    `standard_errors`; `save_pictures` is optional.
+    """
+
+    # the kind of data the task learns from ("classification", "detection", ...); the config check
+    # refuses data whose module declares another kind (SplitDataModule.problem)
+    problem: ClassVar[str]
+    # what it logs every epoch of training (`val/acc`, ...): what a goal or a monitor may name
+    logged_metrics: ClassVar[tuple[Metric, ...]] = ()
+    diagnosis_kind: ClassVar[str] = "supervised"
+    eval_split: str = "test"
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_spec = scheduler or {}
+        self.run_config: dict[str, Any] | None = None
+        self.split_errors: dict[str, float] = {}
+        self.standard_errors: dict[str, float] = {}
+
+    def save_pictures(self, datamodule: Any, output_dir: Path, title: str = "") -> Path | None:
+        """Pictures of the best checkpoint in the run directory (e.g. predictions on validation
+        images); tasks without pictures keep this default, which draws nothing."""
+        return None
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """Biases and normalization weights (1-D tensors) are exempt from weight decay."""
+        decay, no_decay = [], []
+        for param in self.parameters():
+            if param.requires_grad:
+                (no_decay if param.ndim <= 1 else decay).append(param)
+        groups = [{"params": decay}]
+        if no_decay:
+            groups.append({"params": no_decay, "weight_decay": 0.0})
+        return groups
+
+    def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None:
+            raise RuntimeError(
+                "this task was built without an optimizer; pass optimizer= to train it"
+            )
+        optimizer = self.optimizer_factory(self.parameter_groups())
+        if not optimizer.defaults.get("weight_decay"):
+            # nothing decays, so nothing needs exempting: one group is one pass per step, not two
+            optimizer = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])
+        factory = self.scheduler_spec.get("factory")
+        if factory is None:
+            return optimizer
+        kwargs = {}
+        if "total_steps" in inspect.signature(factory).parameters:
+            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = {
+            "scheduler": factory(optimizer, **kwargs),
+            "interval": self.scheduler_spec.get("interval", "epoch"),
+        }
+        if self.scheduler_spec.get("monitor"):
+            scheduler["monitor"] = self.scheduler_spec["monitor"]
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def log_epoch_metrics(self, stage: str, metrics: Any, loss: Any) -> dict[str, Tensor]:
+        """Log a stage's epoch metrics and mean loss, then reset both for the next epoch.
+
+        compute() syncs the metric states across processes under DDP; a non-finite training loss
+        stops the run."""
+        values = metrics.compute()
+        values[f"{stage}/loss"] = loss.compute()
+        self.log_dict(values, prog_bar=stage == "val")
+        if stage == "train":
+            self.stop_if_diverged(values["train/loss"])
+        metrics.reset()
+        loss.reset()
+        return values
+
+    def stop_if_diverged(self, epoch_loss: Tensor) -> None:
+        """A non-finite epoch loss ends training: nothing useful can follow, and the report says why."""
+        if not torch.isfinite(epoch_loss):
+            self.trainer.should_stop = True
+
+    def transfer_batch_to_device(
+        self, batch: Any, device: torch.device, dataloader_idx: int
+    ) -> Any:
+        """Batches from in-memory tensors are already on the CPU: skip Lightning's walk over them."""
+        if device.type == "cpu":
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.run_config is not None:
+            checkpoint[CONFIG_KEY] = self.run_config
+        # dropout, augmentation and shuffling continue exactly when the run resumes from here
+        checkpoint[RNG_KEY] = rng_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        trainer = self.attached_trainer()
+        if RNG_KEY in checkpoint and trainer is not None and trainer.state.fn == "fit":
+            restore_rng_state(checkpoint[RNG_KEY])
+
+    def attached_trainer(self) -> pl.Trainer | None:
+        """The Trainer running this task; None outside one (where `self.trainer` raises)."""
+        try:
+            return self.trainer
+        except RuntimeError:
+            return None
