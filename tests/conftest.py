@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -120,12 +121,68 @@ def trained_runs(tmp_path_factory: pytest.TempPathFactory) -> TrainedRuns:
     return TrainedRuns(shared / "trained")
 
 
-def run_cli(script: str, *args: str, cwd: Path | None = None, timeout: int = 300) -> Completed:
+# the run the resume tests interrupt (SIGKILL, Ctrl-C) and compare, bit for bit, with the same run
+# uninterrupted: trained once, as a process of its own, for all of them
+RESUMED_RUN = [
+    "trainer=deterministic",
+    "trainer.max_epochs=16",
+    "callbacks.early_stopping.patience=100",
+    "callbacks.progress_bar=null",
+    "diagnosis.baseline_model=null",
+    "model=mlp",
+    "model.net.dropout=0.2",
+]
+
+
+def start_training(*args: str) -> subprocess.Popen:
+    """`python train.py *args` as a process of its own, one thread, its output in `stdout`."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=ROOT,
+        env=without_slurm(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def uninterrupted_run(trained_runs: TrainedRuns) -> Path:
+    """The run directory of RESUMED_RUN trained whole, in a process, once per session."""
+    from filelock import FileLock
+
+    folder = trained_runs.folder(["process", *RESUMED_RUN])
+    with FileLock(f"{folder}.lock"):
+        if not (folder / "summary.json").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            process = start_training(*RESUMED_RUN, f"hydra.run.dir={folder}")
+            output = process.communicate(timeout=600)[0]
+            assert process.returncode == 0, output[-3000:]
+    return folder
+
+
+def wait_for(condition, timeout: float = 300, what: str = "the condition") -> None:
+    """Poll `condition()` until it holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"waited {timeout:.0f} s for {what}")
+        time.sleep(0.01)
+
+
+def run_cli(
+    script: str,
+    *args: str,
+    cwd: Path | None = None,
+    timeout: int = 300,
+    env: dict[str, str] | None = None,
+) -> Completed:
     """`python train.py ...` (or eval.py, predict.py) as a user would run it from the project root,
-    in this process (`practicum.cli.invoke`): the exit code and what it printed. pytest-timeout
-    bounds it; `timeout` is kept for the calls that name one."""
-    env = {"COLUMNS": "120", "PATH": path_without_slurm(os.environ.get("PATH", os.defpath))}
-    return invoke(Path(script).stem, *args, cwd=cwd or ROOT, env=env)
+    in this process (`practicum.cli.invoke`), with `env` added to the environment: the exit code
+    and what it printed. pytest-timeout bounds it; `timeout` is kept for the calls that name one."""
+    added = {"COLUMNS": "120", "PATH": path_without_slurm(os.environ.get("PATH", os.defpath))}
+    return invoke(Path(script).stem, *args, cwd=cwd or ROOT, env={**added, **(env or {})})
 
 
 def run_process(

@@ -366,6 +366,11 @@ def test_hydra_sweep_syntax_passes_every_check(tmp_path: Path):
 def test_a_checkpoint_written_before_the_modules_moved_still_evaluates(tmp_path: Path):
     """tests/data/vae_before_regroup.ckpt names practicum.nets.generative.ConvVAE and
     practicum.checkpointing.RunCSVLogger, the paths before src/practicum was grouped by role."""
+    import practicum as package
+
+    old = ROOT / "tests/data/vae_before_regroup.ckpt"
+    if not old.is_file() or package.__name__ != "practicum" + "":
+        pytest.skip("a project made from the template has no checkpoint of practicum's old paths")
     result = run_cli(
         "eval.py",
         f"ckpt_path={ROOT / 'tests/data/vae_before_regroup.ckpt'}",

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, run_process
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_ddp_cpu_writes_one_run_with_metrics_of_the_whole_data(tmp_path: Path):
-    result = run_cli(
+    # a process of its own: Lightning starts rank 1 by rerunning the command
+    result = run_process(
         "train.py",
         "trainer=ddp_cpu",
         "trainer.max_epochs=3",

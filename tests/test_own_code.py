@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT
+import pytest
+
+from practicum.cli import Completed
+
+from conftest import run_cli
 
 QUICK = ["trainer.max_epochs=1", "callbacks.progress_bar=null", "diagnosis.baseline_model=null"]
 PACKAGE = """
@@ -33,22 +35,24 @@ def plant(path):
 """
 
 
-def _run(tmp_path: Path, *args: str, trust: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": str(tmp_path / "code")}
-    env.pop("PRACTICUM_TRUST", None)
-    if trust is not None:
-        env["PRACTICUM_TRUST"] = trust
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args, f"paths.log_dir={tmp_path / 'logs'}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+@pytest.fixture
+def own_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A package of the user's, `my_project`, importable as PYTHONPATH would make it."""
+    (tmp_path / "code" / "my_project").mkdir(parents=True)
+    (tmp_path / "code" / "my_project" / "__init__.py").write_text(PACKAGE)
+    monkeypatch.syspath_prepend(str(tmp_path / "code"))
+    monkeypatch.delenv("PRACTICUM_TRUST", raising=False)
+    yield tmp_path / "code"
+    sys.modules.pop("my_project", None)
 
 
-def _errors(result: subprocess.CompletedProcess) -> list[str]:
+def _run(tmp_path: Path, *args: str, trust: str | None = None) -> Completed:
+    """`python train.py` in this process, PRACTICUM_TRUST=`trust` in its environment."""
+    env = {"PRACTICUM_TRUST": trust} if trust is not None else {}
+    return run_cli("train.py", *args, f"paths.log_dir={tmp_path / 'logs'}", env=env)
+
+
+def _errors(result: Completed) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.startswith("practicum: error:")]
 
 
@@ -69,9 +73,7 @@ def test_a_config_folder_on_the_search_path_is_an_option(tmp_path: Path):
     assert "narrow_mlp" in line and f"{tmp_path / 'my_conf' / 'model'}/" in line
 
 
-def test_own_package_is_trusted_only_through_the_environment(tmp_path: Path):
-    (tmp_path / "code" / "my_project").mkdir(parents=True)
-    (tmp_path / "code" / "my_project" / "__init__.py").write_text(PACKAGE)
+def test_own_package_is_trusted_only_through_the_environment(tmp_path: Path, own_code: Path):
     net = [
         "model=mlp",
         "model.net._target_=my_project.TinyNet",
@@ -101,19 +103,9 @@ def test_own_package_is_trusted_only_through_the_environment(tmp_path: Path):
 
     # the checkpoint of that run, evaluated without the variable, is refused: a checkpoint's
     # stored config cannot bring its own trust
-    env = {**os.environ, "PYTHONPATH": str(tmp_path / "code")}
-    env.pop("PRACTICUM_TRUST", None)
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "eval.py"),
-            f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
-            f"paths.log_dir={tmp_path / 'eval-logs'}",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_cli(
+        "eval.py",
+        f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}",
+        f"paths.log_dir={tmp_path / 'eval-logs'}",
     )
     assert result.returncode == 2 and "is not a trusted target" in result.stderr

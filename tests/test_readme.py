@@ -50,8 +50,10 @@ CPU_TORCH = (
 # the commands shown in the docs that this test does not run, and why
 NOT_RUN = {
     "make test": "it runs the suite this test is part of",
-    "make test-fast": "it runs the suite this test is part of",
-    "make test-oldest": "it installs a second venv and runs the whole suite in it; CI runs it",
+    "make test-all": "it runs the suite this test is part of; CI runs it",
+    "make test-slow": "it runs the suite this test is part of; CI runs it",
+    "make coverage": "it runs the whole suite twice under coverage",
+    "make test-oldest": "it installs a second venv and runs the fast layer in it; CI runs it",
     "make format": "it rewrites the files of this checkout",
     "make clean": "it deletes this checkout's logs and caches",
     "make test-slurm": "it installs and starts a SLURM cluster; CI runs it after the suite",

@@ -13,12 +13,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_cli
+from conftest import RESUMED_RUN, ROOT, run_cli, start_training, wait_for
 
 QUICK = [
     "data=wine",
@@ -109,8 +108,10 @@ def test_a_kill_while_saving_never_leaves_a_broken_checkpoint_nor_files_elsewher
             process = subprocess.Popen(
                 [sys.executable, "-c", SAVER, str(last)], env=env, stdout=subprocess.PIPE, text=True
             )
-            process.stdout.readline()  # one save done: there is a previous file to protect
-            time.sleep(rng.uniform(0.0, 0.3))
+            # one save done (there is a previous file to protect), then a few more: the kill
+            # lands at once, in whichever save follows
+            for _ in range(1 + rng.randrange(3)):
+                process.stdout.readline()
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)
             epochs.append(torch.load(last, weights_only=True)["epoch"])  # whole, loadable
@@ -334,54 +335,32 @@ def test_ckpt_path_last_resumes_the_newest_unfinished_run_with_its_own_overrides
 
 # -- Ctrl-C, then the printed command ------------------------------------------------------------
 
-LONG = [
-    "trainer=deterministic",
-    "trainer.max_epochs=16",
-    "callbacks.early_stopping.patience=100",
-    "callbacks.progress_bar=null",
-    "diagnosis.baseline_model=null",
-    "model=mlp",
-    "model.net.dropout=0.2",
-]
-
-
-def _start(*args: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
 
 def _rows(run_dir: Path) -> list[dict[str, str]]:
     with open(run_dir / "metrics.csv", newline="") as file:
         return list(csv.DictReader(file))
 
 
-@pytest.mark.slow
-def test_ctrl_c_then_the_printed_command_ends_bit_exact_with_the_whole_run(tmp_path):
+@pytest.mark.e2e
+def test_ctrl_c_then_the_printed_command_ends_bit_exact_with_the_whole_run(
+    tmp_path, uninterrupted_run
+):
     import torch
 
     from practicum.run.checkpoints import checkpoint_progress
 
-    whole, stopped = tmp_path / "whole", tmp_path / "stopped"
-    process = _start(*LONG, f"hydra.run.dir={whole}")
-    assert process.wait(timeout=400) == 0, process.stdout.read()[-3000:]
-
-    process = _start(*LONG, f"hydra.run.dir={stopped}")
+    whole, stopped = uninterrupted_run, tmp_path / "stopped"
+    process = start_training(*RESUMED_RUN, f"hydra.run.dir={stopped}")
     last = stopped / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None:
-        if last.is_file() and (checkpoint_progress(str(last))[0] or 0) >= 2:
-            break
-        time.sleep(0.01)
+    wait_for(
+        lambda: (
+            process.poll() is not None
+            or (last.is_file() and (checkpoint_progress(str(last))[0] or 0) >= 2)
+        ),
+        what="the second epoch's last.ckpt",
+    )
     assert process.poll() is None, "the run ended before it could be interrupted"
-    time.sleep(random.Random(1).uniform(0.0, 0.2))  # somewhere in the next epoch
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)  # in the epoch after the one just saved
     output = process.communicate(timeout=120)[0]
     assert process.returncode != 0
     summary = json.loads((stopped / "summary.json").read_text())
@@ -393,7 +372,7 @@ def test_ctrl_c_then_the_printed_command_ends_bit_exact_with_the_whole_run(tmp_p
     # the printed command, verbatim: the run's overrides come from its own .hydra/overrides.yaml
     command = output.split("Resume with: ", 1)[1].split()
     assert command[:2] == ["python", "train.py"]
-    process = _start(*command[2:])
+    process = start_training(*command[2:])
     resumed_output = process.communicate(timeout=400)[0]
     assert process.returncode == 0, resumed_output[-3000:]
     assert f"resuming {stopped} (interrupted)" in resumed_output

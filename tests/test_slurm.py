@@ -152,8 +152,13 @@ def test_a_preempted_trial_resumes_from_its_last_checkpoint(tmp_path: Path):
     )
     jobs = submitted_jobs(process)
     last = tmp_path / "train" / "multiruns"
-    wait_for(lambda: list(last.glob("*/0/checkpoints/last.ckpt")), what="the first last.ckpt")
-    time.sleep(0.5)  # somewhere in a later epoch, long before the 150th
+    from practicum.run.checkpoints import checkpoint_progress
+
+    def trained_on() -> bool:  # a later epoch's last.ckpt, long before the 150th
+        saved = list(last.glob("*/0/checkpoints/last.ckpt"))
+        return bool(saved) and (checkpoint_progress(str(saved[0]))[0] or 0) >= 1
+
+    wait_for(trained_on, what="the second last.ckpt")
     subprocess.run(["scancel", "--signal=USR2", jobs[0]], check=True)
     out, err = process.communicate(timeout=600)
     assert process.returncode == 0, err[-3000:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -26,9 +27,9 @@ def test_workflows_are_valid_and_run_the_documented_commands():
             assert job["runs-on"] and job["steps"], name
     job = workflows["tests.yml"]["jobs"]["test"]
     commands = [s.get("run", "") for s in job["steps"]]
-    # both ends of what pyproject.toml allows: the newest releases and the lower bounds
+    # both ends of what pyproject.toml allows: the newest releases (both layers) and the lower bounds
     targets = {entry["target"] for entry in job["strategy"]["matrix"]["include"]}
-    assert targets == {"test", "test-oldest"}
+    assert targets == {"test", "test-slow", "test-oldest"}
     assert "make ${{ matrix.target }}" in commands
     makefile = (ROOT / "Makefile").read_text()
     assert all(re.search(rf"^{target}:", makefile, re.M) for target in targets)
@@ -52,3 +53,62 @@ def test_pre_commit_hooks_pass_on_the_repository():
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "ruff check" in result.stdout and "Passed" in result.stdout
+
+
+def _pytest_command(target: str) -> list[str]:
+    """The pytest command line `make <target>` runs, from `make -n`."""
+    lines = subprocess.run(
+        ["make", "-n", target], cwd=ROOT, capture_output=True, text=True, timeout=60
+    ).stdout.splitlines()
+    (line,) = [line for line in lines if " -m pytest " in line]
+    return shlex.split(line)[shlex.split(line).index("pytest") + 1 :]
+
+
+def _collected(target: str) -> list[str]:
+    args = [a for a in _pytest_command(target) if a not in ("auto",)]
+    if "-n" in args:  # collecting needs no workers
+        del args[args.index("-n")]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", *args, "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return [line for line in result.stdout.splitlines() if "::" in line]
+
+
+@pytest.mark.e2e
+def test_make_test_collects_the_fast_layer_and_no_slurm_test():
+    """What `make test` collects: no SLURM test, nothing slow, at most about 15 real processes."""
+    fast = _collected("test")
+    assert fast and not any(item.startswith("tests/test_slurm.py") for item in fast)
+    marked = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-m",
+            "e2e",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    ).stdout.splitlines()
+    e2e = [line for line in marked if "::" in line]
+    assert set(e2e) <= set(fast) and len(e2e) <= 16, e2e
+    # every target but test-slurm leaves the cluster tests out
+    makefile = (ROOT / "Makefile").read_text()
+    targets = set(re.findall(r"^([\w-]+):", makefile, re.M))
+    for target in sorted(targets & {"test", "test-slow", "test-oldest", "coverage"}):
+        for line in subprocess.run(
+            ["make", "-n", target], cwd=ROOT, capture_output=True, text=True, timeout=60
+        ).stdout.splitlines():
+            if " -m pytest " in line:
+                assert "not slurm" in line, (target, line)
