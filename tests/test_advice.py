@@ -33,7 +33,13 @@ def _advised(tmp_path: Path, base: list[str]) -> tuple[object, dict[str, list[li
     return cfg, run_changes(cfg, task, datamodule)
 
 
-@pytest.mark.parametrize("model", MODELS)
+# the families a fork changes most run in make test; the others in the slow layer
+FAST_ADVICE = {"mlp", "cnn", "linear", "vae", "lstm"}
+
+
+@pytest.mark.parametrize(
+    "model", [m if m in FAST_ADVICE else pytest.param(m, marks=pytest.mark.slow) for m in MODELS]
+)
 def test_every_advised_change_composes_and_validates(tmp_path: Path, model: str):
     base = [f"model={model}", *DATA_FOR.get(model, [])]
     _, changes = _advised(tmp_path, base)

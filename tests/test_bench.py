@@ -11,6 +11,9 @@ import pytest
 
 from conftest import ROOT
 
+# the benchmarks' own smoke runs: minutes of timing loops, in the slow layer
+pytestmark = pytest.mark.slow
+
 
 def run_bench(results_dir, *args: str) -> subprocess.CompletedProcess:
     """`benchmarks/run.py <args>` writing into `results_dir`; it must succeed."""

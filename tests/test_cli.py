@@ -26,6 +26,7 @@ print("HEAVY:", ",".join(heavy))
 
 
 @pytest.mark.smoke
+@pytest.mark.e2e
 @pytest.mark.parametrize("flag", [["--help"], ["--cfg", "job"]])
 def test_help_and_cfg_do_not_import_torch(flag: list[str]):
     result = subprocess.run(

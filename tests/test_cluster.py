@@ -157,6 +157,7 @@ def test_each_rank_logs_to_its_own_file(monkeypatch: pytest.MonkeyPatch):
     assert log_suffix() == ".rank3"
 
 
+@pytest.mark.slow
 def test_two_sweeps_add_trials_to_one_study_at_once(tmp_path: Path):
     """Two sweep processes, started together, share a study through Optuna's journal file."""
     import optuna

@@ -112,6 +112,7 @@ def test_detector_trains_on_coco_files(tmp_path, model):
     assert component in header
 
 
+@pytest.mark.slow
 def test_shapes_detection_learns(tmp_path):
     """A few epochs on a small shapes set: the boxes start to be found."""
     _, summary, _ = train(

@@ -55,6 +55,7 @@ def test_vae_beta_weighs_the_kl_term(tmp_path: Path):
     assert m["val/nelbo"] == pytest.approx(m["val/recon"] + m["val/kl"], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_gan_trains_two_optimizers_and_reports_its_signals(tmp_path: Path):
     value, summary, run_dir = train(
         tmp_path, ["model=gan", "trainer.max_epochs=10", "scheduler=none"]

@@ -292,6 +292,7 @@ def test_mnist_trains_end_to_end(tmp_path):
     assert (run_dir / "summary.json").is_file()
 
 
+@pytest.mark.slow
 def test_cifar10_trains_a_resnet(tmp_path):
     root = write_cifar10(tmp_path / "data")
     _, summary, _ = train(

@@ -161,6 +161,7 @@ def test_segmentation_errors_bootstrap_images(tmp_path: Path):
 # -- detection ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_detection_map_error_is_a_bootstrap_over_images(tmp_path: Path):
     _, summary, _ = train(
         tmp_path,

@@ -130,7 +130,14 @@ IMAGE_MODELS = [
 ]
 
 
-@pytest.mark.parametrize(("data", "model"), IMAGE_MODELS, ids=[f"{d}-{m}" for d, m in IMAGE_MODELS])
+@pytest.mark.parametrize(
+    ("data", "model"),
+    [
+        pytest.param(d, m, marks=pytest.mark.slow) if m in ("vgg", "inception") else (d, m)
+        for d, m in IMAGE_MODELS
+    ],
+    ids=[f"{d}-{m}" for d, m in IMAGE_MODELS],
+)
 def test_every_image_classifier_predicts_image_files(tmp_path: Path, data: str, model: str):
     from practicum.run.predict import predict_run
     from test_image_data import write_cifar10, write_mnist

@@ -30,7 +30,14 @@ def _job(job: Path) -> tuple[dict, dict]:
     return overrides, json.loads((job / "summary.json").read_text())
 
 
-@pytest.mark.parametrize("search", ["random", "quasi_random", "tpe"])
+@pytest.mark.parametrize(
+    "search",
+    [
+        "random",
+        pytest.param("quasi_random", marks=pytest.mark.slow),
+        pytest.param("tpe", marks=pytest.mark.slow),
+    ],
+)
 def test_samplers_search_the_declared_space(tmp_path: Path, search: str):
     jobs = sweep(tmp_path, f"search={search}", "search.n_trials=3", "model=mlp")
     assert len(jobs) == 3
@@ -52,6 +59,7 @@ def test_grid_search_takes_grid_points(tmp_path: Path):
     )
 
 
+@pytest.mark.slow
 def test_local_parallel_caps_threads_per_job(tmp_path: Path):
     jobs = sweep(
         tmp_path,
@@ -69,6 +77,7 @@ def test_local_parallel_caps_threads_per_job(tmp_path: Path):
         assert hparams["num_threads"] == expected
 
 
+@pytest.mark.slow
 def test_submitit_local_launcher(tmp_path: Path):
     jobs = sweep(
         tmp_path, "hydra/launcher=submitit_local", "model=linear", "optimizer.lr=1e-3,1e-2"
@@ -77,6 +86,7 @@ def test_submitit_local_launcher(tmp_path: Path):
     assert all(s["status"] == "completed" for _, s in jobs)
 
 
+@pytest.mark.slow
 def test_a_failing_and_a_diverging_trial_do_not_stop_the_sweep(tmp_path: Path):
     jobs = sweep(
         tmp_path,
@@ -93,6 +103,7 @@ def test_a_failing_and_a_diverging_trial_do_not_stop_the_sweep(tmp_path: Path):
         assert refused["status"] == "refused" and "does not fit inputs" in refused["error"]
 
 
+@pytest.mark.slow
 def test_sqlite_study_resumes_with_more_trials(tmp_path: Path):
     optuna = pytest.importorskip("optuna")
     storage = f"sqlite:///{tmp_path}/studies/study.db"

@@ -99,6 +99,7 @@ def test_segmenter_trains_on_voc_files(tmp_path, model):
     ).is_file()
 
 
+@pytest.mark.slow
 def test_segnet_learns_the_shapes(tmp_path):
     _, summary, _ = train(
         tmp_path,

@@ -22,6 +22,7 @@ TINY = [
 ]
 
 
+@pytest.mark.slow
 def test_grid_vs_random_tiny_study_writes_table_plot_and_rows(tmp_path: Path) -> None:
     from practicum.cli import run_train_config
     from practicum.config.validate import validate

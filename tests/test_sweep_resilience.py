@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/fd").is_dir(), reason="finds the trial's process through /proc"
@@ -112,6 +112,7 @@ def killed_grid(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     return result, sweep_dir
 
 
+@pytest.mark.e2e
 def test_a_killed_trial_is_one_failed_trial_and_the_sweep_goes_on(killed_grid):
     result, sweep_dir = killed_grid
     assert result.returncode == 0, result.stderr[-3000:]
@@ -141,6 +142,7 @@ def test_a_killed_trial_is_one_failed_trial_and_the_sweep_goes_on(killed_grid):
     assert "3 trials: 2 completed, 1 failed; " in markdown
 
 
+@pytest.mark.slow
 def test_optuna_records_a_killed_trial_as_failed_and_proposes_the_next(tmp_path: Path):
     optuna = pytest.importorskip("optuna")
     storage = f"sqlite:///{tmp_path}/study.db"
@@ -178,9 +180,14 @@ def test_optuna_records_a_killed_trial_as_failed_and_proposes_the_next(tmp_path:
     ids=["basic", "optuna"],
 )
 def test_a_sweep_in_which_every_trial_failed_exits_non_zero(tmp_path: Path, args: list[str]):
-    command = [sys.executable, str(ROOT / "train.py"), "-m", *args, "trainer.max_epochs=1"]
-    command += ["diagnosis.baseline_model=null", f"paths.log_dir={tmp_path}"]
-    result = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    result = run_cli(
+        "train.py",
+        "-m",
+        *args,
+        "trainer.max_epochs=1",
+        "diagnosis.baseline_model=null",
+        f"paths.log_dir={tmp_path}",
+    )
 
     (sweep_dir,) = (tmp_path / "train" / "multiruns").iterdir()
     assert result.returncode == 1, result.stderr[-3000:]

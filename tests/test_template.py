@@ -98,8 +98,10 @@ def generated(tmp_path_factory) -> Path:
     return dst
 
 
+@pytest.mark.e2e
 def test_copier_generates_a_renamed_project(generated: Path):
-    assert (generated / "src" / "leafnet" / "cli.py").is_file()
+    assert (generated / "src" / "leafnet" / "cli" / "entry.py").is_file()
+    assert (generated / "src" / "leafnet" / "conf").resolve() == (generated / "conf").resolve()
     assert not (generated / "src" / "practicum").exists()
     for template_only in ("copier.yml", "scripts/rename_project.py", "tests/test_template.py"):
         assert not (generated / template_only).exists(), template_only
@@ -117,9 +119,10 @@ def test_copier_generates_a_renamed_project(generated: Path):
     assert "package_name: leafnet" in answers
 
 
+@pytest.mark.slow
 def test_a_plain_folder_generates_the_same_project(generated: Path, tmp_path: Path):
     download = tmp_path / "download"
-    shutil.copytree(ROOT, download, ignore=DOWNLOAD)
+    shutil.copytree(ROOT, download, ignore=DOWNLOAD, symlinks=True)
     result = copier_copy(download, tmp_path / "from-folder")
     assert result.returncode == 0, result.stderr[-3000:]
     ignored = {".copier-answers.yml"}
@@ -156,7 +159,7 @@ def test_the_generated_project_passes_its_smoke_tests(generated: Path):
 
 def test_a_fork_renames_in_place(tmp_path: Path):
     fork = tmp_path / "fork"
-    shutil.copytree(ROOT, fork, ignore=FORK)
+    shutil.copytree(ROOT, fork, ignore=FORK, symlinks=True)
     result = rename(fork)
     assert result.returncode == 0, result.stderr
     assert (fork / "src" / "leafnet").is_dir() and not (fork / "src" / "practicum").exists()
@@ -187,7 +190,7 @@ def test_a_bad_package_name_is_one_line_and_changes_nothing(
     tmp_path: Path, package: str, message: str
 ):
     fork = tmp_path / "fork"
-    shutil.copytree(ROOT, fork, ignore=FORK)
+    shutil.copytree(ROOT, fork, ignore=FORK, symlinks=True)
     before = {name: (fork / name).read_bytes() for name in project_files(fork)}
     result = rename(fork, package)
     assert result.returncode == 1
@@ -198,7 +201,7 @@ def test_a_bad_package_name_is_one_line_and_changes_nothing(
 
 def test_a_checkout_with_uncommitted_work_is_refused(tmp_path: Path):
     fork = tmp_path / "fork"
-    shutil.copytree(ROOT, fork, ignore=FORK)
+    shutil.copytree(ROOT, fork, ignore=FORK, symlinks=True)
     git = {**os.environ, **GIT_IDENTITY}
     subprocess.run(["git", "init", "-q"], cwd=fork, check=True)
     subprocess.run(["git", "add", "-A"], cwd=fork, check=True)

@@ -21,8 +21,8 @@ FAST = ["debug=fast", "diagnosis.baseline_model=null"]
     "overrides",
     [
         ["model=resnet", "model.net.depth=18"],
-        ["model=vgg", "model.net.depth=11"],
-        ["model=inception"],
+        pytest.param(["model=vgg", "model.net.depth=11"], marks=pytest.mark.slow),
+        pytest.param(["model=inception"], marks=pytest.mark.slow),
     ],
     ids=lambda o: " ".join(o),
 )

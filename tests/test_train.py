@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 
 import pytest
 
-from conftest import train
+from conftest import run_process, train
 
 FAST = ["debug=fast"]
 
@@ -73,8 +74,14 @@ def test_optimizer_and_scheduler_train(tmp_path: Path, optimizer: str, scheduler
     assert summary["metrics"]["val/acc"] > 0.5
 
 
+@pytest.mark.e2e
 def test_default_run_reaches_the_goal(tmp_path: Path):
-    value, summary, run_dir = train(tmp_path, [])
+    """`python train.py` as a user runs it: a process of its own, every default."""
+    result = run_process("train.py", f"paths.log_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = (tmp_path / "train" / "runs").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    value = summary["metrics"]["val/acc"]
     _assert_summary_is_real(summary, run_dir)
     assert summary["goal_met"] is True
     assert value >= 0.98 and summary["metrics"]["test/acc"] > 0.95
@@ -118,6 +125,7 @@ def test_early_stopping_stops_on_the_goal_metric(tmp_path: Path):
     assert summary["epochs_trained"] < 30
 
 
+@pytest.mark.slow
 def test_ema_callback_and_compile_switch_train(tmp_path: Path):
     """`callbacks=ema` averages the weights; `compile=true` compiles the net in place."""
     value, summary, run_dir = train(
