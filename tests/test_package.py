@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -17,6 +18,9 @@ import pytest
 from conftest import ROOT, without_slurm
 
 
+NOT_SHIPPED = (".git", ".venv*", "logs", "build", "*.egg-info", "__pycache__", ".*_cache", "coverage")
+
+
 @pytest.mark.slow
 def test_an_installed_practicum_trains_from_another_folder(tmp_path: Path):
     env_dir = tmp_path / "venv"
@@ -25,8 +29,11 @@ def test_an_installed_practicum_trains_from_another_folder(tmp_path: Path):
     # the dependencies come from the project's own environment, not a second download
     (site / "practicum_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     python = env_dir / "bin" / "python"
+    # a copy of the project: a build writes build/ beside the sources, never into this checkout
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(*NOT_SHIPPED))
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", str(ROOT)],
+        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", str(source)],
         capture_output=True,
         text=True,
         timeout=600,

@@ -1,1 +1,0 @@
-"""LightningDataModules, one file per data family."""

@@ -1,1 +1,0 @@
-"""The practical methodology: goal, history, summary (and, on top of them, diagnosis and report)."""

@@ -1,1 +1,0 @@
-"""Architectures as plain `torch.nn.Module`s: no Lightning, no losses. Shapes come from the data config."""

@@ -1,1 +1,0 @@
-"""Hyperparameter search: sweep summaries, studies, search-space helpers."""

@@ -1,1 +1,0 @@
-"""LightningModules, one per problem type: loss, metrics and optimizer wiring around any net."""
