@@ -321,24 +321,21 @@ def test_in_process_commands_leave_the_process_as_they_found_it(tmp_path: Path):
     import torch
     from hydra.core.global_hydra import GlobalHydra
 
-    before = (
-        sys.argv[:],
-        dict(os.environ),
-        logging.raiseExceptions,
-        list(logging.getLogger().handlers),
-        torch.get_num_threads(),
-    )
+    def state() -> tuple:
+        handlers = list(logging.getLogger().handlers)
+        return (
+            sys.argv[:],
+            dict(os.environ),
+            logging.raiseExceptions,
+            handlers,
+            torch.get_num_threads(),
+        )
+
+    before = state()
     sweep = ["-m", "data=wine", "model=mlp", "optimizer.lr=0.01,0.02", "trainer.max_epochs=1"]
     result = run_cli("train.py", *sweep, "hydra/launcher=basic", f"paths.log_dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-2000:]
-    after = (
-        sys.argv[:],
-        dict(os.environ),
-        logging.raiseExceptions,
-        list(logging.getLogger().handlers),
-        torch.get_num_threads(),
-    )
-    assert after == before
+    assert state() == before
     assert not GlobalHydra.instance().is_initialized()
 
 

@@ -17,8 +17,16 @@ import pytest
 
 from conftest import ROOT, without_slurm
 
-
-NOT_SHIPPED = (".git", ".venv*", "logs", "build", "*.egg-info", "__pycache__", ".*_cache", "coverage")
+NOT_SHIPPED = (
+    ".git",
+    ".venv*",
+    "logs",
+    "build",
+    "*.egg-info",
+    "__pycache__",
+    ".*_cache",
+    "coverage",
+)
 
 
 @pytest.mark.slow
