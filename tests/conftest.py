@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from practicum.cli.in_process import Completed, invoke
 from practicum.config import compose
@@ -76,6 +76,22 @@ def compose_train(
     return cfg
 
 
+def search_space(model: str, search: str = "random") -> dict[str, str]:
+    """The space `python train.py -m search=<search> model=<model>` samples: the model's file of
+    conf/search/space/ and the files it names, as Hydra composes them (`hydra.sweeper.params`)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from practicum.config import register_schemas
+
+    register_schemas()
+    with initialize_config_dir(str(CONF_DIR)):
+        cfg = hydra_compose(
+            "train", [f"model={model}", f"search={search}"], return_hydra_config=True
+        )
+    return OmegaConf.to_container(cfg.hydra.sweeper.params)
+
+
 def train(tmp_path: Path, overrides: list[str] = ()) -> tuple[float | None, dict[str, Any], Path]:
     """Validate and train in-process, as the CLI does; return (goal value, summary.json, run dir)."""
     from practicum.cli import run_train_config
@@ -125,7 +141,7 @@ def trained_runs(tmp_path_factory: pytest.TempPathFactory) -> TrainedRuns:
 # uninterrupted: trained once, as a process of its own, for all of them
 RESUMED_RUN = [
     "trainer=deterministic",
-    "trainer.max_epochs=16",
+    "trainer.max_epochs=8",
     "callbacks.early_stopping.patience=100",
     "callbacks.progress_bar=null",
     "diagnosis.baseline_model=null",

@@ -34,7 +34,7 @@ def _advised(tmp_path: Path, base: list[str]) -> tuple[object, dict[str, list[li
 
 
 # the families a fork changes most run in make test; the others in the slow layer
-FAST_ADVICE = {"mlp", "cnn", "linear", "vae", "lstm"}
+FAST_ADVICE = {"mlp", "cnn"}
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from practicum.run.build import (
 from practicum.run.checkpoints import RunCSVLogger
 from test_image_data import write_fixture
 
-from conftest import CONF_DIR, compose_train
+from conftest import CONF_DIR, compose_train, search_space
 
 IMAGE_DATA = ("mnist", "fashion_mnist", "cifar10", "cifar100", "image_folder")
 # recipe/ holds settings a model config pulls in, not a group to choose on the command line
@@ -180,20 +180,14 @@ def test_weight_decay_skips_biases_and_norms(tmp_path: Path):
 
 @pytest.mark.parametrize("model", sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml")))
 def test_every_models_search_space_has_real_keys(tmp_path: Path, model: str):
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    from practicum.config import register_schemas
-
-    register_schemas()
     # a model without its own space is searched over the default one (see practicum.cli.entry)
     own = CONF_DIR / "search" / "space" / f"{model}.yaml"
-    space = f"search/space@hydra.sweeper.params={model if own.is_file() else 'default'}"
-    with initialize_config_dir(str(CONF_DIR)):
-        params = compose(
-            "train", [f"model={model}", "search=random", space], return_hydra_config=True
-        )
-    params = OmegaConf.to_container(params.hydra.sweeper.params)
+    if own.is_file():
+        params = search_space(model)
+    else:
+        params = OmegaConf.to_container(OmegaConf.load(own.with_name("default.yaml")))
     assert params
     cfg = compose_train(tmp_path, [f"model={model}"])
     for key in params:

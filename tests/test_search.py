@@ -136,6 +136,7 @@ def test_repeats_average_over_seeds(tmp_path: Path):
         assert (Path(run["run_dir"]) / "summary.json").is_file()
 
 
+@pytest.mark.slow
 def test_wandb_gets_one_run_per_trial_grouped_by_sweep(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     sweep(tmp_path, "logger=wandb", "model=linear", "optimizer.lr=1e-3,1e-2")

@@ -14,7 +14,7 @@ import yaml
 
 from practicum.search.sweep_summary import SweepSummary, summarize_sweep
 
-from conftest import run_cli
+from conftest import run_cli, search_space
 
 QUICK = ["trainer.max_epochs=1", "diagnosis.baseline_model=null", "callbacks.progress_bar=null"]
 GOAL = {"metric": "val/acc", "mode": "max", "target": 0.98}
@@ -92,8 +92,7 @@ def test_random_search_summary(tmp_path: Path):
 
     rows = read_csv(sweep_dir / "summary.csv")
     assert len(rows) == 3
-    # the space as the sweep declared it (conf/search/space/cnn.yaml and the files it names)
-    space = yaml.safe_load((sweep_dir / "multirun.yaml").read_text())["hydra"]["sweeper"]["params"]
+    space = search_space("cnn")  # conf/search/space/cnn.yaml and the files it names
     assert set(space) <= set(rows[0]), "every key of the declared space gets a column"
     assert all(1e-4 <= float(r["optimizer.lr"]) <= 3e-2 for r in rows)
     assert "search.n_trials" not in rows[0]

@@ -79,9 +79,34 @@ def _collected(target: str) -> list[str]:
     return [line for line in result.stdout.splitlines() if "::" in line]
 
 
-@pytest.mark.e2e
+def _selected(expression: str, markers: set[str]) -> bool:
+    """Whether pytest's `-m expression` selects a test carrying `markers`."""
+    from _pytest.mark.expression import Expression
+
+    return Expression.compile(expression).evaluate(lambda name, **_: name in markers)
+
+
+def test_no_target_but_test_slurm_selects_the_slurm_tests():
+    """The `-m` expression of every pytest command in the Makefile, against the markers."""
+    for target in ("test", "test-slow", "test-oldest", "coverage"):
+        for line in subprocess.run(
+            ["make", "-n", target], cwd=ROOT, capture_output=True, text=True, timeout=60
+        ).stdout.splitlines():
+            if " -m pytest " not in line:
+                continue
+            args = shlex.split(line)
+            expression = args[args.index("-m", args.index("pytest")) + 1]
+            assert not _selected(expression, {"slurm"}), (target, line)
+            assert not _selected(expression, {"slurm", "e2e"}), (target, line)
+    fast = _pytest_command("test")
+    expression = fast[fast.index("-m") + 1]
+    assert not _selected(expression, {"slow"}) and _selected(expression, {"e2e"})
+    assert _selected(expression, set()) and _selected(expression, {"smoke"})
+
+
+@pytest.mark.slow
 def test_make_test_collects_the_fast_layer_and_no_slurm_test():
-    """What `make test` collects: no SLURM test, nothing slow, at most about 15 real processes."""
+    """What `make test` really collects: no SLURM test, nothing slow, about 15 real processes."""
     fast = _collected("test")
     assert fast and not any(item.startswith("tests/test_slurm.py") for item in fast)
     marked = subprocess.run(
@@ -103,12 +128,3 @@ def test_make_test_collects_the_fast_layer_and_no_slurm_test():
     ).stdout.splitlines()
     e2e = [line for line in marked if "::" in line]
     assert set(e2e) <= set(fast) and len(e2e) <= 16, e2e
-    # every target but test-slurm leaves the cluster tests out
-    makefile = (ROOT / "Makefile").read_text()
-    targets = set(re.findall(r"^([\w-]+):", makefile, re.M))
-    for target in sorted(targets & {"test", "test-slow", "test-oldest", "coverage"}):
-        for line in subprocess.run(
-            ["make", "-n", target], cwd=ROOT, capture_output=True, text=True, timeout=60
-        ).stdout.splitlines():
-            if " -m pytest " in line:
-                assert "not slurm" in line, (target, line)
