@@ -488,8 +488,11 @@ def _fork(tmp_path: Path) -> Path:
         "*.egg-info",
         "results",
         "wandb",
+        "build",
+        "coverage",
     )
-    shutil.copytree(ROOT, fork, ignore=shutil.ignore_patterns(*ignored))
+    # a clone keeps src/practicum/conf a link to conf/
+    shutil.copytree(ROOT, fork, ignore=shutil.ignore_patterns(*ignored), symlinks=True)
     return fork
 
 
@@ -521,9 +524,9 @@ def _check_files(command: str, runnable: str, log_dir: Path, tmp_path: Path, out
     if command.startswith("source "):
         assert Path(output.strip().splitlines()[-1]).name == ".venv", output
     if command.startswith("copier copy"):
-        assert (tmp_path / "my-project" / "src" / "leafnet" / "cli.py").is_file(), output
+        assert (tmp_path / "my-project" / "src" / "leafnet" / "cli" / "entry.py").is_file(), output
     if "rename_project.py" in command:
-        assert (tmp_path / "fork" / "src" / "leafnet" / "cli.py").is_file(), output
+        assert (tmp_path / "fork" / "src" / "leafnet" / "cli" / "entry.py").is_file(), output
         assert not (tmp_path / "fork" / "src" / "practicum").exists()
     if "pre-commit install" in command:
         assert (tmp_path / "scratch" / ".git" / "hooks" / "pre-commit").is_file()
