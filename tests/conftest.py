@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,10 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # (set before torch is imported; the processes a test starts inherit it)
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(variable, "1")
+
+# a suite started in the background (`make test &`) inherits an ignored SIGINT, and so would the
+# runs it starts: the Ctrl-C tests need the signal to reach them
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
