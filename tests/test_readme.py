@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, path_without_slurm
+from conftest import ROOT, path_without_slurm, wait_for
 
 DOCS = [
     ROOT / "README.md",
@@ -143,11 +143,13 @@ class Workspace:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not list(
-            log_dir.glob("train/runs/*/checkpoints/last.ckpt")
-        ):
-            time.sleep(0.05)
+        wait_for(
+            lambda: (
+                process.poll() is not None
+                or bool(list(log_dir.glob("train/runs/*/checkpoints/last.ckpt")))
+            ),
+            what="the first last.ckpt",
+        )
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=120) != 0, "the run ended before it could be interrupted"
         (run_dir,) = log_dir.glob("train/runs/*")

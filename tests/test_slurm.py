@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, wait_for
 
 pytestmark = pytest.mark.slurm
 
@@ -63,15 +63,6 @@ def submitted_jobs(process: subprocess.Popen, timeout: float = 120) -> list[str]
         if match:
             return [job.strip() for job in match.group(1).split(",")]
     raise AssertionError("the launcher did not submit")
-
-
-def wait_for(condition, timeout: float = 180, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def job_state(job: str) -> str:
