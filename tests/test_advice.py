@@ -81,6 +81,17 @@ def test_checks_are_advised_only_where_they_run(tmp_path: Path):
     assert "checks" not in vae and "checks" not in segmentation
 
 
+def test_class_weights_are_advised_to_classifiers_that_do_not_weigh_them(tmp_path: Path):
+    plain = run_changes(compose_train(tmp_path, ["model=mlp"]))
+    balanced = run_changes(compose_train(tmp_path, ["model=mlp", "model.class_weights=balanced"]))
+    vae = run_changes(compose_train(tmp_path, ["model=vae"]))
+    assert plain["class_weights"] == [["model.class_weights=balanced"]]
+    assert "class_weights" not in balanced and "class_weights" not in vae
+    validate(
+        compose_train(tmp_path, ["model=lstm", "data=digits_rows", *plain["class_weights"][0]])
+    )
+
+
 @pytest.mark.parametrize(
     "optimizer, lr, direction, expected",
     [

@@ -13,6 +13,8 @@ from torch.nn.functional import binary_cross_entropy_with_logits, cross_entropy
 
 from practicum.run.build import build_datamodule, build_task
 from practicum.run.evaluate import evaluate_splits, load_run_config
+from practicum.tasks.classification import classification_errors, macro_f1
+from practicum.tasks.noise import bootstrap_errors
 from practicum.tasks.segmentation import mean_iou
 
 from conftest import train
@@ -78,6 +80,49 @@ def test_errors_repeat_and_macro_f1_gets_a_bootstrap_error(accuracy_run):
     # on balanced digits macro F1 moves with accuracy: the bootstrap's error is of the same size
     for split in ("val", "test"):
         assert 0.5 < first[f"{split}/f1"] / first[f"{split}/acc"] < 2.0, first
+
+
+def _confusion_f1_error(preds: torch.Tensor, targets: torch.Tensor, num_classes: int) -> float:
+    """The bootstrap error of macro F1 as it was first written: a K x K confusion matrix per resample."""
+    codes = targets * num_classes + preds
+
+    def f1(indices: torch.Tensor) -> torch.Tensor:
+        counts = torch.bincount(codes[indices], minlength=num_classes**2)
+        return macro_f1(counts.view(num_classes, num_classes))
+
+    return float(bootstrap_errors(len(codes), f1)[0])
+
+
+@pytest.mark.parametrize("num_classes", [2, 3, 7])
+def test_macro_f1_error_from_class_counts_equals_the_confusion_matrix_one(num_classes: int):
+    generator = torch.Generator().manual_seed(num_classes)
+    targets = torch.randint(num_classes, (300,), generator=generator)
+    # right two times in three, else a random class: some classes are never predicted by chance
+    guesses = torch.randint(num_classes, (300,), generator=generator)
+    preds = torch.where(torch.rand(300, generator=generator) < 0.67, targets, guesses)
+    losses = torch.rand(300, generator=generator)
+    errors = classification_errors("val", preds, targets, losses, num_classes)
+    expected = _confusion_f1_error(preds, targets, num_classes)
+    assert errors["val/f1"] == pytest.approx(expected, abs=1e-12) and expected > 0
+
+
+def test_macro_f1_error_of_many_classes_never_counts_pairs_of_classes(monkeypatch):
+    """10,000 classes: per-class counts (length K), never a K x K confusion matrix."""
+    num_classes, count = 10_000, 2_000
+    lengths: list[int] = []
+    bincount = torch.bincount
+
+    def counted(values: torch.Tensor, weights=None, minlength: int = 0) -> torch.Tensor:
+        lengths.append(minlength)
+        return bincount(values, weights, minlength)
+
+    monkeypatch.setattr(torch, "bincount", counted)
+    generator = torch.Generator().manual_seed(0)
+    targets = torch.randint(num_classes, (count,), generator=generator)
+    preds = torch.where(torch.arange(count) % 2 == 0, targets, torch.zeros_like(targets))
+    errors = classification_errors("test", preds, targets, torch.ones(count), num_classes)
+    assert errors["test/f1"] > 0
+    assert lengths and max(lengths) == num_classes, max(lengths)
 
 
 @pytest.fixture(scope="module")

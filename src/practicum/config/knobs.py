@@ -231,6 +231,15 @@ def epochs(cfg: DictConfig, factor: int = 2) -> list[str]:
     return change
 
 
+def class_weights(cfg: DictConfig) -> list[list[str]]:
+    """Weighting the classes by their rarity, for a classifier that does not yet: a majority
+    class can meet an accuracy goal on its own."""
+    model = cfg.get("model") or {}
+    if "class_weights" not in model or model.get("class_weights") == "balanced":
+        return []
+    return [["model.class_weights=balanced"]]
+
+
 def describe(changes: Sequence[Sequence[str]]) -> str:
     return ", ".join(f"`{' '.join(change)}`" for change in changes)
 
@@ -265,6 +274,9 @@ def run_changes(
         changes["patience_down"] = [
             [f"callbacks.early_stopping.patience={int(stopping.patience) // 2}"]
         ]
+    weights = class_weights(cfg)
+    if weights:
+        changes["class_weights"] = weights
     if "beta" in (cfg.get("model") or {}):
         beta = float(cfg.model.beta)
         changes["collapse"] = [[f"model.beta={beta / 2:g}"], *capacity(cfg, "up")[:1]]
