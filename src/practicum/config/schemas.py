@@ -54,6 +54,14 @@ class DiagnosisConfig:
 
     baseline_model: str | None = "linear"
     baseline_epochs: int = field(default=20, metadata=rule(PositiveInt))
+    # after training a classifier: which labels look wrong, examples shared between splits, the
+    # class balance and the worst mistakes (run/audit.py)
+    audit: bool = True
+    # folds of the cross-fitting that scores each training label out of sample
+    audit_folds: int = field(default=5, metadata=rule(at_least(2)))
+    # image files: audit the training labels too, by cross-fitting the net itself (costs about
+    # folds - 1 trainings); validation and test labels are always audited
+    audit_train_images: bool = False
 
 
 @dataclass

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 import lightning.pytorch as pl
+import numpy as np
 
 from practicum.errors import UserError
 
@@ -48,6 +49,30 @@ class SplitDataModule(pl.LightningDataModule):
     def split_sizes(self) -> dict[str, int]:
         """Examples per split, e.g. {"train": 1257, "val": 270, "test": 270}."""
         raise NotImplementedError(f"{type(self).__name__} must implement split_sizes()")
+
+    def labels(self, split: str) -> np.ndarray:
+        """The class label of every example of a split, in the order `loader(split)` yields them."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no class labels per example: labels(split) is for "
+            "classification data"
+        )
+
+    # how the data audit compares examples across splits for leakage (methodology/leakage.py):
+    # "near" rows of numbers, "exact" sequences, "image" perceptual hashes; None: not compared
+    duplicate_rule: ClassVar[str | None] = None
+
+    def origins(self, split: str) -> list[str]:
+        """Where each example of a split comes from, as the user finds it, in `loader(split)`
+        order: a CSV's 0-based data row, an index in an array or dataset as loaded, an image path
+        relative to `data.root`. The data audit names flagged examples by it."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot say where its examples come from: implement "
+            "origins(split) on it, or pass audit.enabled=false"
+        )
+
+    def example(self, split: str, index: int) -> Any:
+        """The input of one example of a split (a tensor, as the loader gives it before batching)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement example(split, index)")
 
     def train_dataloader(self) -> Iterable:
         return self.loader("train", shuffle=True)

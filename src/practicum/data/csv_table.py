@@ -83,6 +83,7 @@ class CSVDataModule(InMemoryClassificationData):
                 rows = rows + other_rows
                 assigned += [split] * len(other_rows)
             self.assigned = np.array(assigned)
+            self.example_origins = self.rows_in_own_files(self.assigned)
         feature_at = [i for i in range(len(header)) if i not in skip]
         if not feature_at:
             raise UserError(

@@ -409,9 +409,39 @@ class TorchvisionImageData(SplitDataModule):
     def split_sizes(self) -> dict[str, int]:
         return {name: len(self.splits[name]) for name in ("train", "val", "test")}
 
+    def labels(self, split: str) -> np.ndarray:
+        images = self.splits[split]
+        return np.asarray(images.targets)[images.indices]
+
+    duplicate_rule = "image"
+
+    def origins(self, split: str) -> list[str]:
+        """Image files by their path under data.root; the standard sets by their index in the
+        official train or test set, as torchvision loads it."""
+        images = self.splits[split]
+        if isinstance(images.source, ImageFiles):
+            paths = images.source.paths
+            return [os.path.relpath(str(paths[int(i)]), self.root) for i in images.indices]
+        return [str(int(i)) for i in images.indices]
+
+    def example(self, split: str, index: int) -> torch.Tensor:
+        return self.splits[split][index][0]
+
     def loader(self, split: str, shuffle: bool = False) -> DataLoader:
         """Shuffled train batches are augmented; every other loader gives the clean images."""
         dataset = self.splits["train_augmented" if split == "train" and shuffle else split]
+        return self._loader(dataset, shuffle, augmented=split == "train" and shuffle)
+
+    def fold_loaders(self, fit: np.ndarray, held: np.ndarray) -> tuple[DataLoader, DataLoader]:
+        """Two parts of the training split by position: `fit` shuffled and augmented as training
+        batches are, `held` clean (cross-fitting, run/out_of_sample.py)."""
+        from torch.utils.data import Subset
+
+        fit_set = Subset(self.splits["train_augmented"], fit.tolist())
+        held_set = Subset(self.splits["train"], held.tolist())
+        return self._loader(fit_set, True, augmented=True), self._loader(held_set, False)
+
+    def _loader(self, dataset: Dataset, shuffle: bool, augmented: bool = False) -> DataLoader:
         seed = int(torch.initial_seed()) % 2**31  # follows `seed=` via seed_everything
         return DataLoader(
             dataset,
@@ -419,7 +449,7 @@ class TorchvisionImageData(SplitDataModule):
             shuffle=shuffle,
             drop_last=lone_last_batch(len(dataset), self.batch_size, shuffle),
             generator=torch.Generator().manual_seed(seed) if shuffle else None,
-            collate_fn=self.finish_augmented if split == "train" and shuffle else self.finish,
+            collate_fn=self.finish_augmented if augmented else self.finish,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and self.num_workers > 0,

@@ -55,6 +55,10 @@ class InMemoryClassificationData(SplitDataModule):
         # the split of each example when the data names them (a split column, separate files);
         # None: the seeded split by val_fraction and test_fraction
         self.assigned: np.ndarray | None = None
+        # the origin of each loaded example when it is not its position (splits in files of
+        # their own: the row in its own file); `positions` holds each split's positions
+        self.example_origins: np.ndarray | None = None
+        self.positions: dict[str, np.ndarray] = {}
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._shuffled: TensorBatches | None = None
         self._shuffle_state: torch.Tensor | None = None
@@ -192,6 +196,15 @@ class InMemoryClassificationData(SplitDataModule):
             )
         return "named" if named is not None else ("files" if all(separate.values()) else None)
 
+    @staticmethod
+    def rows_in_own_files(assigned: np.ndarray) -> np.ndarray:
+        """Each example's row in its own file, for splits read from one file each, in order."""
+        rows = np.empty(len(assigned), dtype=np.int64)
+        for split in SPLITS:
+            where = assigned == split
+            rows[where] = np.arange(int(where.sum()))
+        return rows
+
     def _check_assigned(self, y: np.ndarray) -> None:
         """Splits the data names itself: each one present, and training with two classes."""
         for split in SPLITS:
@@ -216,13 +229,17 @@ class InMemoryClassificationData(SplitDataModule):
             train, val, test = (np.flatnonzero(self.assigned == split) for split in SPLITS)
             if self.train_subset is not None:
                 train = subset(train, y, self.train_subset, seed)
-            return {name: (x[i], y[i]) for name, i in zip(SPLITS, (train, val, test), strict=True)}
+            return self._parts(x, y, (train, val, test))
         rest, test = split_off(np.arange(len(y)), y, self.test_fraction, seed)
         train, val = split_off(rest, y, val_share(self.val_fraction, self.test_fraction), seed)
         if self.train_subset is not None:
             # fewer training examples, same val/test: how does the error change with the data size?
             train = subset(train, y, self.train_subset, seed)
-        return {name: (x[i], y[i]) for name, i in (("train", train), ("val", val), ("test", test))}
+        return self._parts(x, y, (train, val, test))
+
+    def _parts(self, x: np.ndarray, y: np.ndarray, indices: tuple) -> dict[str, tuple]:
+        self.positions = dict(zip(SPLITS, indices, strict=True))
+        return {name: (x[i], y[i]) for name, i in self.positions.items()}
 
     def _statistics(self, x_train: np.ndarray) -> tuple[np.ndarray | float, np.ndarray | float]:
         if self.normalize == "none":
@@ -239,6 +256,24 @@ class InMemoryClassificationData(SplitDataModule):
 
     def split_sizes(self) -> dict[str, int]:
         return {name: len(ys) for name, (_, ys) in self.splits.items()}
+
+    def labels(self, split: str) -> np.ndarray:
+        return self.splits[split][1].numpy()
+
+    duplicate_rule = "near"
+
+    def origins(self, split: str) -> list[str]:
+        positions = self.positions[split]
+        named = positions if self.example_origins is None else self.example_origins[positions]
+        return [str(int(v)) for v in named]
+
+    def raw_features(self, split: str) -> np.ndarray:
+        """A split's features as loaded, before normalization, one row per example."""
+        x = self.splits[split][0].double().numpy()
+        return (x * self.std + self.mean).reshape(len(x), -1)
+
+    def example(self, split: str, index: int) -> torch.Tensor:
+        return self.splits[split][0][index]
 
     def loader(self, split: str, shuffle: bool = False) -> TensorBatches:
         seed = int(torch.initial_seed()) % 2**31  # follows `seed=` via seed_everything

@@ -75,6 +75,7 @@ class NpzDataModule(InMemoryClassificationData):
                 x, y = np.concatenate([x, xs]), np.concatenate([y, ys])
                 assigned += [split] * len(ys)
             self.assigned = np.array(assigned)
+            self.example_origins = self.rows_in_own_files(self.assigned)
         if x.ndim < 2 or y.ndim != 1 or len(x) != len(y):
             raise UserError(
                 f"{self.describe()} has {self.x_key} of shape {x.shape} and {self.y_key} of shape "

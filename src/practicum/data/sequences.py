@@ -31,6 +31,7 @@ class SequenceData(InMemoryClassificationData):
     """
 
     problem = "sequence_classification"
+    duplicate_rule = "exact"  # a sequence shared between splits is the same steps, value for value
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -213,6 +214,10 @@ class CSVSequences(SequenceData):
 
     def where(self, indices: Sequence[int]) -> str:
         return rows_named([repr(self.ids[i]) for i in indices], "sequences")
+
+    def origins(self, split: str) -> list[str]:
+        """A sequence is named by its id."""
+        return [self.ids[int(i)] for i in self.positions[split]]
 
     def label_hint(self) -> str:
         return f" (is data.label_column={self.label_column} the column of class labels?)"

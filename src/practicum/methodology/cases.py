@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from practicum.config.goal import Goal
+from practicum.methodology.data_audit import Audit
 from practicum.methodology.history import History
 
 
@@ -76,6 +77,8 @@ class RunFacts:
     split_hint: str | None = None
     # the config changes this run's config accepts, by knob (knobs.py), for the advice
     changes: dict[str, list[list[str]]] = field(default_factory=dict)
+    # what the data audit found (labels, duplicates across splits, classes); None: not audited
+    audit: Audit | None = None
 
     @property
     def init_loss(self) -> float | None:

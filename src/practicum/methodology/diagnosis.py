@@ -22,6 +22,7 @@ linear baseline, and the sampling noise of each split. Each case has its own fir
 | overfitting     | train meets, validation misses                        | regularize, more data        |
 | mismatch        | val/test gap beyond the noise                         | a validation set like test   |
 | gradient_bug    | a sanity check failed                                 | fix the code                 |
+| leakage, imbalance, noise_floor (labels) | the data audit (data_audit.py)   | fix the data or the goal     |
 
 Cases that tuning cannot fix (a bug, a mismatch, a noise floor, too little data) set `stop`.
 """
@@ -33,6 +34,7 @@ import statistics
 
 from practicum.config.goal import Goal
 from practicum.methodology.cases import Diagnosis, Remedy, RunFacts
+from practicum.methodology.data_audit import audit_evidence, converged, data_case
 from practicum.methodology.evidence import baseline_line, values_line
 from practicum.methodology.generative_diagnosis import diagnose_gan, vae_collapse, vae_evidence
 from practicum.methodology.history import History
@@ -53,6 +55,8 @@ CASES = (
     "mismatch",
     "gradient_bug",
     "collapse",
+    "leakage",
+    "imbalance",
 )
 
 HEADLINES = {
@@ -243,9 +247,15 @@ def diagnose(facts: RunFacts) -> Diagnosis:
     evidence += curve_evidence(facts)
     if facts.baseline:
         evidence.append(baseline_line(facts.baseline, facts.metrics, facts.goal))
+    evidence += audit_evidence(facts.audit, facts.goal, facts.metrics)
     if facts.kind == "vae":
         evidence += vae_evidence(facts.metrics)
     case, why = decide_case(facts, verdict)
+    settled = converged(case, len(facts.history))
+    found = data_case(facts.audit, facts.goal, facts.metrics, facts.sizes, settled)
+    if found is not None and case not in ("gradient_bug", "lr_too_high", "collapse"):
+        # a defect in the data comes before what the curves say: they were measured on it
+        return _data_diagnosis(facts, verdict, found)
     if case == "collapse":
         verdict = "high_train_error"  # a collapsed generative model never meets its goal
     remedies = remedies_for(case, verdict, facts)
@@ -263,6 +273,23 @@ def diagnose(facts: RunFacts) -> Diagnosis:
         case=case,
         remedies=remedies,
         stop=stop,
+    )
+
+
+def _data_diagnosis(facts: RunFacts, verdict: str, found) -> Diagnosis:
+    evidence = [values_line(facts.metrics, facts.goal), *curve_evidence(facts)]
+    if facts.baseline:
+        evidence.append(baseline_line(facts.baseline, facts.metrics, facts.goal))
+    evidence += audit_evidence(facts.audit, facts.goal, facts.metrics)
+    remedies = remedies_for(found.case, verdict, facts)
+    return Diagnosis(
+        verdict=verdict,
+        headline=f"{HEADLINES[verdict]} {found.headline}",
+        evidence=evidence,
+        next_steps=[remedy.text for remedy in remedies],
+        case=found.case,
+        remedies=remedies,
+        stop=found.stop,
     )
 
 
@@ -411,6 +438,8 @@ def remedies_for(case: str, verdict: str, facts: RunFacts) -> list[Remedy]:
         "too_few_steps": [r.train_longer, r.range_test, r.capacity],
         "under_capacity": [r.capacity, r.train_longer, r.range_test, r.less_regularization],
         "noise_floor": [r.check_labels, r.revisit_target],
+        "leakage": [r.remove_copies, r.fresh_validation],
+        "imbalance": [r.balanced_goal, r.class_weights],
         "underfitting": [r.range_test, r.capacity, r.train_longer, r.less_regularization, r.checks],
         "overfitting": [r.more_data, r.regularize, r.early_stopping, r.smaller],
         "too_little_data": [r.more_data, r.regularize],
@@ -544,7 +573,38 @@ class _Remedies:
             "more_data", "Get more training data: the surest cure for a generalization gap."
         )
 
+    def remove_copies(self) -> Remedy:
+        return Remedy(
+            "remove_copies",
+            "Remove the validation and test examples that duplicate training examples "
+            "(duplicates.csv in the run directory names both), or split by a group key (source, "
+            "patient, session) so copies stay together; then train again.",
+        )
+
+    def balanced_goal(self) -> Remedy:
+        return Remedy(
+            "balanced_goal",
+            "Judge by a metric that weighs every class: `python train.py goal=f1` (macro F1).",
+        )
+
+    def class_weights(self) -> Remedy:
+        changes = self._get("class_weights")
+        how = _code(changes) if changes else "`model.class_weights=balanced`"
+        return Remedy(
+            "class_weights",
+            f"Weight the loss by class, so the rare classes count: {how}.",
+            changes,
+        )
+
     def check_labels(self) -> Remedy:
+        audit = self.facts.audit
+        if audit is not None and audit.label_issues:
+            return Remedy(
+                "check_labels",
+                f"Clean the labels: label_issues.csv lists the {audit.label_issues} examples "
+                "whose labels look wrong, most suspicious first, with the class the model "
+                "suggests; fix or drop them, then train again.",
+            )
         return Remedy(
             "check_labels",
             "Check the labels: look at training examples the model gets wrong; noisy or "

@@ -59,6 +59,7 @@ def write_report(
         "",
         "![learning curves](curves.png)",
         "",
+        *_audit_section(summary.audit),
     ]
     write_text(path, "\n".join(lines))
     return path
@@ -103,3 +104,22 @@ def send_to_loggers(loggers: list, summary: RunSummary, report: Path, step: int)
         elif kind == "TensorBoardLogger":
             logger.experiment.add_text("report", report.read_text(), global_step=step)
             logger.experiment.flush()
+
+
+AUDIT_FILES = {
+    "label_issues.csv": "labels that look wrong, most suspicious first (split, origin, given, suggested, score)",
+    "duplicates.csv": "validation and test examples with a copy in train",
+    "worst_val.csv": "the validation examples with the highest loss",
+}
+
+
+def _audit_section(audit: dict | None) -> list[str]:
+    """The data audit's files: the tables listed, the pictures shown."""
+    files = (audit or {}).get("files") or []
+    if not files:
+        return []
+    lines = ["## Data audit", ""]
+    lines += [f"- [{name}]({name}): {AUDIT_FILES[name]}" for name in files if name in AUDIT_FILES]
+    lines.append("")
+    lines += [f"![{name[:-4]}]({name})" for name in files if name.endswith(".png")]
+    return [*lines, ""]

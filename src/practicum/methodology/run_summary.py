@@ -47,6 +47,8 @@ class RunSummary:
     resume: str | None = None  # interrupted: the command that continues the run
     seeds: list[dict[str, Any]] | None = None  # repeats: seed, objective, run_dir of each
     objective_std: float | None = None  # repeats: spread of the seeds' objectives
+    # the data audit: label_issues, label_noise_rate, duplicates, class shares (data_audit.py)
+    audit: dict[str, Any] | None = None
     schema: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:

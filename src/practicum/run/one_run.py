@@ -35,6 +35,7 @@ from practicum.methodology.run_summary import RunSummary, finite_or_none
 from practicum.platform.files import no_space, remove_stale_temps
 from practicum.platform.ranks import is_rank_zero
 from practicum.run import wandb_runs
+from practicum.run.audit import audit_run
 from practicum.run.build import build_datamodule, build_task, build_trainer
 from practicum.run.checkpoints import checkpoint_progress, resolve_ckpt_path
 from practicum.run.evaluate import best_checkpoint, evaluate_splits
@@ -212,7 +213,10 @@ def report_run(
     task = trainer.lightning_module
     history = read_history(output_dir / "metrics.csv")
     best = best_epoch(history, goal)
+    title = run_title(cfg, output_dir)
+    audit = audit_run(cfg, task, datamodule, metrics, title)
     facts = run_facts(cfg, trainer, datamodule, metrics, baseline, history, best)
+    facts.audit = audit
     diagnosis = diagnose(facts)
     value = finite_or_none(metrics.get(goal.metric))
     if diagnosis.verdict == "diverged":
@@ -234,8 +238,8 @@ def report_run(
         epochs_trained=len(history),
         best_checkpoint=best_checkpoint(trainer),
         wall_time_s=round(time.perf_counter() - started, 3),
+        audit=None if audit is None else audit.as_dict(),
     )
-    title = run_title(cfg, output_dir)
     curves = plot_curves(history, goal, best, output_dir / "curves.png", title)
     log_figure_to_loggers(trainer.loggers, curves, step=trainer.global_step)
     # the task's own pictures of the best checkpoint, e.g. predictions on validation images
