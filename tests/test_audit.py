@@ -13,7 +13,7 @@ import pytest
 from practicum.config.goal import Goal
 from practicum.methodology.cases import RunFacts
 from practicum.methodology.data_audit import Audit, data_case
-from practicum.methodology.diagnosis import diagnose
+from practicum.methodology.diagnosis import ON_PAPER, diagnose
 from practicum.methodology.label_audit import find_label_issues
 from practicum.methodology.leakage import (
     exact_matches,
@@ -202,6 +202,7 @@ def test_duplicates_make_the_case_leakage_even_when_the_goal_is_met():
     )
     diagnosis = diagnose(_facts(audit, 0.97))
     assert diagnosis.case == "leakage" and diagnosis.stop
+    assert diagnosis.headline.startswith(ON_PAPER)
     line = next(e for e in diagnosis.evidence if "copy in the training split" in e)
     assert "test/acc 0.9100 without them (0.9700 with)" in line
     assert "duplicates.csv" in diagnosis.next_steps[0]
@@ -303,3 +304,141 @@ def test_an_audit_switched_off_writes_nothing_of_it(tmp_path, csv_table):
          "diagnosis.audit=false"],
     )  # fmt: skip
     assert summary["audit"] is None and not (run_dir / "label_issues.csv").exists()
+
+
+def test_a_95_5_table_met_by_its_majority_class_is_imbalance_not_success(tmp_path):
+    rng = np.random.default_rng(0)
+    y = (rng.random(800) < 0.05).astype(int)
+    x = rng.normal(0, 1, (800, 5)).astype(np.float32) + 0.8 * y[:, None]
+    path = write_table(tmp_path / "rare.csv", x, ["ok" if v == 0 else "fault" for v in y])
+    _, summary, run_dir = train(
+        tmp_path,
+        ["data=csv", f"data.path={path}", "model=mlp", "trainer.max_epochs=3", "goal.target=0.93"],
+    )
+    audit = summary["audit"]
+    assert audit["majority_class"] == "ok" and audit["class_shares"]["ok"] > 0.9
+    assert audit["majority"]["val/acc"] >= 0.9
+    assert summary["diagnosis"]["case"] == "imbalance" and summary["goal_met"] is False
+    advice = " ".join(summary["diagnosis"]["next_steps"])
+    assert "goal=f1" in advice and "model.class_weights=balanced" in advice
+
+
+def test_image_files_are_named_by_path_and_a_reencoded_copy_is_leakage(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "images"
+    for seed, (split, count) in enumerate((("train", 14), ("val", 5), ("test", 5))):
+        smooth_image_folder(root / split, count, seed)
+    for name in ("cat", "dog", "owl"):  # a training image, re-encoded, also in test
+        with Image.open(root / "train" / name / "3.png") as image:
+            image.convert("RGB").save(root / "test" / name / "copy.jpg", quality=90)
+    _, summary, run_dir = train(
+        tmp_path,
+        ["data=image_folder", f"data.root={root}", "data.image_size=24", "model=cnn",
+         "trainer.max_epochs=2", "data.batch_size=16"],
+    )  # fmt: skip
+    audit = summary["audit"]
+    assert audit["duplicates"] == {"val": 0, "test": 3}
+    rows = read_rows(run_dir / "duplicates.csv")
+    assert sorted(r["origin"] for r in rows) == [f"test/{n}/copy.jpg" for n in ("cat", "dog", "owl")]
+    assert all(r["train_origin"] == r["origin"].replace("test/", "train/").replace("copy.jpg", "3.png")
+               for r in rows)  # fmt: skip
+    assert set(audit["audited"]) == {"val", "test"}  # training image labels: behind a switch
+    assert any("audit_train_images=true" in why for why in audit["skipped"])
+    origins = {r["origin"] for r in read_rows(run_dir / "worst_val.csv")}
+    assert origins and all(o.startswith("val/") for o in origins)
+    for picture in ("confusion.png", "worst_val.png"):
+        assert (run_dir / picture).read_bytes()[:4] == b"\x89PNG"
+
+
+def smooth_image_folder(root: Path, per_class: int, seed: int) -> Path:
+    """Photographs are smooth: random 6x6 pictures, a class colour each, enlarged to varying sizes."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for k, name in enumerate(("cat", "dog", "owl")):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 160, size=(6, 6, 3), dtype=np.uint8)
+            pixels[..., k] = 220
+            size = (24 + 2 * i, 20 + i)
+            Image.fromarray(pixels).resize(size, Image.BICUBIC).save(root / name / f"{i}.png")
+    return root
+
+
+def test_the_training_images_are_cross_fitted_with_the_net_behind_one_switch(tmp_path):
+    from test_image_data import write_image_folder
+
+    root = write_image_folder(tmp_path / "images", per_class=12)
+    _, summary, run_dir = train(
+        tmp_path,
+        ["data=image_folder", f"data.root={root}", "data.image_size=16", "model=cnn",
+         "trainer.max_epochs=1", "diagnosis.audit_train_images=true", "diagnosis.audit_folds=2"],
+    )  # fmt: skip
+    audit = summary["audit"]
+    assert audit["train_labels"] == "2-fold cross-fitted net"
+    assert set(audit["audited"]) == {"train", "val", "test"}
+    assert sum(audit["audited"].values()) == 36
+
+
+def test_sequences_and_separate_files_name_their_own_origins(tmp_path):
+    from practicum.run.build import build_datamodule
+
+    from conftest import compose_train
+
+    rng = np.random.default_rng(0)
+    lines = ["id,label,a,b"]
+    for n in range(40):
+        lines += [f"s{n},{n % 2},{rng.normal():.4f},{rng.normal():.4f}" for _ in range(3)]
+    path = tmp_path / "seq.csv"
+    path.write_text("\n".join(lines) + "\n")
+    cfg = compose_train(tmp_path, ["data=csv_sequences", f"data.path={path}", "model=lstm"])
+    data = build_datamodule(cfg)
+    ids = {o for split in ("train", "val", "test") for o in data.origins(split)}
+    assert ids == {f"s{n}" for n in range(40)} and data.duplicate_rule == "exact"
+    x, y = blobs(60, k=2)
+    files = [write_table(tmp_path / f"{s}.csv", x[i::3], y[i::3]) for i, s in enumerate("abc")]
+    cfg = compose_train(
+        tmp_path,
+        ["data=csv", f"data.path={files[0]}", f"data.val_path={files[1]}",
+         f"data.test_path={files[2]}", "model=mlp"],
+    )  # fmt: skip
+    data = build_datamodule(cfg)
+    assert data.origins("val") == [str(i) for i in range(20)]  # rows of its own file
+    assert data.origins("train") == [str(i) for i in range(20)]
+
+
+def test_a_data_module_that_cannot_name_its_examples_is_one_line_and_the_run_goes_on(tmp_path):
+    from types import SimpleNamespace
+
+    import torch
+
+    from practicum.data.base import SplitDataModule
+    from practicum.run.audit import audit_run
+
+    class Anonymous(SplitDataModule):
+        num_classes = 2
+        duplicate_rule = None
+
+        def labels(self, split):
+            return np.array([0, 1, 0, 1])
+
+        def loader(self, split, shuffle=False):
+            return [(torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))]
+
+    net = torch.nn.Linear(3, 2)
+    net.problem = "classification"
+    cfg = _cfg(tmp_path)
+    audit = audit_run(cfg, net, Anonymous(), {}, "t")
+    assert any("cannot say where its examples come from" in why for why in audit.skipped)
+    assert not (tmp_path / "label_issues.csv").exists()
+    assert (tmp_path / "confusion.png").is_file()  # what needs no origin is still written
+    assert len([why for why in audit.skipped if "origins" in why]) == 1
+
+
+def _cfg(tmp_path):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create(
+        {"paths": {"output_dir": str(tmp_path)}, "seed": 0, "diagnosis": {"audit": True}}
+    )

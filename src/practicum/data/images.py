@@ -432,6 +432,10 @@ class TorchvisionImageData(SplitDataModule):
         dataset = self.splits["train_augmented" if split == "train" and shuffle else split]
         return self._loader(dataset, shuffle, augmented=split == "train" and shuffle)
 
+    def pixel_loader(self, split: str) -> DataLoader:
+        """A split's images as uint8 pixels, resized but not normalized (the leakage check)."""
+        return DataLoader(self.splits[split], batch_size=self.batch_size, num_workers=self.num_workers)
+
     def fold_loaders(self, fit: np.ndarray, held: np.ndarray) -> tuple[DataLoader, DataLoader]:
         """Two parts of the training split by position: `fit` shuffled and augmented as training
         batches are, `held` clean (cross-fitting, run/out_of_sample.py)."""

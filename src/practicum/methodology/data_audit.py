@@ -19,6 +19,8 @@ from typing import Any
 from practicum.config.goal import Goal
 from practicum.methodology.label_audit import accuracy_ceiling
 
+# cases where a goal the numbers meet is not met: they measure copies, or a constant would pass
+UNTRUSTED = ("leakage", "imbalance")
 LEAK_SHARE = 0.01  # duplicates in at least this share of a split make the case `leakage`
 NEAR_GOAL = 0.02  # a majority class this close to an accuracy target "nearly meets" it
 

@@ -79,6 +79,7 @@ CASE_LINES = {
     "mismatch": "Validation and test differ by more than sampling noise.",
     "gradient_bug": "A sanity check failed ({why}): this is a bug, not a tuning problem.",
 }
+ON_PAPER = "The numbers reach the target, but they do not show the goal is met."
 SHARES = ("acc", "f1", "miou", "map", "iou", "quality")  # metrics in [0, 1]
 
 
@@ -282,9 +283,11 @@ def _data_diagnosis(facts: RunFacts, verdict: str, found) -> Diagnosis:
         evidence.append(baseline_line(facts.baseline, facts.metrics, facts.goal))
     evidence += audit_evidence(facts.audit, facts.goal, facts.metrics)
     remedies = remedies_for(found.case, verdict, facts)
+    # a target reached on leaked or constant-beatable scores is not reached (UNTRUSTED)
+    opening = ON_PAPER if verdict == "goal_met" else HEADLINES[verdict]
     return Diagnosis(
         verdict=verdict,
-        headline=f"{HEADLINES[verdict]} {found.headline}",
+        headline=f"{opening} {found.headline}",
         evidence=evidence,
         next_steps=[remedy.text for remedy in remedies],
         case=found.case,

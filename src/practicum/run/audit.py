@@ -53,17 +53,13 @@ def audit_run(
         return Audit(skipped=[f"{type(datamodule).__name__} gives no labels per example"])
     audit = Audit(audited={})
     rule = getattr(datamodule, "duplicate_rule", None)
-    outputs = {
-        s: model_outputs(task, datamodule.loader(s), signatures=rule == "image")
-        for s in ("val", "test")
-    }
-    probs = {s: outputs[s]["probs"] for s in outputs}
+    probs = {s: model_outputs(task, datamodule.loader(s)) for s in ("val", "test")}
     train = _train_probabilities(cfg, datamodule, labels["train"], options, audit)
     if train is not None:
         probs["train"] = train
     names = _class_names(datamodule, probs["val"].shape[1])
     _label_issues(datamodule, labels, probs, names, output_dir, title, audit)
-    _duplicates(datamodule, rule, labels, outputs, output_dir, audit, task)
+    _duplicates(datamodule, rule, labels, probs, output_dir, audit, task)
     _classes(labels, names, audit, task)
     _worst_mistakes(datamodule, labels["val"], probs["val"], names, output_dir, title, audit)
     return audit
@@ -154,13 +150,16 @@ def _label_issues(datamodule, labels, probs, names, output_dir, title, audit) ->
         audit.files.append("label_issues.png")
 
 
-def _duplicates(datamodule, rule, labels, outputs, output_dir, audit, task) -> None:
+def _duplicates(datamodule, rule, labels, probs, output_dir, audit, task) -> None:
     if rule is None:
         audit.skipped.append(f"duplicates across splits ({type(datamodule).__name__} has no rule)")
         return
     if rule == "image":
-        train = input_signatures(datamodule.loader("train"))
-        found = {s: image_matches(train, outputs[s]["signatures"]) for s in ("val", "test")}
+        train = input_signatures(datamodule.pixel_loader("train"))
+        found = {
+            s: image_matches(train, input_signatures(datamodule.pixel_loader(s)))
+            for s in ("val", "test")
+        }
     else:
         match = exact_matches if rule == "exact" else table_matches
         train_x = datamodule.raw_features("train")
@@ -171,7 +170,7 @@ def _duplicates(datamodule, rule, labels, outputs, output_dir, audit, task) -> N
     kept: dict[str, float] = {}
     for split, matches in found.items():
         keep = matches < 0
-        kept.update(split_scores(split, labels[split][keep], outputs[split]["probs"][keep], task))
+        kept.update(split_scores(split, labels[split][keep], probs[split][keep], task))
     audit.without_duplicates = kept
     rows = []
     train_origins = _origins(datamodule, "train", len(labels["train"]), audit)

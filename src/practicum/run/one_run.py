@@ -27,6 +27,7 @@ from practicum.errors import UserError
 from practicum.methodology.callbacks import GoalEarlyStopping, StepLosses
 from practicum.methodology.cases import RunFacts
 from practicum.methodology.curves import log_figure_to_loggers, plot_curves
+from practicum.methodology.data_audit import UNTRUSTED
 from practicum.methodology.diagnosis import diagnose, standard_error
 from practicum.methodology.history import best_epoch, read_history
 from practicum.methodology.outcome import print_outcome
@@ -228,7 +229,9 @@ def report_run(
         task_name=cfg.task_name,
         objective=value,
         # met when the verdict says so: the panel and the verdict never disagree
-        goal_met=diagnosis.verdict == "goal_met" and goal.met(value),
+        goal_met=diagnosis.verdict == "goal_met"
+        and diagnosis.case not in UNTRUSTED
+        and goal.met(value),
         verdict=diagnosis.verdict,
         diagnosis=diagnosis.as_dict(),
         metrics=metrics,

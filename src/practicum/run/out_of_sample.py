@@ -24,32 +24,21 @@ COMPONENTS = 64  # inputs wider than this are reduced before the cheap models se
 WIDE = 256
 
 
-def model_outputs(task: Any, loader: Any, signatures: bool = False) -> dict[str, Any]:
-    """The model's class probabilities on every batch of a loader, in order, and (for images)
-    each input's perceptual hash and thumbnail (methodology/leakage.py)."""
-    from practicum.methodology.leakage import image_signatures
-
+def model_outputs(task: Any, loader: Any) -> np.ndarray:
+    """The model's class probabilities on every batch of a loader, in order."""
     device = next(task.parameters()).device
     training = task.training
     task.eval()
-    probs, hashes, thumbs = [], [], []
+    probs = []
     with torch.inference_mode():
         for batch in loader:
-            inputs = _to(batch[0], device)
-            probs.append(torch.softmax(task(inputs).float(), dim=-1).cpu())
-            if signatures:
-                found = image_signatures(inputs)
-                hashes.append(found[0])
-                thumbs.append(found[1])
+            probs.append(torch.softmax(task(_to(batch[0], device)).float(), dim=-1).cpu())
     task.train(training)
-    out: dict[str, Any] = {"probs": torch.cat(probs).double().numpy()}
-    if signatures:
-        out["signatures"] = (np.concatenate(hashes), np.concatenate(thumbs))
-    return out
+    return torch.cat(probs).double().numpy()
 
 
 def input_signatures(loader: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Perceptual hashes and thumbnails of a loader's inputs (no model)."""
+    """Perceptual hashes and thumbnails of a loader's images (pixels, before normalization)."""
     from practicum.methodology.leakage import image_signatures
 
     found = [image_signatures(batch[0]) for batch in loader]
@@ -140,5 +129,5 @@ def cross_fitted_net(cfg: Any, datamodule: Any, folds: int) -> tuple[np.ndarray,
         task = build_task(cfg)
         fit_loader, held_loader = datamodule.fold_loaders(fit, held)
         build_trainer(cfg, quiet=True).fit(task, train_dataloaders=fit_loader)
-        probs[held] = model_outputs(task, held_loader)["probs"]
+        probs[held] = model_outputs(task, held_loader)
     return probs, f"{folds}-fold cross-fitted net"
