@@ -268,7 +268,7 @@ def test_a_noisy_table_gets_its_flipped_rows_named_and_the_noise_floor(tmp_path)
     assert abs(audit["label_noise_rate"] - len(moved) / len(y)) <= 0.04
     assert summary["diagnosis"]["case"] == "noise_floor"
     report = (run_dir / "report.md").read_text()
-    assert "of the labels look wrong" in report and "[label_issues.csv](label_issues.csv)" in report
+    assert "labels look wrong" in report and "[label_issues.csv](label_issues.csv)" in report
     assert (run_dir / "confusion.png").is_file() and (run_dir / "worst_val.csv").is_file()
 
 

@@ -97,7 +97,7 @@ def data_case(
         return _imbalance(audit, goal)
     rate = believed_noise_rate(audit, converged)
     if rate is not None and noise_explains_gap(rate, goal, metrics):
-        return _label_noise(audit, rate, goal)
+        return _label_noise(audit, rate, goal, "labels" if converged else "training labels")
     return None
 
 
@@ -154,11 +154,11 @@ def noise_explains_gap(rate: float, goal: Goal, metrics: dict[str, float]) -> bo
     return ceiling - value <= (target - value) / 2
 
 
-def _label_noise(audit: Audit, rate: float, goal: Goal) -> DataCase:
+def _label_noise(audit: Audit, rate: float, goal: Goal, which: str) -> DataCase:
     ceiling = accuracy_ceiling(rate)
     return DataCase(
         "noise_floor",
-        f"A noise floor: about {rate:.1%} of the labels look wrong, which caps accuracy near "
+        f"A noise floor: about {rate:.1%} of the {which} look wrong, which caps accuracy near "
         f"{ceiling:.4f}, below the target {goal.target:g}.",
         f"The labels cap the score: clean them first (label_issues.csv lists the "
         f"{audit.label_issues} examples that look mislabelled, most suspicious first); no model "
