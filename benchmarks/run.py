@@ -32,6 +32,11 @@ Sections (each prints a table; all of them land in one JSON file):
   autopilot   `autopilot=default` vs `search=random` at the same budget (8 runs) in five scenarios
               that miss their goal for different reasons (benchmarks/autopilot.py), over 3 seeds
               (--quick: 1). Target: the goal in >= 4 of 5 within 8 runs, in fewer runs than random.
+  audit       the data audit against planted defects (benchmarks/audit.py): labels flipped at 10%
+              and 25% on digits and a table (precision and recall of label_issues.csv, the
+              estimated noise rate), 5% of train copied into test (tables: 1e-4 relative noise;
+              images: JPEG at quality 90), the learning curve's extrapolation from 200 digits to
+              the full split, and the audit's share of the default run's time (target <= 1.15).
   images      `data=image_folder` on generated PNGs (standard augmentation): images/s of
               practicum's training loader vs torchvision ImageFolder + DataLoader with the same
               transforms, batch and workers, epochs alternating (target >= 0.95); the training step
@@ -78,6 +83,7 @@ from typing import Any
 
 from rich.console import Console
 
+import audit
 import autopilot
 import fit
 import gpu
@@ -98,6 +104,7 @@ SECTIONS = {
     "throughput": throughput,
     "memory": memory,
     "autopilot": autopilot,
+    "audit": audit,
     "images": images,
     "scaling": scaling,
     "gpu": gpu,

@@ -108,6 +108,24 @@ def test_the_flags_agree_with_cleanlab_on_the_same_probabilities():
     assert (ours & theirs).sum() / (ours | theirs).sum() >= 0.97
 
 
+def test_twenty_thousand_classes_never_build_a_class_by_class_matrix():
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    k, n = 20_000, 400
+    labels = rng.integers(0, k, n)
+    probs = np.full((n, k), 0.1 / k, dtype=np.float32)
+    probs[np.arange(n), labels] += 0.9
+    probs[:20, labels[:20]] = 0.0  # twenty confidently of another class
+    probs[np.arange(20), (labels[:20] + 1) % k] = 0.9
+    tracemalloc.start()
+    issues = find_label_issues(labels, probs)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < k * k / 2  # a K x K matrix of bytes alone would be 400 MB
+    assert set(issues.indices.tolist()) <= set(range(20))
+
+
 # -- leakage --------------------------------------------------------------------------------------
 
 

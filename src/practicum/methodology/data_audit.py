@@ -43,6 +43,7 @@ class Audit:
     majority: dict[str, float] | None = None  # the majority class's val/test metrics
     files: list[str] = field(default_factory=list)  # what it wrote in the run directory
     skipped: list[str] = field(default_factory=list)  # what it could not audit, and why
+    seconds: float | None = None  # what the audit added to the run's wall time
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -50,49 +50,46 @@ def thresholds(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return np.where(counts > 0, sums / np.maximum(counts, 1), 1.0 + 1e-6)
 
 
-def confident_joint(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """C[given][true]: counts of examples confidently of class `true`; O(n·K) time and memory."""
-    k = probs.shape[1]
+def confident_joint(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The non-zero cells of C[given][true] as (given, true, count) arrays: the matrix itself
+    would be K x K, which 10,000 classes cannot afford; O(n·K) time and memory."""
     above = probs >= thresholds(labels, probs) - 1e-6  # cleanlab's tolerance for float ties
     counted = above.any(axis=1)
     likeliest = np.where(above, probs, -1.0).argmax(axis=1)
-    joint = np.zeros((k, k), dtype=np.int64)
-    np.add.at(joint, (labels[counted], likeliest[counted]), 1)
-    return joint
+    cells, counts = np.unique(
+        np.stack([labels[counted], likeliest[counted]]), axis=1, return_counts=True
+    )
+    return cells[0], cells[1], counts
 
 
-def estimated_joint(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Q[given][true]: the confident joint calibrated to the label counts, summing to 1."""
-    joint = confident_joint(labels, probs).astype(float)
-    counts = np.bincount(labels, minlength=probs.shape[1]).astype(float)
-    rows = joint.sum(axis=1, keepdims=True)
-    # a class none of whose examples was counted keeps its examples on the diagonal
-    calibrated = np.where(rows > 0, joint / np.maximum(rows, 1) * counts[:, None], 0.0)
-    empty = rows[:, 0] == 0
-    calibrated[empty, empty] = counts[empty]
-    return calibrated / max(len(labels), 1)
+def estimated_joint(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The non-zero cells of Q[given][true]: the confident joint calibrated to the label counts
+    (each given class's row sums to its share of the examples), as (given, true, share) arrays."""
+    given, true, counts = confident_joint(labels, probs)
+    k = probs.shape[1]
+    rows = np.bincount(given, weights=counts, minlength=k)
+    members = np.bincount(labels, minlength=k)
+    shares = counts / rows[given] * members[given] / max(len(labels), 1)
+    return given, true, shares
 
 
 def find_label_issues(labels: np.ndarray, probs: np.ndarray) -> LabelIssues:
     """Confident learning's label issues of one split (prune by noise rate, rank by self-confidence)."""
     labels = np.asarray(labels, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
-    n, k = probs.shape
-    joint = estimated_joint(labels, probs)
+    n = len(labels)
     flagged = np.zeros(n, dtype=bool)
-    for given in range(k):
-        members = np.flatnonzero(labels == given)
+    given, true, shares = estimated_joint(labels, probs)
+    off = given != true
+    members_of = _members(labels)
+    for i, j, share in zip(given[off], true[off], shares[off], strict=True):
+        members = members_of[i]
         # keep at least one example of every class, as cleanlab does
-        budget = max(len(members) - 1, 0)
-        for true in range(k):
-            if true == given or budget == 0:
-                continue
-            take = min(int(round(n * joint[given, true])), budget)
-            if take <= 0:
-                continue
-            margin = probs[members, true] - probs[members, given]
-            chosen = members[np.argsort(-margin, kind="stable")[:take]]
-            flagged[chosen] = True
+        take = min(int(round(n * share)), len(members) - 1)
+        if take <= 0:
+            continue
+        margin = probs[members, j] - probs[members, i]
+        flagged[members[np.argsort(-margin, kind="stable")[:take]]] = True
     # the flags among a pair's examples must also be more likely another class than their own
     flagged &= probs.argmax(axis=1) != labels
     indices = np.flatnonzero(flagged)
@@ -108,6 +105,13 @@ def find_label_issues(labels: np.ndarray, probs: np.ndarray) -> LabelIssues:
         noise_rate=len(indices) / n if n else 0.0,
         count=n,
     )
+
+
+def _members(labels: np.ndarray) -> dict[int, np.ndarray]:
+    """The positions of each class's examples, in one sort (not one scan per class)."""
+    order = np.argsort(labels, kind="stable")
+    classes, starts = np.unique(labels[order], return_index=True)
+    return dict(zip(classes.tolist(), np.split(order, starts[1:]), strict=True))
 
 
 def accuracy_ceiling(noise_rate: float) -> float:

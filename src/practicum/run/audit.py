@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,9 @@ from practicum.run.out_of_sample import (
 )
 
 SPLITS = ("train", "val", "test")
-GALLERY = 18  # examples in each picture
+GALLERY = 12  # examples in each picture
 WORST = 50  # rows of worst_val.csv
+SHARES = 100  # classes whose training share summary.json lists (the largest)
 
 
 def audit_run(
@@ -46,6 +48,7 @@ def audit_run(
     options = cfg.get("diagnosis") or {}
     if not options.get("audit", True) or getattr(task, "problem", None) != "classification":
         return None
+    started = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
     try:
         labels = {s: np.asarray(datamodule.labels(s), dtype=np.int64) for s in SPLITS}
@@ -62,6 +65,7 @@ def audit_run(
     _duplicates(datamodule, rule, labels, probs, output_dir, audit, task)
     _classes(labels, names, audit, task)
     _worst_mistakes(datamodule, labels["val"], probs["val"], names, output_dir, title, audit)
+    audit.seconds = round(time.perf_counter() - started, 3)
     return audit
 
 
@@ -211,7 +215,9 @@ def _cross_entropy(task: Any) -> bool:
 def _classes(labels, names, audit, task) -> None:
     counts = np.bincount(labels["train"], minlength=len(names))
     shares = counts / max(counts.sum(), 1)
-    audit.class_shares = {names[i]: round(float(s), 6) for i, s in enumerate(shares)}
+    # the largest SHARES classes: summary.json stays small with 10,000 classes
+    largest = np.argsort(-shares, kind="stable")[:SHARES]
+    audit.class_shares = {names[i]: round(float(shares[i]), 6) for i in largest}
     majority = int(counts.argmax())
     audit.majority_class = names[majority]
     prior = np.clip(shares, 1e-12, 1.0)  # the training shares as a constant prediction
