@@ -258,9 +258,28 @@ def test_label_noise_that_caps_accuracy_below_the_target_is_a_noise_floor():
     assert "label_issues.csv" in diagnosis.stop and "clean" in diagnosis.stop
     # a model far below the cap: the labels do not explain the gap
     assert diagnose(_facts(audit, 0.40, train=0.45)).case != "noise_floor"
-    # an unconverged model's own estimate is not believed without the training labels' one
+    # a model that flags good labels because it is weak: the training labels' own estimate
+    # (a cross-fitted model) does not agree, so nothing is concluded
+    audit.label_noise_rates = {"train": 0.01, "val": 0.25, "test": 0.25}
+    assert data_case(audit, ACC, {"val/acc": 0.72}, None) is None
+    # without the training labels' estimate (image files, too few examples per class): nothing
     audit.label_noise_rates = {"val": 0.25, "test": 0.25}
+    assert data_case(audit, ACC, {"val/acc": 0.72}, None) is None
     assert data_case(audit, ACC, {"val/acc": 0.72}, None, converged=False) is None
+
+
+def test_too_few_training_examples_per_class_leave_the_training_labels_unjudged(tmp_path):
+    x, y = blobs(200, k=4)
+    path = write_table(tmp_path / "few.csv", x, y)
+    _, summary, _ = train(
+        tmp_path,
+        ["data=csv", f"data.path={path}", "model=mlp", "trainer.max_epochs=2",
+         "data.train_subset=24"],
+    )  # fmt: skip
+    audit = summary["audit"]
+    assert "train" not in audit["audited"]
+    assert any("fewer than 10 per class" in why for why in audit["skipped"])
+    assert "look wrong" not in summary["diagnosis"]["headline"]
 
 
 # -- whole runs ----------------------------------------------------------------------------------
@@ -387,7 +406,7 @@ def smooth_image_folder(root: Path, per_class: int, seed: int) -> Path:
 def test_the_training_images_are_cross_fitted_with_the_net_behind_one_switch(tmp_path):
     from test_image_data import write_image_folder
 
-    root = write_image_folder(tmp_path / "images", per_class=12)
+    root = write_image_folder(tmp_path / "images", per_class=16)
     _, summary, run_dir = train(
         tmp_path,
         ["data=image_folder", f"data.root={root}", "data.image_size=16", "model=cnn",
@@ -396,7 +415,7 @@ def test_the_training_images_are_cross_fitted_with_the_net_behind_one_switch(tmp
     audit = summary["audit"]
     assert audit["train_labels"] == "2-fold cross-fitted net"
     assert set(audit["audited"]) == {"train", "val", "test"}
-    assert sum(audit["audited"].values()) == 36
+    assert sum(audit["audited"].values()) == 48
 
 
 def test_sequences_and_separate_files_name_their_own_origins(tmp_path):

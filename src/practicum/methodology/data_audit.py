@@ -71,7 +71,7 @@ class DataCase:
 
 # what the curves say when the model has not converged: its own probabilities then make any data
 # look noisy, so only the training labels' estimate (from a model of its own) is believed; the
-# same below MIN_EPOCHS, where the curves cannot tell
+# same below MIN_EPOCHS, where the curves cannot tell (believed_noise_rate)
 UNCONVERGED = ("cut_short", "too_few_steps", "lr_too_low", "lr_too_high")
 MIN_EPOCHS = 3
 
@@ -103,11 +103,15 @@ def data_case(
 
 
 def believed_noise_rate(audit: Audit, converged: bool) -> float | None:
-    """The noise rate the diagnosis trusts: every split's when the model converged, else the
-    training labels' (scored by cross-fitting, independent of this run's training)."""
-    if converged:
-        return audit.label_noise_rate
-    return audit.label_noise_rates.get("train")
+    """The noise rate the diagnosis trusts. A weak model flags good labels too, so two
+    independent estimates must agree: the training labels' (a cross-fitted model of its own) and,
+    when this run's model converged, every split's; the lower of the two. Without the training
+    labels' estimate (image files without diagnosis.audit_train_images, too few examples per
+    class) nothing is concluded."""
+    train = audit.label_noise_rates.get("train")
+    if train is None or audit.label_noise_rate is None:
+        return None
+    return min(train, audit.label_noise_rate) if converged else train
 
 
 def _leakage(audit: Audit, leaked: list[str]) -> DataCase:

@@ -38,6 +38,7 @@ from practicum.run.out_of_sample import (
 SPLITS = ("train", "val", "test")
 GALLERY = 12  # examples in each picture
 WORST = 50  # rows of worst_val.csv
+MIN_PER_CLASS = 10  # training examples per class the cross-fitted scores need
 SHARES = 100  # classes whose training share summary.json lists (the largest)
 
 
@@ -74,6 +75,13 @@ def _train_probabilities(
 ) -> np.ndarray | None:
     folds, seed = int(options.get("audit_folds", 5)), int(cfg.seed)
     num_classes = int(datamodule.num_classes)
+    if len(y) < MIN_PER_CLASS * num_classes:
+        audit.skipped.append(
+            f"the training labels ({len(y)} examples for {num_classes} classes: fewer than "
+            f"{MIN_PER_CLASS} per class are too few to score each label by a model that never "
+            "saw it, so wrong labels cannot be told from an unlearned class)"
+        )
+        return None
     if hasattr(datamodule, "raw_features"):
         probs, audit.train_labels = cross_fitted(
             datamodule.raw_features("train"), y, num_classes, folds, seed
