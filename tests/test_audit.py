@@ -265,6 +265,8 @@ def test_label_noise_that_caps_accuracy_below_the_target_is_a_noise_floor():
     # without the training labels' estimate (image files, too few examples per class): nothing
     audit.label_noise_rates = {"val": 0.25, "test": 0.25}
     assert data_case(audit, ACC, {"val/acc": 0.72}, None) is None
+    diagnosis = diagnose(_facts(audit, 0.72, train=0.74))
+    assert any("diagnosis.audit_train_images=true" in line for line in diagnosis.evidence)
     assert data_case(audit, ACC, {"val/acc": 0.72}, None, converged=False) is None
 
 

@@ -184,6 +184,13 @@ def audit_evidence(audit: Audit | None, goal: Goal, metrics: dict[str, float]) -
             f"look wrong, an estimated noise rate of {audit.label_noise_rate:.1%}, which caps "
             f"accuracy near {accuracy_ceiling(audit.label_noise_rate):.4f}."
         )
+        unjudged = audit.label_noise_rates.get("train") is None
+        if unjudged and noise_explains_gap(audit.label_noise_rate, goal, metrics):
+            lines.append(
+                f"The {audit.label_noise_rate:.1%} flagged would explain the gap to the target, but "
+                "a weak model flags good labels too: score the training labels as well to tell "
+                "(diagnosis.audit_train_images=true for image files)."
+            )
     if audit.duplicates is not None:
         lines.append(_duplicates_line(audit, goal, metrics))
     if audit.majority:
