@@ -514,6 +514,8 @@ def _check_files(command: str, runnable: str, log_dir: Path, tmp_path: Path, out
             assert list(log_dir.glob("*/autopilot/*/autopilot.json")), output[-3000:]
         elif "tune.apply=false" in tokens:
             assert list(log_dir.glob("*/runs/*/lr_range.png")), output[-3000:]
+        elif "tune=data_size" in tokens:
+            assert list(log_dir.glob("*/runs/*/data_curve.json")), output[-3000:]
         else:
             summaries = [json.loads(p.read_text()) for p in log_dir.glob("*/runs/*/summary.json")]
             assert summaries and all(s["status"] == "completed" for s in summaries), output[-3000:]

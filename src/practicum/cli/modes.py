@@ -4,6 +4,8 @@ function that runs one config (`RunOne`, which is `run.train_run`). `cli.py` pic
 - train    one run (run.py);
 - checks   `debug=checks`: sanity checks of a fresh model, no training;
 - tune     `tune=lr`: the learning-rate range test, then (tune.apply) one run with its suggestion;
+           `tune=data_size`: the learning curve over nested shares of the training split
+           (search/data_size.py);
 - repeats  `search.repeats=N`: one config over N seeds (search/repeats.py);
 - study    `experiment=grid_vs_random`: grid vs random vs quasi-random search (search/study.py);
 - autopilot `autopilot=default`: diagnose, make one change, rerun until the goal is met (autopilot/).
@@ -46,12 +48,20 @@ def run_mode(mode: str, cfg: DictConfig, run_one: RunOne) -> float | None:
     modes: dict[str, Callable[[], float | None]] = {
         "train": lambda: run_one(cfg),
         "checks": lambda: sanity_checks(cfg),
-        "tune": lambda: lr_range_then_train(cfg, run_one),
+        "tune": lambda: _tune(cfg, run_one),
         "repeats": lambda: _repeats(cfg, run_one),
         "study": lambda: _study(cfg, run_one),
         "autopilot": lambda: _autopilot(cfg, run_one),
     }
     return modes[mode]()
+
+
+def _tune(cfg: DictConfig, run_one: RunOne) -> float | None:
+    if cfg.tune.mode == "data_size":
+        from practicum.search.data_size import data_size_curve
+
+        return data_size_curve(cfg, run_one)
+    return lr_range_then_train(cfg, run_one)
 
 
 def _repeats(cfg: DictConfig, run_one: RunOne) -> float | None:

@@ -11,7 +11,7 @@ too; a marker adds the range. Imports nothing heavy: a config's schema may use t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +77,25 @@ PositiveInts = Constraint(
     "must be a list of whole numbers >= 1",
     lambda v: isinstance(v, list | tuple) and all(_whole(x, 1) for x in v),
     "[32, 64]",
+)
+
+
+def _increasing_shares(value: Any) -> bool:
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        return False
+    shares = [_number(v) for v in value]
+    return (
+        len(shares) >= 2
+        and all(x is not None and 0 < x <= 1 for x in shares)
+        and all(a < b for a, b in zip(shares[:-1], shares[1:], strict=True))
+    )
+
+
+# the shares of a training split a learning curve trains on, smallest first
+IncreasingShares = Constraint(
+    "must be two or more increasing numbers in (0, 1]",
+    _increasing_shares,
+    "[0.125,0.25,0.5,1.0]",
 )
 
 

@@ -26,6 +26,7 @@ from practicum.config.checker import check_ranges, did_you_mean
 from practicum.config.constraints import (
     SEED,
     Fraction,
+    IncreasingShares,
     Positive,
     PositiveInt,
     UpToOne,
@@ -82,14 +83,21 @@ class ChecksConfig:
 
 @dataclass
 class TuneConfig:
-    """conf/tune/lr.yaml: the learning-rate range test (Smith 2015) and whether to train with its lr."""
+    """conf/tune/: the learning-rate range test (Smith 2015) and whether to train with its lr (lr);
+    the learning curve over nested shares of the training split (data_size)."""
 
-    mode: str = field(default="lr", metadata=rule(one_of("lr")))
+    mode: str = field(default="lr", metadata=rule(one_of("lr", "data_size")))
     min_lr: float = field(default=1e-6, metadata=rule(Positive))
     max_lr: float = field(default=1.0, metadata=rule(Positive))
     steps: int = field(default=100, metadata=rule(at_least(2)))  # mini-batches in the sweep
     smoothing: float = field(default=0.9, metadata=rule(Fraction))  # of the loss curve
     apply: bool = True
+    # data_size: the shares of the training split, and the training seeds of each
+    fractions: list[float] = field(
+        default_factory=lambda: [0.125, 0.25, 0.5, 1.0], metadata=rule(IncreasingShares)
+    )
+    seeds: int = field(default=2, metadata=rule(PositiveInt))
+    equal_steps: bool = True  # a subset k times smaller trains k times the epochs
 
     def __post_init__(self) -> None:
         if not self.min_lr < self.max_lr:

@@ -35,16 +35,27 @@ def split_off(
 
 
 def subset(indices: np.ndarray, labels: np.ndarray, size: int, seed: int) -> np.ndarray:
-    """`size` of `indices` (stratified where possible): a smaller training split."""
+    """`size` of `indices`, stratified and nested: the first `size` of `nested_order`, sorted."""
     if size >= len(indices):
         return indices
-    kept, _ = train_test_split(
-        indices,
-        train_size=size,
-        random_state=seed,
-        stratify=_strata(labels[indices], len(indices) - size, size),
-    )
-    return kept
+    return np.sort(nested_order(indices, labels, seed)[:size])
+
+
+def nested_order(indices: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
+    """`indices` in a seeded order whose every prefix is stratified: each class shuffled, the
+    classes interleaved in proportion to their counts. A smaller subset is then inside every larger
+    one, so a learning curve adds examples as it grows instead of drawing new ones."""
+    rng = np.random.default_rng(seed)
+    indices = np.sort(indices)  # the set decides the order, not the order it came in
+    classes = labels[indices]
+    keys = np.empty(len(indices))
+    for label in np.unique(classes):
+        members = np.flatnonzero(classes == label)
+        # the k-th of a class's n examples sits at (k + 1/2) / n (Webster's apportionment): every
+        # prefix holds each class within about one example of its share
+        keys[members] = (rng.permutation(len(members)) + 0.5) / len(members)
+    ties = rng.random(len(indices))  # classes of equal size tie: no class goes first by its label
+    return indices[np.lexsort((ties, keys))]
 
 
 def _strata(labels: np.ndarray, held: int, kept: int) -> np.ndarray | None:
