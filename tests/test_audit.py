@@ -239,7 +239,9 @@ def test_a_majority_class_that_meets_an_accuracy_goal_is_the_case_imbalance():
     assert diagnosis.case == "imbalance" and "majority class (ok, 95%" in diagnosis.headline
     advice = " ".join(diagnosis.next_steps)
     assert "goal=f1" in advice and "model.class_weights=balanced" in advice
-    assert any("Predicting the majority class (ok) scores acc: val 0.9500" in e for e in diagnosis.evidence)
+    assert any(
+        "Predicting the majority class (ok) scores acc: val 0.9500" in e for e in diagnosis.evidence
+    )
     # far from the target: no case
     audit.majority = {"val/acc": 0.6}
     assert data_case(audit, ACC, {"val/acc": 0.96}, None) is None
@@ -379,7 +381,9 @@ def test_image_files_are_named_by_path_and_a_reencoded_copy_is_leakage(tmp_path)
     audit = summary["audit"]
     assert audit["duplicates"] == {"val": 0, "test": 3}
     rows = read_rows(run_dir / "duplicates.csv")
-    assert sorted(r["origin"] for r in rows) == [f"test/{n}/copy.jpg" for n in ("cat", "dog", "owl")]
+    assert sorted(r["origin"] for r in rows) == [
+        f"test/{n}/copy.jpg" for n in ("cat", "dog", "owl")
+    ]
     assert all(r["train_origin"] == r["origin"].replace("test/", "train/").replace("copy.jpg", "3.png")
                for r in rows)  # fmt: skip
     assert set(audit["audited"]) == {"val", "test"}  # training image labels: behind a switch
@@ -448,7 +452,6 @@ def test_sequences_and_separate_files_name_their_own_origins(tmp_path):
 
 
 def test_a_data_module_that_cannot_name_its_examples_is_one_line_and_the_run_goes_on(tmp_path):
-    from types import SimpleNamespace
 
     import torch
 

@@ -434,7 +434,9 @@ class TorchvisionImageData(SplitDataModule):
 
     def pixel_loader(self, split: str) -> DataLoader:
         """A split's images as uint8 pixels, resized but not normalized (the leakage check)."""
-        return DataLoader(self.splits[split], batch_size=self.batch_size, num_workers=self.num_workers)
+        return DataLoader(
+            self.splits[split], batch_size=self.batch_size, num_workers=self.num_workers
+        )
 
     def fold_loaders(self, fit: np.ndarray, held: np.ndarray) -> tuple[DataLoader, DataLoader]:
         """Two parts of the training split by position: `fit` shuffled and augmented as training
