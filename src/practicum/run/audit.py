@@ -17,6 +17,8 @@ from __future__ import annotations
 import csv
 import io
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +59,16 @@ def audit_run(
         return Audit(skipped=[f"{type(datamodule).__name__} gives no labels per example"])
     audit = Audit(audited={})
     rule = getattr(datamodule, "duplicate_rule", None)
-    probs = {s: model_outputs(task, datamodule.loader(s)) for s in ("val", "test")}
+    with whole_splits(datamodule):
+        probs = {s: model_outputs(task, datamodule.loader(s)) for s in ("val", "test")}
+    for split, found in probs.items():
+        if len(found) != len(labels[split]):
+            return Audit(
+                skipped=[
+                    f"{type(datamodule).__name__}.loader({split!r}) gave {len(found)} examples "
+                    f"and labels({split!r}) {len(labels[split])}: they must be the same examples"
+                ]
+            )
     train = _train_probabilities(cfg, datamodule, labels["train"], options, audit)
     if train is not None:
         probs["train"] = train
@@ -68,6 +79,18 @@ def audit_run(
     _worst_mistakes(datamodule, labels["val"], probs["val"], names, output_dir, title, audit)
     audit.seconds = round(time.perf_counter() - started, 3)
     return audit
+
+
+@contextmanager
+def whole_splits(datamodule: Any) -> Iterator[None]:
+    """Loaders of every example: under DDP a data module's loaders give each rank its shard, and
+    the audit (on rank zero) reads them all."""
+    trainer = getattr(datamodule, "trainer", None)
+    datamodule.trainer = None
+    try:
+        yield
+    finally:
+        datamodule.trainer = trainer
 
 
 def _train_probabilities(
@@ -166,7 +189,7 @@ def _duplicates(datamodule, rule, labels, probs, output_dir, audit, task) -> Non
     if rule is None:
         audit.skipped.append(f"duplicates across splits ({type(datamodule).__name__} has no rule)")
         return
-    if rule == "image":
+    if rule == "image":  # image files: their loaders shard only inside a Trainer
         train = input_signatures(datamodule.pixel_loader("train"))
         found = {
             s: image_matches(train, input_signatures(datamodule.pixel_loader(s)))
