@@ -484,3 +484,14 @@ def _cfg(tmp_path):
     return OmegaConf.create(
         {"paths": {"output_dir": str(tmp_path)}, "seed": 0, "diagnosis": {"audit": True}}
     )
+
+
+def test_cross_fitting_survives_a_class_too_rare_for_every_fold():
+    from practicum.run.out_of_sample import cross_fitted
+
+    rng = np.random.default_rng(0)
+    y = np.zeros(60, dtype=np.int64)
+    y[[3, 40]] = 1  # two examples: some folds train on one class only
+    probs, name = cross_fitted(rng.normal(size=(60, 4)), y, 2, 5, 0)
+    assert probs.shape == (60, 2) and np.allclose(probs.sum(axis=1), 1)
+    assert name.startswith("5-fold cross-fitted")

@@ -110,6 +110,10 @@ def _out_of_fold(
 
     probs = np.zeros((len(y), num_classes))
     for fit, held in folds_of(y, folds, seed):
+        present = np.unique(y[fit])
+        if len(present) < 2:  # a fold whose training part holds one class: that class, surely
+            probs[np.ix_(held, present)] = 1.0
+            continue
         fitted = clone(model).fit(x[fit], y[fit])
         # a class missing from a fold's training part gets probability 0
         probs[np.ix_(held, fitted.classes_)] = fitted.predict_proba(x[held])
