@@ -96,6 +96,16 @@ def image_signatures(batch) -> tuple[np.ndarray, np.ndarray]:
     return hashes, thumbs.to(torch.float32).numpy()
 
 
+BITS_SET = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+
+
+def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Bits that differ between 64-bit hashes (broadcast), byte by byte through a table: numpy's
+    bitwise_count needs numpy 2."""
+    differ = np.ascontiguousarray(np.bitwise_xor(a, b))
+    return BITS_SET[differ.view(np.uint8)].reshape(*differ.shape, 8).sum(axis=-1, dtype=np.int64)
+
+
 def image_matches(
     train: tuple[np.ndarray, np.ndarray], query: tuple[np.ndarray, np.ndarray]
 ) -> np.ndarray:
@@ -106,7 +116,7 @@ def image_matches(
     chunk = max(1, 2_000_000 // max(len(train_hashes), 1))
     for start in range(0, len(query_hashes), chunk):
         rows = slice(start, start + chunk)
-        distance = np.bitwise_count(query_hashes[rows, None] ^ train_hashes[None, :])
+        distance = hamming(query_hashes[rows, None], train_hashes[None, :])
         for offset, candidates in enumerate(distance <= HASH_BITS):
             index = np.flatnonzero(candidates)
             if not len(index):
