@@ -573,7 +573,10 @@ class _Remedies:
 
     def more_data(self) -> Remedy:
         return Remedy(
-            "more_data", "Get more training data: the surest cure for a generalization gap."
+            "more_data",
+            "Get more training data, the surest cure for a generalization gap; how much, and "
+            "whether more would reach the goal at all: `python train.py tune=data_size` fits the "
+            "learning curve and says how many examples the goal needs.",
         )
 
     def remove_copies(self) -> Remedy:
