@@ -160,7 +160,9 @@ def _label_issues(datamodule, labels, probs, names, output_dir, title, audit) ->
             continue
         issues = find_label_issues(labels[split], probs[split])
         origins = named[split] = _origins(datamodule, split, len(labels[split]), audit)
-        if origins is None:
+        if origins is None:  # no label_issues.csv without origins, nor half of its numbers
+            audit.audited.clear()
+            audit.label_noise_rates.clear()
             return
         audit.audited[split] = issues.count
         audit.label_noise_rates[split] = round(len(issues.indices) / max(issues.count, 1), 6)
