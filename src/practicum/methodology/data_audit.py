@@ -212,7 +212,7 @@ def _duplicates_line(audit: Audit, goal: Goal, metrics: dict[str, float]) -> str
         return "No validation or test example has a copy in the training split."
     counts = ", ".join(f"{n} {split}" for split, n in found.items())
     parts = []
-    for split in found:
+    for split in (s for s, n in found.items() if n):
         name = goal.at(split)
         plain, kept = metrics.get(name), (audit.without_duplicates or {}).get(name)
         if plain is not None and kept is not None:
