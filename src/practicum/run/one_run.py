@@ -215,6 +215,8 @@ def report_run(
     history = read_history(output_dir / "metrics.csv")
     best = best_epoch(history, goal)
     title = run_title(cfg, output_dir)
+    curves = plot_curves(history, goal, best, output_dir / "curves.png", title)
+    log_figure_to_loggers(trainer.loggers, curves, step=trainer.global_step)
     audit = audit_run(cfg, task, datamodule, metrics, title)
     facts = run_facts(cfg, trainer, datamodule, metrics, baseline, history, best)
     facts.audit = audit
@@ -243,8 +245,6 @@ def report_run(
         wall_time_s=round(time.perf_counter() - started, 3),
         audit=None if audit is None else audit.as_dict(),
     )
-    curves = plot_curves(history, goal, best, output_dir / "curves.png", title)
-    log_figure_to_loggers(trainer.loggers, curves, step=trainer.global_step)
     # the task's own pictures of the best checkpoint, e.g. predictions on validation images
     task.save_pictures(datamodule, output_dir, title)
     report = write_report(output_dir / "report.md", summary, diagnosis, goal, title)
