@@ -131,6 +131,6 @@ def gallery(images: Sequence, captions: Sequence[str], path: Path, title: str) -
         ax.text(column * cell_w + (cell_w - 1) / 2, row * cell_h + band - 1, caption,
                 fontsize=7, ha="center", va="bottom")  # fmt: skip
     fig.suptitle(title, fontsize=10)
-    save_figure(fig, path, dpi=90)
+    save_figure(fig, path, dpi=80)
     plt.close(fig)
     return path

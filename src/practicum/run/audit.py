@@ -69,7 +69,8 @@ def audit_run(
                     f"and labels({split!r}) {len(labels[split])}: they must be the same examples"
                 ]
             )
-    train = _train_probabilities(cfg, datamodule, labels["train"], options, audit)
+    val_accuracy = float((probs["val"].argmax(axis=1) == labels["val"]).mean())
+    train = _train_probabilities(cfg, datamodule, labels["train"], options, audit, val_accuracy)
     if train is not None:
         probs["train"] = train
     names = _class_names(datamodule, probs["val"].shape[1])
@@ -94,7 +95,7 @@ def whole_splits(datamodule: Any) -> Iterator[None]:
 
 
 def _train_probabilities(
-    cfg: DictConfig, datamodule: Any, y: np.ndarray, options: Any, audit: Audit
+    cfg: DictConfig, datamodule: Any, y: np.ndarray, options: Any, audit: Audit, target: float
 ) -> np.ndarray | None:
     folds, seed = int(options.get("audit_folds", 5)), int(cfg.seed)
     num_classes = int(datamodule.num_classes)
@@ -107,7 +108,7 @@ def _train_probabilities(
         return None
     if hasattr(datamodule, "raw_features"):
         probs, audit.train_labels = cross_fitted(
-            datamodule.raw_features("train"), y, num_classes, folds, seed
+            datamodule.raw_features("train"), y, num_classes, folds, seed, good_enough=target
         )
         return probs
     if hasattr(datamodule, "fold_loaders") and options.get("audit_train_images"):

@@ -2,8 +2,9 @@
 
 - validation and test: the trained model (the best checkpoint), one pass over each split;
 - training examples in memory (tables, arrays, sequences, the bundled sets): K-fold cross-fitting
-  of a cheap model on the features, the better of an L2 logistic regression and 15 nearest
-  neighbours (standardized features) by out-of-fold accuracy on the given labels. Nearest
+  of a cheap model on the features, the better of 15 nearest neighbours (standardized features)
+  and an L2 logistic regression by out-of-fold accuracy on the given labels; the second is not
+  fitted when the first already scores as well as the trained net does on validation. Nearest
   neighbours resist label noise where a linear fit bends towards it, and the linear fit wins where
   the classes are linear in many features. Cost: about 0.2 s for the 1,257 training digits; wide
   inputs are first reduced to 64 principal components;
@@ -54,9 +55,15 @@ def _to(inputs: Any, device: torch.device) -> Any:
 
 
 def cross_fitted(
-    x: np.ndarray, y: np.ndarray, num_classes: int, folds: int, seed: int
+    x: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    folds: int,
+    seed: int,
+    good_enough: float | None = None,
 ) -> tuple[np.ndarray, str]:
-    """Out-of-fold probabilities of the better cheap model, and its name."""
+    """Out-of-fold probabilities of the better cheap model, and its name; the next model is not
+    tried once one scores `good_enough` (the trained net's accuracy on unseen examples)."""
     from threadpoolctl import threadpool_limits
 
     x = x.reshape(len(x), -1).astype(np.float64)
@@ -74,6 +81,8 @@ def cross_fitted(
             accuracy = float((probs.argmax(axis=1) == y).mean())
             if best is None or accuracy > best[0]:
                 best = (accuracy, probs, f"{folds}-fold cross-fitted {name}")
+            if good_enough is not None and accuracy >= good_enough:
+                break
     assert best is not None
     return best[1], best[2]
 
@@ -82,12 +91,11 @@ def _cheap_models(n: int, folds: int, seed: int) -> list[tuple[str, Any]]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
 
-    models: list[tuple[str, Any]] = [
-        ("logistic regression", LogisticRegression(max_iter=1000, random_state=seed))
-    ]
-    fold_size = n - n // folds
-    if fold_size > NEIGHBOURS:
+    # nearest neighbours first: the cheaper of the two, and the one label noise bends less
+    models: list[tuple[str, Any]] = []
+    if n - n // folds > NEIGHBOURS:
         models.append((f"{NEIGHBOURS}-nearest neighbours", KNeighborsClassifier(NEIGHBOURS)))
+    models.append(("logistic regression", LogisticRegression(max_iter=1000, random_state=seed)))
     return models
 
 
