@@ -62,6 +62,9 @@ NOT_RUN = {
     'sbatch --time=2-00:00:00 --cpus-per-task=1 --mem=4G --wrap "python train.py -m search=random '
     'hydra/launcher=slurm"': "it submits to a SLURM cluster; tests/test_slurm.py runs the "
     "launcher on a real one",
+    "practicum-dashboard logs/train/multiruns/<timestamp>": "it serves until stopped; "
+    "tests/test_pruning.py starts it on a loopback port, fetches the study and its trials, and "
+    "stops it",
     CPU_TORCH: "it downloads torch; CI installs this way on every push, and "
     "test_make_keeps_an_existing_venv checks the Makefile's part",
 }

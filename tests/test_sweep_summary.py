@@ -184,7 +184,8 @@ def test_failed_and_diverged_trials_are_counted_never_best(tmp_path: Path):
 
     result = summarize_sweep(tmp_path)
 
-    counts = {"completed": 1, "diverged": 1, "failed": 1, "interrupted": 0, "refused": 0}
+    counts = {"completed": 1, "diverged": 1, "pruned": 0, "failed": 1, "interrupted": 0}
+    counts |= {"refused": 0}
     counts |= {"unfinished": 1}
     assert result["counts"] == counts | {"total": 4}
     assert result["best"]["job"] == 0

@@ -40,6 +40,7 @@ WORKER = "hydra_plugins.practicum_launcher._worker"
 PRELOAD = ["torch", "lightning.pytorch", "practicum.run.one_run", WORKER]
 # lost trials are recorded one at a time: recording one sets Hydra's global config for a moment
 _recording = threading.Lock()
+_preparing = threading.Lock()
 
 
 class LocalParallelLauncher(Launcher):
@@ -52,6 +53,7 @@ class LocalParallelLauncher(Launcher):
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
+        self.shared: bytes | None = None  # launch_one's pickled job context, made once
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
@@ -63,6 +65,34 @@ class LocalParallelLauncher(Launcher):
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
+        at_once = concurrent_jobs(self.n_jobs)
+        shared = self.prepare()
+        log.info(
+            f"Launching {len(job_overrides)} jobs, {at_once} at a time, each in its own process"
+        )
+        for offset, overrides in enumerate(job_overrides):
+            log.info(f"\t#{initial_job_idx + offset} : {' '.join(filter_overrides(overrides))}")
+        jobs = [(initial_job_idx + offset, list(o)) for offset, o in enumerate(job_overrides)]
+        with ThreadPoolExecutor(at_once, thread_name_prefix="trial") as pool:
+            futures = [pool.submit(self.run_one, shared, *job) for job in jobs]
+            try:
+                return [future.result() for future in futures]
+            except BaseException:  # Ctrl-C: start no further trial
+                pool.shutdown(cancel_futures=True)
+                raise
+
+    def launch_one(self, overrides: Sequence[str], job_num: int) -> JobReturn:
+        """One trial in its own process, for a sweeper that keeps its own slots (callable from
+        several threads at once)."""
+        with _preparing:
+            if self.shared is None:
+                self.shared = self.prepare()
+        log.info(f"\t#{job_num} : {' '.join(filter_overrides(overrides))}")
+        return self.run_one(self.shared, job_num, list(overrides))
+
+    def prepare(self) -> bytes:
+        """Hydra's logging and the sweep folder; what every job needs, pickled once (cloudpickle:
+        the task function may be a closure, which plain pickle cannot carry to another process)."""
         assert self.config is not None and self.hydra_context is not None
         setup_globals()
         configure_log(
@@ -72,45 +102,29 @@ class LocalParallelLauncher(Launcher):
         )
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        at_once = concurrent_jobs(self.n_jobs)
-        log.info(
-            f"Launching {len(job_overrides)} jobs, {at_once} at a time, each in its own process"
-        )
         log.info(f"Sweep output dir : {sweep_dir}")
-        for offset, overrides in enumerate(job_overrides):
-            log.info(f"\t#{initial_job_idx + offset} : {' '.join(filter_overrides(overrides))}")
-        # what every job needs, pickled once; cloudpickle, because the task function may be a
-        # closure (practicum's is), which plain pickle cannot carry to another process
         import cloudpickle
 
-        shared = cloudpickle.dumps(
+        return cloudpickle.dumps(
             (self.hydra_context, self.config, self.task_function, Singleton.get_state())
         )
-        jobs = [(initial_job_idx + offset, list(o)) for offset, o in enumerate(job_overrides)]
-        with (
-            tempfile.TemporaryDirectory(prefix="practicum-trials-") as folder,
-            ThreadPoolExecutor(at_once, thread_name_prefix="trial") as pool,
-        ):
-            futures = [pool.submit(self.run_one, Path(folder), shared, *job) for job in jobs]
-            try:
-                return [future.result() for future in futures]
-            except BaseException:  # Ctrl-C: start no further trial
-                pool.shutdown(cancel_futures=True)
-                raise
 
-    def run_one(self, folder: Path, shared: bytes, job_num: int, overrides: list[str]) -> JobReturn:
+    def run_one(self, shared: bytes, job_num: int, overrides: list[str]) -> JobReturn:
         """Run one job in a new Python process; a process that ends without a result is a lost
         trial."""
-        job_file, result_file = folder / f"job_{job_num}.pkl", folder / f"job_{job_num}.result"
-        # the launching process's import path, so the task function imports as it does here
-        job_file.write_bytes(
-            pickle.dumps(
-                {"sys_path": sys.path, "shared": shared, "job_num": job_num, "overrides": overrides}
-            )
-        )
-        returncode = run_worker(job_file, result_file)
-        if returncode == 0 and result_file.is_file():
-            return pickle.loads(result_file.read_bytes())
+        with tempfile.TemporaryDirectory(prefix="practicum-trial-") as folder:
+            job_file, result_file = Path(folder) / "job.pkl", Path(folder) / "job.result"
+            # the launching process's import path, so the task function imports as it does here
+            job = {
+                "sys_path": sys.path,
+                "shared": shared,
+                "job_num": job_num,
+                "overrides": overrides,
+            }
+            job_file.write_bytes(pickle.dumps(job))
+            returncode = run_worker(job_file, result_file)
+            if returncode == 0 and result_file.is_file():
+                return pickle.loads(result_file.read_bytes())
         reason = exit_reason(returncode)
         report(f"trial {job_num} failed: {reason}")
         assert self.config is not None and self.hydra_context is not None

@@ -117,7 +117,7 @@ def record(run_dir: Path, sweep_config: DictConfig, overrides: list, reason: str
         before = RunSummary.read(run_dir)
     except (ValueError, TypeError):  # a summary cut off mid-write reads as none
         before = None
-    if before is not None and (before.finished or before.status == "failed"):
+    if before is not None and (before.finished or before.status in ("failed", "pruned")):
         return
     goal = sweep_config.get("goal") or {}
     said = f" (the run had said: {before.error})" if before is not None and before.error else ""

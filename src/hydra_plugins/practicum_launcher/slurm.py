@@ -1,6 +1,7 @@
 """`hydra/launcher=slurm`: the trials of a sweep as a SLURM job array, through submitit.
 
-What it adds to Hydra's submitit launcher:
+A search (practicum's Optuna sweeper) gets an array of workers that pull trials from its study
+instead (`launch_workers`, slurm_workers.py). What it adds to Hydra's submitit launcher:
 - before submitting, the request is checked against the partition's nodes and the requeue
   warning against the time limit (practicum/platform/cluster.py): a job that cannot run is one line, not a
   job that pends forever;
@@ -106,6 +107,37 @@ class SlurmLauncher(BaseSubmititLauncher):
             raise
         return [results[i] for i in range(len(jobs))]
 
+    def launch_workers(self, plan: Any, n_workers: int) -> None:
+        """A search: an array of workers that pull trials from the study (slurm_workers.py). A
+        trial that spans several tasks (DDP) runs in arrays of trials instead."""
+        from hydra_plugins.practicum_launcher.slurm_workers import TrialWorker, watch_workers
+        from hydra_plugins.practicum_launcher.trials import run_in_batches
+
+        assert self.config is not None and self.hydra_context is not None
+        if int(self.params.get("tasks_per_node") or 1) > 1:
+            run_in_batches(plan, n_workers, self.launch)
+            return
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        if not self.checked:
+            self.check_request(sweep_dir)
+        executor = self.executor()
+        count = max(1, min(n_workers, plan.n_trials - plan.asked()))
+        state = Singleton.get_state()
+        worker = TrialWorker(self.hydra_context, self.config, self.task_function)
+        jobs = executor.map_array(worker, [plan] * count, list(range(count)), [state] * count)
+        ids = ", ".join(job.job_id for job in jobs)
+        print(
+            f"Submitted {count} workers for {plan.n_trials} trials as SLURM jobs {ids}", flush=True
+        )
+        try:
+            watch_workers(self, executor, plan, jobs, state)
+        except KeyboardInterrupt:
+            report(
+                f"the launcher stopped; the workers run on (scancel {jobs[0].job_id.split('_')[0]} "
+                f"stops them). Once they end: practicum-summarize {sweep_dir}"
+            )
+            raise
+
     def check_request(self, sweep_dir: Path) -> None:
         """A request no node can satisfy, or a requeue warning longer than the time limit, is one
         line before anything is submitted; the sweep's folder is not left behind."""
@@ -165,7 +197,7 @@ def resume_if_requeued(sweep_config: DictConfig) -> JobReturn | None:
 
     run_dir = job_dir(sweep_config)
     summary = RunSummary.read(run_dir)
-    if summary is not None and summary.finished:
+    if summary is not None and (summary.finished or summary.status == "pruned"):
         log.info("trial %s had finished before it was requeued", sweep_config.hydra.job.num)
         task_overrides = OmegaConf.to_container(sweep_config.hydra.overrides.task)
         ret = JobReturn(

@@ -28,6 +28,7 @@ from practicum.cli.argv_checks import (
     is_a_sweep,
 )
 from practicum.cli.process_state import exit_code, restored
+from practicum.cli.sweep_checks import check_pinned_knobs
 from practicum.config import CONF_DIR, register_schemas
 from practicum.config import command_line as overrides
 from practicum.config.trust import hydra_whitelist
@@ -194,8 +195,12 @@ def is_another_rank(argv: list[str]) -> bool:
 
 def claim_sweep_dir(config_name: str, argv: list[str]) -> list[str]:
     """A sweep's folder, claimed here and passed on as `hydra.sweep.dir=`: its trials may run in
-    other processes (submitit, SLURM), which must all write into this one folder."""
-    if not is_a_run(argv) or not is_a_sweep(argv) or "hydra.sweep.dir" in overrides.values(argv):
+    other processes (submitit, SLURM), which must all write into this one folder. A search's
+    command line is checked against its space first, before the folder exists."""
+    if not is_a_run(argv) or not is_a_sweep(argv):
+        return argv
+    given = "hydra.sweep.dir" in overrides.values(argv)
+    if given and not overrides.values(argv).get("search"):
         return argv
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
@@ -205,8 +210,13 @@ def claim_sweep_dir(config_name: str, argv: list[str]) -> list[str]:
     try:
         with initialize_config_dir(str(CONF_DIR), job_name=config_name):
             cfg = compose(config_name, overrides=fixed, return_hydra_config=True)
+            check_pinned_knobs(cfg, argv)
+            if given:
+                return argv
             HydraConfig.instance().set_config(cfg)
             folder = OmegaConf.select(cfg, "hydra.sweep.dir")
+    except UserError:
+        raise
     except Exception:  # Hydra reports a config it cannot compose itself, in its own words
         return argv
     plain = all(c.isalnum() or c in "_./-:+@" for c in str(folder))

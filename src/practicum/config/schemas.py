@@ -133,6 +133,15 @@ class SearchConfig:
 class StudyDimension:
     path: str = MISSING
     low: float = MISSING
+    # Optuna's pruner: none, median, asha (successive halving) or hyperband; a trial's resource
+    # is its epochs: none is pruned before min_resource, rungs grow by reduction_factor
+    pruner: str = field(
+        default="none", metadata=rule(one_of("none", "median", "asha", "hyperband"))
+    )
+    min_resource: int = field(default=1, metadata=rule(PositiveInt))
+    reduction_factor: int = field(default=3, metadata=rule(at_least(2)))
+    # a command-line value for a key the search varies is refused unless this is true
+    keep_fixed: bool = False
     high: float = MISSING
     log: bool = False
 

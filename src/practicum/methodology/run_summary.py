@@ -2,7 +2,8 @@
 
 Every run directory gets one, whatever happened: `completed` and `diverged` runs (with metrics
 and a diagnosis), `failed` and `interrupted` runs (with the error, and for an interrupt the
-command that resumes it), and `refused` sweep trials (a config mistake found before training).
+command that resumes it), `refused` sweep trials (a config mistake found before training), and
+`pruned` search trials (stopped by the search's pruner: the epochs they trained, nothing after).
 A repeated run (`search.repeats`) adds its seeds and the spread of their objectives.
 """
 
@@ -18,7 +19,7 @@ from practicum.platform.files import write_json
 
 FILE_NAME = "summary.json"
 SCHEMA_VERSION = 1
-STATUSES = ("completed", "diverged", "failed", "interrupted", "refused")
+STATUSES = ("completed", "diverged", "pruned", "failed", "interrupted", "refused")
 
 
 def finite_or_none(value: float | None) -> float | None:

@@ -70,8 +70,14 @@ def trials_at_once(chosen: Any, n_jobs: Any, array_parallelism: Any) -> int:
     return 1
 
 
+def tpe_startup(n_trials: Any) -> int:
+    """TPE's random start-up trials for a budget: a quarter of it, at least 3."""
+    return max(3, int(n_trials) // 4)
+
+
 RESOLVERS = {
     "practicum.trials_at_once": trials_at_once,
+    "practicum.tpe_startup": tpe_startup,
     "practicum.slurm_gpus": gpus,
     "practicum.slurm_tasks": tasks,
     "practicum.slurm_cpus": cpus,

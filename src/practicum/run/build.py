@@ -19,6 +19,7 @@ from practicum.platform import gpu
 from practicum.run import wandb_runs
 from practicum.run.checkpoints import AtomicCheckpointIO, RunCSVLogger
 from practicum.run.lightning_output import ModelTable, quiet_lightning
+from practicum.run.pruning import trial_pruning
 from practicum.tasks.base import Task
 
 
@@ -148,6 +149,8 @@ def build_trainer(
     plugins = [AtomicCheckpointIO(), *(instantiate(p) for p in cfg.trainer.get("plugins") or [])]
     plugins += slurm_environment(plugins)
     return instantiate(
+    # a search's trial reports each epoch to its study and stops when the pruner says so
+    callbacks += trial_pruning(cfg)
         cfg.trainer,
         callbacks=callbacks,
         logger=loggers,

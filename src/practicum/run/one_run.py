@@ -40,6 +40,7 @@ from practicum.run.audit import audit_run
 from practicum.run.build import build_datamodule, build_task, build_trainer
 from practicum.run.checkpoints import checkpoint_progress, resolve_ckpt_path
 from practicum.run.evaluate import best_checkpoint, evaluate_splits
+from practicum.run.pruning import pruned_at, report_pruned
 
 
 class RunOne(Protocol):
@@ -80,7 +81,11 @@ def train_run(cfg: DictConfig, quiet: bool = False) -> float | None:
     show_config(cfg, output_dir, console)
     try:
         metrics, baseline = fit_and_evaluate(cfg, task, trainer, datamodule, ckpt_path)
-        if trainer.is_global_zero:
+        if pruned_at(trainer) is not None:
+            value = (
+                report_pruned(cfg, trainer, started, console) if trainer.is_global_zero else None
+            )
+        elif trainer.is_global_zero:
             value = report_run(cfg, trainer, datamodule, metrics, baseline, started, console)
         else:
             # under DDP every rank trains and evaluates; only rank zero writes the run's files
@@ -179,6 +184,8 @@ def fit_and_evaluate(
             f"data={part_name(cfg, 'data')}: it was trained with another model or data config; "
             "pass a checkpoint of this configuration (or the overrides it was trained with)"
         ) from exc
+    if pruned_at(trainer) is not None:  # a pruned trial evaluates nothing more
+        return {}, None
     splits = ("train", "val", "test") if cfg.get("test", True) else ("train", "val")
     metrics = evaluate_splits(cfg, task, datamodule, splits, best_checkpoint(trainer))
     return metrics, linear_baseline(cfg, task, datamodule)

@@ -3,27 +3,15 @@ opens it."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-SQLITE = "sqlite:///"
-JOURNAL = "journal:"
+# where a storage URL's file is: practicum/run/study_trial.py, which a trial's process reads too
+from practicum.run.study_trial import JOURNAL, SQLITE, storage_file
 
-
-def storage_file(storage: Any) -> Path | None:
-    """The file behind `sqlite:///relative.db`, `sqlite:////absolute.db` or `journal:<file>`;
-    None for other storages (a database server)."""
-    if not isinstance(storage, str):
-        return None
-    if storage.startswith(SQLITE):
-        return Path(storage[len(SQLITE) :])
-    if storage.startswith(JOURNAL):
-        path = storage[len(JOURNAL) :]
-        return Path(path[2:] if path.startswith("///") else path)
-    return None
+__all__ = ["JOURNAL", "SQLITE", "PrepareStudyStorage", "storage_file"]
 
 
 class PrepareStudyStorage(Callback):

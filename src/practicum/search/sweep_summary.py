@@ -12,6 +12,7 @@ import csv
 import logging
 import shlex
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from practicum.errors import report
 from practicum.search.plots import plot_search
 from practicum.search.sweep import SPLITS, TRIAL_STATUSES, Sweep, Trial, fmt, read_sweep, short
+from practicum.search.sweep_study import schedule
 
 log = logging.getLogger(__name__)
 SWEEP_FAILED_EXIT = 1
@@ -67,8 +69,9 @@ def summarize_sweep(
 ) -> dict[str, Any]:
     """Write summary.csv, summary.md and search.png; return the best trial, counts and warnings."""
     sweep = read_sweep(Path(sweep_dir), sweeper_params, command)
+    timing = schedule(sweep.dir, sweep.trials)
     write_csv(sweep, sweep.dir / "summary.csv")
-    (sweep.dir / "summary.md").write_text(markdown(sweep))
+    (sweep.dir / "summary.md").write_text(markdown(sweep, timing.lines()))
     plot_search(sweep, sweep.dir / "search.png")
     best = None
     if sweep.best is not None:
@@ -85,6 +88,7 @@ def summarize_sweep(
         "counts": counts,
         "warnings": sweep.warnings,
         "groups": groups,
+        "schedule": asdict(timing),
     }
 
 
@@ -116,7 +120,7 @@ def write_csv(sweep: Sweep, path: Path) -> None:
             )
 
 
-def markdown(sweep: Sweep) -> str:
+def markdown(sweep: Sweep, schedule_lines: list[str] = ()) -> str:
     goal, keys, best = sweep.goal, sweep.keys, sweep.best
     met = sum(bool(t.get("goal_met")) for t in sweep.trials)
     counts = ", ".join(
@@ -126,6 +130,7 @@ def markdown(sweep: Sweep) -> str:
     )
     lines = [f"# Sweep summary: {sweep.dir.name}", "", f"Sweep directory: `{sweep.dir}`", ""]
     lines += [f"Goal {goal.describe()}. {len(sweep.trials)} trials: {counts}; {met} met the goal."]
+    lines += ["", *schedule_lines] if schedule_lines else []
     lines += ["", "## Best trial", ""]
     if best:
         splits = ", ".join(f"{s} {fmt(best.metrics.get(goal.at(s)))}" for s in SPLITS)
