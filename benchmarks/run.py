@@ -37,6 +37,11 @@ Sections (each prints a table; all of them land in one JSON file):
               estimated noise rate), 5% of train copied into test (tables: 1e-4 relative noise;
               images: JPEG at quality 90), the learning curve's extrapolation from 200 digits to
               the full split, and the audit's share of the default run's time (target <= 1.15).
+  pruning     random search with and without pruning (ASHA, median) on the digits CNN, the wine
+              MLP and the GRU on digit rows (benchmarks/pruning.py): 16 trials of 30 epochs, 2 at
+              a time, early stopping off, 3 search seeds (--quick: 15 epochs, one seed). Best val
+              objective, trial-epochs, wall time, idle share of the slots. Targets: the best
+              within noise of no pruning, ASHA <= 40% of the trial-epochs, idle <= 10%.
   images      `data=image_folder` on generated PNGs (standard augmentation): images/s of
               practicum's training loader vs torchvision ImageFolder + DataLoader with the same
               transforms, batch and workers, epochs alternating (target >= 0.95); the training step
@@ -89,6 +94,7 @@ import fit
 import gpu
 import images
 import memory
+import pruning
 import scaling
 import startup
 import steps
@@ -105,6 +111,7 @@ SECTIONS = {
     "memory": memory,
     "autopilot": autopilot,
     "audit": audit,
+    "pruning": pruning,
     "images": images,
     "scaling": scaling,
     "gpu": gpu,
