@@ -146,11 +146,11 @@ def build_trainer(
         callbacks.append(StepLosses())
     # the trainer's own callbacks (trainer=gpu: channels-last convnets)
     callbacks += [instantiate(node) for node in cfg.trainer.get("callbacks") or []]
+    # a search's trial reports each epoch to its study and stops when the pruner says so
+    callbacks += trial_pruning(cfg)
     plugins = [AtomicCheckpointIO(), *(instantiate(p) for p in cfg.trainer.get("plugins") or [])]
     plugins += slurm_environment(plugins)
     return instantiate(
-    # a search's trial reports each epoch to its study and stops when the pruner says so
-    callbacks += trial_pruning(cfg)
         cfg.trainer,
         callbacks=callbacks,
         logger=loggers,
