@@ -37,6 +37,9 @@ Sections (each prints a table; all of them land in one JSON file):
               estimated noise rate), 5% of train copied into test (tables: 1e-4 relative noise;
               images: JPEG at quality 90), the learning curve's extrapolation from 200 digits to
               the full split, and the audit's share of the default run's time (target <= 1.15).
+  checks      what the checks that see the code cost (benchmarks/checks_bench.py): the seconds
+              of `debug=checks` on the default model (target <= 10 s), and the default run with
+              the code facts on and off, alternating (target: run / (run - facts) <= 1.02).
   pruning     random search with and without pruning (ASHA, median) on the digits CNN, the wine
               MLP and the GRU on digit rows (benchmarks/pruning.py): 16 trials of 30 epochs, 2 at
               a time, early stopping off, 3 search seeds (--quick: 15 epochs, one seed). Best val
@@ -90,6 +93,7 @@ from rich.console import Console
 
 import audit
 import autopilot
+import checks_bench
 import fit
 import gpu
 import images
@@ -112,6 +116,7 @@ SECTIONS = {
     "autopilot": autopilot,
     "audit": audit,
     "pruning": pruning,
+    "checks": checks_bench,
     "images": images,
     "scaling": scaling,
     "gpu": gpu,

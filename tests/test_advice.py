@@ -77,8 +77,8 @@ def test_checks_are_advised_only_where_they_run(tmp_path: Path):
     _, classifier = _advised(tmp_path, ["model=mlp"])
     _, vae = _advised(tmp_path, ["model=vae"])
     _, segmentation = _advised(tmp_path, ["model=segnet", "data=shapes_segmentation"])
-    assert "checks" in classifier
-    assert "checks" not in vae and "checks" not in segmentation
+    assert "checks" in classifier and "checks" in vae and "checks" in segmentation
+    assert "checks" not in run_changes(compose_train(tmp_path, ["model=mlp"]), object(), None)
 
 
 def test_class_weights_are_advised_to_classifiers_that_do_not_weigh_them(tmp_path: Path):

@@ -48,10 +48,16 @@ def compose_step(overrides: list[str]) -> DictConfig:
 
         return compose(CONF_DIR, "train", overrides)
     from hydra import compose as hydra_compose
+    from hydra.core.hydra_config import HydraConfig
 
     from practicum.config import job_config
 
-    return job_config(hydra_compose("train", overrides=overrides, return_hydra_config=True))
+    # a user's own config folder (hydra.searchpath) holds options the steps name too
+    given = HydraConfig.get().overrides.hydra if HydraConfig.initialized() else []
+    own = [o for o in given if _key(o) == "hydra.searchpath"]
+    return job_config(
+        hydra_compose("train", overrides=[*own, *overrides], return_hydra_config=True)
+    )
 
 
 def step_config(overrides: list[str], root_dir: str, output_dir: Path) -> DictConfig:

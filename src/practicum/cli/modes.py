@@ -13,6 +13,7 @@ function that runs one config (`RunOne`, which is `run.train_run`). `cli.py` pic
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -99,9 +100,10 @@ def sanity_checks(cfg: DictConfig) -> float:
             f"debug=checks cannot check model={part_name(cfg, 'model')} "
             f"data={part_name(cfg, 'data')}: {why_not}"
         )
+    started = time.perf_counter()
     results = run_checks(task, datamodule, settings(cfg.checks, ChecksConfig, "checks"))
     print_checks(results, console)
-    path = write_checks(results, output_dir)
+    path = write_checks(results, output_dir, seconds=time.perf_counter() - started)
     failed = [r.name for r in results if not r.passed]
     verdict = f"[red]failed: {', '.join(failed)}[/red]" if failed else "[green]all passed[/green]"
     console.print(f"Sanity checks {verdict}.  Written to {path}", soft_wrap=True)

@@ -256,8 +256,9 @@ def run_changes(
     kind = getattr(task, "diagnosis_kind", "supervised")
     if kind != "gan" and uses_optimizer_group(cfg):
         changes["range_test"] = [["tune=lr"]]
-    in_memory = isinstance(getattr(datamodule, "splits", {}).get("train"), tuple)
-    if in_memory and hasattr(task, "criterion"):
+    # debug=checks runs on the tasks that can be probed (tasks.base.Task) and loader(split) data
+    probed = callable(getattr(task, "probe_loss", None))
+    if probed and callable(getattr(datamodule, "loader", None)):
         changes["checks"] = [["debug=checks"]]
     stabilize = [["trainer.gradient_clip_val=1.0"]]
     if (cfg.get("scheduler") or {}).get("factory") is not None or "scheduler" in cfg:

@@ -1,12 +1,22 @@
-"""Callbacks that carry the goal into training."""
+"""Callbacks that carry the goal into training, and record what the diagnosis reads of it."""
 
 from __future__ import annotations
 
 import functools
+import time
 
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping
 from torch import Tensor
+
+from practicum.methodology.code_facts import (
+    CodeFacts,
+    first_facts,
+    gradient_facts,
+    optimized_parameters,
+    parameter_facts,
+)
+from practicum.methodology.unit_probe import count, gather, layers_off, probe_pass
 
 
 class GoalEarlyStopping(EarlyStopping):
@@ -92,3 +102,90 @@ class StepLosses(Callback):
         self.first = list(state_dict.get("first", []))
         self.last = list(state_dict.get("last", []))
         self.steps_per_epoch = int(state_dict.get("steps_per_epoch", 0))
+
+
+class CodeFactsRecorder(Callback):
+    """The code facts of a run (code_facts.py), cheaply: parameters, outputs, determinism and
+    input scale on the first batch, gradients after the first step, and dead or saturated units
+    on the first UNIT_EXAMPLES training examples at the first epoch and again when training ends.
+    Saved in checkpoints, so a resumed run keeps what its first epoch showed."""
+
+    UNIT_EXAMPLES = 64
+
+    def __init__(self, probe: bool = True) -> None:
+        self.probe = probe  # off: parameters and gradients only (a compiled net)
+        self.facts: CodeFacts | None = None
+        self.units_counted = False
+        self.gradients_read = False
+        self.kept: list = []  # the inputs units are counted on, until there are enough
+        self.kept_enough = False
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if self.facts is not None and (not self.probe or self.kept_enough):
+            return  # every step after the first few: nothing to do
+        if not callable(getattr(pl_module, "probe_inputs", None)):
+            self.probe = False  # a LightningModule of the user's own, not a tasks.base.Task
+            if self.facts is None:
+                self.facts = CodeFacts()
+                parameter_facts(pl_module, optimized_parameters(trainer.optimizers), self.facts)
+            return
+        started = time.perf_counter()
+        inputs = pl_module.probe_inputs(batch)
+        if self.facts is None:
+            optimized = optimized_parameters(trainer.optimizers)
+            if self.probe:
+                self.facts, _ = first_facts(pl_module, inputs, optimized, trainer.datamodule)
+            else:
+                self.facts = CodeFacts()
+                parameter_facts(pl_module.net, optimized, self.facts)
+        if self.probe:
+            self.kept.append(_detached(inputs))
+            self.kept_enough = sum(count(x) for x in self.kept) >= self.UNIT_EXAMPLES
+            if self.kept_enough and not self.units_counted:
+                self._count_units(pl_module, first=True)
+        self.facts.seconds += time.perf_counter() - started
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        # a manual optimization (a GAN's two optimizers) clears one net's gradients for the other
+        if self.gradients_read or self.facts is None or not pl_module.automatic_optimization:
+            return
+        self.gradients_read = True
+        optimized = optimized_parameters(trainer.optimizers)
+        self.facts.no_gradient = gradient_facts(getattr(pl_module, "net", pl_module), optimized)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self.kept and not self.units_counted:  # an epoch of fewer examples than UNIT_EXAMPLES
+            self._count_units(pl_module, first=True)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.kept and self.facts is not None:
+            started = time.perf_counter()
+            self._count_units(pl_module, first=False)
+            self.facts.seconds += time.perf_counter() - started
+
+    def _count_units(self, pl_module, first: bool) -> None:
+        inputs = gather(self.kept)
+        layers = layers_off(probe_pass(pl_module, inputs))
+        if first:
+            self.facts.units_first, self.facts.examples = layers, count(inputs)
+            self.units_counted = True
+        else:
+            self.facts.units_last = layers
+
+    def state_dict(self) -> dict:
+        state = {"units_counted": self.units_counted, "gradients_read": self.gradients_read}
+        return {**state, "facts": None if self.facts is None else self.facts.as_dict()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.facts = CodeFacts.from_dict(state_dict.get("facts"))
+        self.units_counted = bool(state_dict.get("units_counted", False))
+        self.gradients_read = bool(state_dict.get("gradients_read", False))
+
+
+def _detached(inputs):
+    """A copy of a batch's inputs that training cannot change (an in-place first layer)."""
+    if isinstance(inputs, Tensor):
+        return inputs.detach().clone()
+    if isinstance(inputs, tuple):
+        return tuple(_detached(part) for part in inputs)
+    return [_detached(item) for item in inputs] if isinstance(inputs, list) else inputs

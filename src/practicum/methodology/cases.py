@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from practicum.config.goal import Goal
 from practicum.methodology.data_audit import Audit
 from practicum.methodology.history import History
+
+if TYPE_CHECKING:
+    from practicum.methodology.code_facts import CodeFacts
 
 
 @dataclass
@@ -79,6 +82,8 @@ class RunFacts:
     changes: dict[str, list[list[str]]] = field(default_factory=dict)
     # what the data audit found (labels, duplicates across splits, classes); None: not audited
     audit: Audit | None = None
+    # what the run showed of its code: frozen parameters, probabilities as outputs, dead units, ...
+    code: CodeFacts | None = None
 
     @property
     def init_loss(self) -> float | None:

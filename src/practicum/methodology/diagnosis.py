@@ -22,6 +22,7 @@ linear baseline, and the sampling noise of each split. Each case has its own fir
 | overfitting     | train meets, validation misses                        | regularize, more data        |
 | mismatch        | val/test gap beyond the noise                         | a validation set like test   |
 | gradient_bug    | a sanity check failed                                 | fix the code                 |
+| code_defect     | the run's code facts (code_defects.py)                | fix that layer               |
 | leakage, imbalance, noise_floor (labels) | the data audit (data_audit.py)   | fix the data or the goal     |
 
 Cases that tuning cannot fix (a bug, a mismatch, a noise floor, too little data) set `stop`.
@@ -34,6 +35,7 @@ import statistics
 
 from practicum.config.goal import Goal
 from practicum.methodology.cases import Diagnosis, Remedy, RunFacts
+from practicum.methodology.code_defects import code_case, code_evidence, defects
 from practicum.methodology.data_audit import audit_evidence, converged, data_case
 from practicum.methodology.evidence import baseline_line, values_line
 from practicum.methodology.generative_diagnosis import diagnose_gan, vae_collapse, vae_evidence
@@ -57,6 +59,7 @@ CASES = (
     "collapse",
     "leakage",
     "imbalance",
+    "code_defect",
 )
 
 HEADLINES = {
@@ -242,7 +245,13 @@ def diagnose(facts: RunFacts) -> Diagnosis:
     if facts.kind not in KINDS:
         raise ValueError(f"diagnosis kind {facts.kind!r} is not one of {', '.join(KINDS)}")
     if facts.kind == "gan":
-        return diagnose_gan(facts)
+        diagnosis = diagnose_gan(facts)
+        diverged = diagnosis.verdict == "diverged"
+        diagnosis.evidence += code_evidence(facts.code, diverged)
+        found = code_case(facts.code, diagnosis.verdict, diverged)
+        if found is None:
+            return diagnosis
+        return _defect_diagnosis(facts, diagnosis.verdict, found, diagnosis.evidence)
     verdict = decide_verdict(facts)
     evidence = [values_line(facts.metrics, facts.goal)]
     evidence += curve_evidence(facts)
@@ -252,6 +261,11 @@ def diagnose(facts: RunFacts) -> Diagnosis:
     if facts.kind == "vae":
         evidence += vae_evidence(facts.metrics)
     case, why = decide_case(facts, verdict)
+    evidence += code_evidence(facts.code, verdict == "diverged")
+    code = code_case(facts.code, verdict, verdict == "diverged")
+    if code is not None and case != "gradient_bug":
+        # a defect in the code comes before what the curves say: they were measured on it
+        return _defect_diagnosis(facts, verdict, code, evidence)
     settled = converged(case, len(facts.history))
     found = data_case(facts.audit, facts.goal, facts.metrics, facts.sizes, settled)
     if found is not None and case not in ("gradient_bug", "lr_too_high", "collapse"):
@@ -282,6 +296,11 @@ def _data_diagnosis(facts: RunFacts, verdict: str, found) -> Diagnosis:
     if facts.baseline:
         evidence.append(baseline_line(facts.baseline, facts.metrics, facts.goal))
     evidence += audit_evidence(facts.audit, facts.goal, facts.metrics)
+    return _defect_diagnosis(facts, verdict, found, evidence)
+
+
+def _defect_diagnosis(facts: RunFacts, verdict: str, found, evidence: list[str]) -> Diagnosis:
+    """The diagnosis of a defect in the data or the code, found before the curves are believed."""
     remedies = remedies_for(found.case, verdict, facts)
     # a target reached on leaked or constant-beatable scores is not reached (UNTRUSTED)
     opening = ON_PAPER if verdict == "goal_met" else HEADLINES[verdict]
@@ -432,9 +451,10 @@ STOPS = {
 
 def remedies_for(case: str, verdict: str, facts: RunFacts) -> list[Remedy]:
     """The remedies of a case, in the order to try them; each names its command."""
-    r = _Remedies(facts)
+    r = _Remedies(facts, verdict)
     order = {
         "gradient_bug": [r.fix_bug, r.checks],
+        "code_defect": [r.fix_code, r.checks],
         "lr_too_high": [r.lower_lr, r.range_test, r.stabilize, r.checks],
         "lr_too_low": [r.raise_lr, r.range_test, r.train_longer],
         "cut_short": [r.full_run, r.train_longer],
@@ -462,8 +482,9 @@ class _Remedies:
     """The remedies, each built for this run: only knobs its config has, lr values that move away
     from the one that failed."""
 
-    def __init__(self, facts: RunFacts) -> None:
+    def __init__(self, facts: RunFacts, verdict: str = "") -> None:
         self.facts = facts
+        self.verdict = verdict
         self.changes = facts.changes
 
     def _get(self, key: str) -> list[list[str]]:
@@ -473,6 +494,11 @@ class _Remedies:
         return Remedy(
             "fix_bug", "Fix the bug the failed check points at; no tuning helps before that."
         )
+
+    def fix_code(self) -> Remedy:
+        found = defects(self.facts.code, self.verdict == "diverged")
+        fixes = "; ".join(f"{d.layer}: {d.fix}" for d in found)
+        return Remedy("fix_code", f"Fix the code before tuning anything ({fixes}).")
 
     def checks(self) -> Remedy | None:
         if not self.changes.get("checks"):

@@ -50,6 +50,9 @@ class RunSummary:
     objective_std: float | None = None  # repeats: spread of the seeds' objectives
     # the data audit: label_issues, label_noise_rate, duplicates, class shares (data_audit.py)
     audit: dict[str, Any] | None = None
+    # what the run showed of its code: frozen parameters, probabilities as outputs, dead units
+    # at the first and last epoch, ... (code_facts.py)
+    code: dict[str, Any] | None = None
     schema: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:

@@ -69,6 +69,11 @@ class _TorchvisionNet(nn.Module):
             self.freeze_backbone()
         dry_run(self, in_shape, what)
 
+    @property
+    def frozen_on_purpose(self) -> tuple[str, ...]:
+        """The module paths frozen by design, which the checks report as deliberate (docs/extending.md)."""
+        return ("backbone",) if self.frozen else ()
+
     def freeze_backbone(self) -> None:
         self.frozen = True
         for param in self.backbone.parameters():

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from practicum.config.trust import instantiate
 from practicum.data.in_memory import InMemoryClassificationData
 from practicum.errors import UserError
-from practicum.methodology.callbacks import StepLosses
+from practicum.methodology.callbacks import CodeFactsRecorder, StepLosses
 from practicum.platform import gpu
 from practicum.run import wandb_runs
 from practicum.run.checkpoints import AtomicCheckpointIO, RunCSVLogger
@@ -144,6 +144,9 @@ def build_trainer(
     # the within-epoch loss curve and the loss at init, which the diagnosis reads
     if not any(isinstance(c, StepLosses) for c in callbacks):
         callbacks.append(StepLosses())
+    # the code facts (frozen parameters, probabilities as outputs, dead units, ...): code_defect
+    if (cfg.get("diagnosis") or {}).get("code_facts", True):
+        callbacks.append(CodeFactsRecorder(probe=not cfg.get("compile")))
     # the trainer's own callbacks (trainer=gpu: channels-last convnets)
     callbacks += [instantiate(node) for node in cfg.trainer.get("callbacks") or []]
     # a search's trial reports each epoch to its study and stops when the pruner says so

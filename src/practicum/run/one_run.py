@@ -24,7 +24,7 @@ from practicum.config.goal import Goal
 from practicum.config.knobs import run_changes
 from practicum.config.validate import declared_problem
 from practicum.errors import UserError
-from practicum.methodology.callbacks import GoalEarlyStopping, StepLosses
+from practicum.methodology.callbacks import CodeFactsRecorder, GoalEarlyStopping, StepLosses
 from practicum.methodology.cases import RunFacts
 from practicum.methodology.curves import log_figure_to_loggers, plot_curves
 from practicum.methodology.data_audit import UNTRUSTED
@@ -227,6 +227,8 @@ def report_run(
     audit = audit_run(cfg, task, datamodule, metrics, title)
     facts = run_facts(cfg, trainer, datamodule, metrics, baseline, history, best)
     facts.audit = audit
+    recorder = next((c for c in trainer.callbacks if isinstance(c, CodeFactsRecorder)), None)
+    facts.code = recorder.facts if recorder is not None else None
     diagnosis = diagnose(facts)
     value = finite_or_none(metrics.get(goal.metric))
     if diagnosis.verdict == "diverged":
@@ -251,6 +253,7 @@ def report_run(
         best_checkpoint=best_checkpoint(trainer),
         wall_time_s=round(time.perf_counter() - started, 3),
         audit=None if audit is None else audit.as_dict(),
+        code=None if facts.code is None else facts.code.as_dict(),
     )
     # the task's own pictures of the best checkpoint, e.g. predictions on validation images
     task.save_pictures(datamodule, output_dir, title)

@@ -55,6 +55,24 @@ class Task(pl.LightningModule):
         self.split_errors: dict[str, float] = {}
         self.standard_errors: dict[str, float] = {}
 
+    # -- what the sanity checks and the run's code facts probe (methodology/code_facts.py) -------
+    # what the loss reads the net's scores as: "logits" (one per class on dim 1, the softmax is the
+    # loss's), "binary" (one logit per value, the sigmoid is the loss's), or None (no scores)
+    score_kind: ClassVar[str | None] = None
+
+    def probe_inputs(self, batch: Any) -> Any:
+        """What the net is called with for a training batch."""
+        return batch[0]
+
+    def probe(self, inputs: Any) -> tuple[Any, Tensor | None]:
+        """The net's outputs for `inputs`, and the part of them the loss reads as scores."""
+        outputs = self.net(inputs)
+        return outputs, outputs if self.score_kind else None
+
+    def probe_loss(self, batch: Any) -> Tensor:
+        """The training loss of one batch, without training_step's logging and metric updates."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement probe_loss(batch)")
+
     def save_pictures(self, datamodule: Any, output_dir: Path, title: str = "") -> Path | None:
         """Pictures of the best checkpoint in the run directory (e.g. predictions on validation
         images); tasks without pictures keep this default, which draws nothing."""

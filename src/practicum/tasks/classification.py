@@ -41,6 +41,7 @@ class ClassificationTask(Task):
 
     problem = "classification"
     logged_metrics = (cost("loss"), share("acc"), share("f1"))
+    score_kind = "logits"
 
     def __init__(
         self,
@@ -75,6 +76,10 @@ class ClassificationTask(Task):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+    def probe_loss(self, batch: tuple[Tensor, Tensor]) -> Tensor:
+        x, y = batch
+        return self.criterion(self.net(x), y)
 
     def setup(self, stage: str) -> None:
         if self.hparams.class_weights == "balanced":

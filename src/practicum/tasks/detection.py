@@ -81,6 +81,10 @@ class DetectionTask(Task):
     def forward(self, images: list[Tensor]) -> list[dict[str, Tensor]]:
         return self.net(images)
 
+    def probe_loss(self, batch: Batch) -> Tensor:
+        images, targets = batch
+        return sum(self.net(images, targets).values())
+
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         images, targets = batch
         losses = self.net(images, targets)

@@ -40,6 +40,8 @@ class GANTask(GenerativeTask):
     """Writes grids/samples/epoch_NNN.png (the same fixed noise every epoch) after each epoch."""
 
     diagnosis_kind = "gan"
+    # the discriminator's real/fake logits, which the binary cross-entropy squashes itself
+    score_kind = "binary"
     logged_metrics = (
         *(cost(name) for name in ("loss", "d_loss", "g_loss")),
         # the discriminator's mean belief that real (d_real) and generated (d_fake) images are real
@@ -84,6 +86,23 @@ class GANTask(GenerativeTask):
 
     def forward(self, z: Tensor) -> Tensor:
         return self.net.generate(z)
+
+    def probe_inputs(self, batch: Any) -> Tensor:
+        return self.to_signed(batch[0])
+
+    def probe(self, inputs: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
+        """Images from fixed noise, one per input, and the discriminator's logits on the inputs."""
+        noise = torch.randn(
+            len(inputs), self.net.latent_dim, generator=torch.Generator().manual_seed(0)
+        )
+        generated = self.net.generate(noise.to(inputs))
+        logits = self.net.discriminate(inputs)
+        return (generated, logits), logits
+
+    def probe_loss(self, batch: Any) -> Tensor:
+        """The discriminator's and the generator's losses together: every parameter gets a gradient."""
+        values, fake = self.losses(self.to_signed(batch[0]))
+        return values["d_loss"] + self.generator_loss(fake)
 
     def to_signed(self, x: Tensor) -> Tensor:
         """Normalized images -> [-1, 1], the generator's tanh range."""

@@ -33,6 +33,7 @@ class SegmentationTask(Task):
 
     problem = "segmentation"
     logged_metrics = (cost("loss"), share("miou"), share("pixel_acc"))
+    score_kind = "logits"
 
     def __init__(
         self,
@@ -64,6 +65,10 @@ class SegmentationTask(Task):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+    def probe_loss(self, batch: tuple[Tensor, Tensor]) -> Tensor:
+        x, masks = batch
+        return self.criterion(self.net(x), masks)
 
     def _shared_step(
         self, batch: tuple[Tensor, Tensor], stage: str, per_image: bool = False

@@ -35,6 +35,8 @@ class VAETask(GenerativeTask):
     epoch_NNN.png (validation images above their reconstructions) after each training epoch."""
 
     diagnosis_kind = "vae"
+    # the decoder's per-pixel logits, which the binary cross-entropy squashes itself
+    score_kind = "binary"
     logged_metrics = (
         *(cost(name) for name in TERMS),
         *GenerativeTask.SAMPLE_QUALITY,
@@ -66,6 +68,16 @@ class VAETask(GenerativeTask):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         return self.net(x)
+
+    def probe_inputs(self, batch: Any) -> Tensor:
+        return self.to_unit(batch[0])
+
+    def probe(self, inputs: Tensor) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor]:
+        outputs = self.net(inputs)
+        return outputs, outputs[0]
+
+    def probe_loss(self, batch: Any) -> Tensor:
+        return self.elbo_terms(batch[0])["loss"]
 
     def elbo_terms(self, x: Tensor, per_image: bool = False) -> dict[str, Tensor]:
         """Per-image means of the reconstruction term, the KL term, the negative ELBO and the loss;
