@@ -1,7 +1,7 @@
 """Sweeps on a real SLURM cluster (`make test-slurm` brings up a single-node one with
-scripts/slurm_cluster.sh and runs these): a grid, a random search that loses a job, a cancelled
-job, a preempted trial that resumes, DDP with two tasks, a request no node can run, and a launcher
-that dies.
+scripts/slurm_cluster.sh and runs these): a grid, a random search whose workers pull trials and
+lose one, a search that prunes, a cancelled job, a preempted trial that resumes, DDP with two
+tasks, a request no node can run, and a launcher that dies.
 
 Marked `slurm`: the main suite leaves them out (pyproject's addopts); `pytest -m slurm` runs them.
 """
@@ -55,11 +55,13 @@ def run_sweep(tmp_path: Path, *args: str, timeout: int = 600) -> subprocess.Comp
 
 
 def submitted_jobs(process: subprocess.Popen, timeout: float = 120) -> list[str]:
-    """The job ids the launcher prints once it has submitted the trials."""
+    """The job ids the launcher prints once it has submitted the trials (or a search's workers)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         line = process.stdout.readline()
-        match = re.match(r"Submitted \d+ trials as SLURM jobs (.+)", line)
+        match = re.match(
+            r"Submitted \d+ (?:trials|workers for \d+ trials) as SLURM jobs (.+)", line
+        )
         if match:
             return [job.strip() for job in match.group(1).split(",")]
     raise AssertionError("the launcher did not submit")
@@ -102,6 +104,18 @@ def test_a_grid_runs_as_a_job_array_that_asks_for_no_gpu(tmp_path: Path):
     assert "gpus" not in script and "gres" not in script  # a CPU trial asks for no GPU
 
 
+def worker_of(folder: Path, number: int) -> str:
+    """The SLURM job of the worker that pulled trial `number` from the sweep's study."""
+    import optuna
+
+    from practicum.run.study_trial import open_storage
+
+    storage = open_storage(f"journal:{folder / 'study.journal'}")
+    (name,) = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    trial = optuna.load_study(study_name=name, storage=storage).trials[number]
+    return trial.user_attrs["slurm_job"]
+
+
 def test_a_random_search_goes_on_after_a_cancelled_job(tmp_path: Path):
     process = start_sweep(
         tmp_path,
@@ -112,14 +126,16 @@ def test_a_random_search_goes_on_after_a_cancelled_job(tmp_path: Path):
         "callbacks.early_stopping=null",
     )
     jobs = submitted_jobs(process)
-    assert len(jobs) == 2  # the search proposes as many trials as the array runs at once
+    assert len(jobs) == 2  # as many workers as the array runs at once, pulling 4 trials
     # cancelled while it trains: after its first epoch, long before its 300th
     runs = tmp_path / "train" / "multiruns"
     wait_for(lambda: list(runs.glob("*/1/checkpoints/last.ckpt")), what="trial 1 to train")
-    subprocess.run(["scancel", jobs[1]], check=True)
+    lost = worker_of(sweep_dir(tmp_path), 1)
+    assert lost in jobs
+    subprocess.run(["scancel", lost], check=True)
     out, err = process.communicate(timeout=600)
     assert process.returncode == 0, err[-3000:]
-    assert f"trial 1 failed: its SLURM job {jobs[1]} ended CANCELLED" in err
+    assert f"trial 1 failed: its SLURM job {lost} ended CANCELLED" in err
     folder = sweep_dir(tmp_path)
     statuses = {job: summary(folder / str(job))["status"] for job in range(4)}
     assert statuses == {0: "completed", 1: "failed", 2: "completed", 3: "completed"}
@@ -128,7 +144,67 @@ def test_a_random_search_goes_on_after_a_cancelled_job(tmp_path: Path):
     with (folder / "summary.csv").open() as handle:
         rows = {row["job"]: row for row in csv.DictReader(handle)}
     assert rows["1"]["status"] == "failed" and rows["1"]["objective"] == ""
-    assert len(submission_scripts(folder)) == 2  # two arrays of two trials
+    # a worker takes the lost one's place while trials are left to ask; trials this short may all
+    # be asked by the other worker before the launcher sees the loss (sacct's delay)
+    replaced = "Submitted worker 2 as SLURM job" in out
+    assert len(submission_scripts(folder)) == 1 + replaced
+    if not replaced:
+        assert worker_of(folder, 2) == worker_of(folder, 3) != lost
+    import optuna
+
+    storage = f"journal:{folder / 'study.journal'}"
+    from practicum.run.study_trial import open_storage
+
+    (name,) = [s.study_name for s in optuna.get_all_study_summaries(open_storage(storage))]
+    study = optuna.load_study(study_name=name, storage=open_storage(storage))
+    states = [t.state.name for t in sorted(study.trials, key=lambda t: t.number)]
+    assert states == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+
+
+def test_a_search_prunes_on_the_cluster(tmp_path: Path):
+    """One worker pulls two grid points in turn: lr 0.03 trains its 6 epochs, lr 1e-6 is pruned
+    by ASHA after its first (the grid's order is its seed's: 1 keeps lr 0.03 first)."""
+    result = run_sweep(
+        tmp_path,
+        "search=grid",
+        "search.seed=1",
+        "search.pruner=asha",
+        "optimizer.lr=choice(0.03,1e-6)",
+        "optimizer.weight_decay=choice(0)",
+        "trainer.max_epochs=6",
+        "callbacks.early_stopping=null",
+        "hydra.launcher.array_parallelism=1",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Submitted 1 workers for 2 trials as SLURM jobs" in result.stdout
+    folder = sweep_dir(tmp_path)
+    kept, pruned = summary(folder / "0"), summary(folder / "1")
+    assert kept["status"] == "completed" and kept["epochs_trained"] == 6
+    assert pruned["status"] == "pruned" and pruned["epochs_trained"] == 1
+    assert "test/acc" not in pruned["metrics"]
+    assert "2 trials: 1 completed, 1 pruned" in counts_line(folder)
+    assert "Budget: 7 trial-epochs" in (folder / "summary.md").read_text()
+
+
+def test_two_workers_keep_both_slots_busy(tmp_path: Path):
+    """Four equal trials pulled by two workers: the slots idle at most 10% of the sweep."""
+    result = run_sweep(
+        tmp_path,
+        "search=grid",
+        "optimizer.lr=choice(1e-3,2e-3,3e-3,4e-3)",
+        "optimizer.weight_decay=choice(0)",
+        "trainer.max_epochs=40",
+        "callbacks.early_stopping=null",
+        "hydra.launcher.array_parallelism=2",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    folder = sweep_dir(tmp_path)
+    from practicum.search.sweep import collect_trials
+    from practicum.search.sweep_study import schedule
+
+    timing = schedule(folder, collect_trials(folder))
+    assert timing.slots == 2 and timing.trial_epochs == 160
+    assert timing.idle is not None and timing.idle <= 0.10, f"slots idle {timing.idle:.1%}"
 
 
 def test_a_preempted_trial_resumes_from_its_last_checkpoint(tmp_path: Path):
@@ -166,6 +242,40 @@ def test_a_preempted_trial_resumes_from_its_last_checkpoint(tmp_path: Path):
     a = torch.load(interrupted / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
     b = torch.load(through / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]
     assert all(torch.equal(a[key], b[key]) for key in b)
+
+
+def test_a_preempted_worker_resumes_its_trial_then_pulls_on(tmp_path: Path):
+    """A search's worker preempted while its first trial trains: requeued, it resumes that trial
+    from its last.ckpt, then pulls the second."""
+    process = start_sweep(
+        tmp_path,
+        "search=grid",
+        "optimizer.lr=choice(1e-3,2e-3)",
+        "optimizer.weight_decay=choice(0)",
+        "trainer=deterministic",
+        "trainer.max_epochs=150",
+        "callbacks.early_stopping=null",
+        "hydra.launcher.array_parallelism=1",
+    )
+    (job,) = submitted_jobs(process)
+    runs = tmp_path / "train" / "multiruns"
+    from practicum.run.checkpoints import checkpoint_progress
+
+    def trained_on() -> bool:
+        saved = list(runs.glob("*/0/checkpoints/last.ckpt"))
+        return bool(saved) and (checkpoint_progress(str(saved[0]))[0] or 0) >= 1
+
+    wait_for(trained_on, what="trial 0's second last.ckpt")
+    subprocess.run(["scancel", "--signal=USR2", job], check=True)
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-3000:]
+    folder = sweep_dir(tmp_path)
+    logs = "".join(p.read_text() for p in folder.glob(f".submitit/{job}/*_log.*"))
+    assert "Requeued job" in logs and "trial 0 resumes from" in logs, logs[-3000:]
+    for trial in ("0", "1"):
+        assert summary(folder / trial)["status"] == "completed"
+        assert summary(folder / trial)["epochs_trained"] == 150
+    assert "2 trials: 2 completed" in counts_line(folder)
 
 
 def test_ddp_with_two_tasks_logs_per_rank_into_one_run_directory(tmp_path: Path):
