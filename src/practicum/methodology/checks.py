@@ -20,12 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from practicum.config import ChecksConfig
 from practicum.methodology import code_checks
 from practicum.methodology.check_table import CheckResult, print_checks, write_checks
-from practicum.methodology.gradient_check import gradient_check, gradient_check_of
+from practicum.methodology.gradient_check import BATCH_NORMS, gradient_check, gradient_check_of
 from practicum.methodology.output_facts import dependence, mixing_layer
 from practicum.methodology.unit_probe import seeded
 
@@ -113,7 +112,7 @@ def initial_loss(task: Task, datamodule: Data, settings: ChecksConfig) -> CheckR
     # at init are huge (a healthy Inception: 5e6 against log 10); dropout stays off
     net = copy.deepcopy(task.net).eval()
     for module in net.modules():
-        if isinstance(module, _BatchNorm):
+        if isinstance(module, BATCH_NORMS):
             module.train()
     batches = _first_batches(datamodule, settings.initial_loss_batches)
     with torch.no_grad(), seeded(settings.seed):

@@ -10,7 +10,6 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from practicum.methodology.check_table import CheckResult
 from practicum.methodology.unit_probe import seeded, tensors_of
@@ -20,6 +19,8 @@ from practicum.methodology.unit_probe import seeded, tensors_of
 # SegNet's thousands of activations near zero), while a wrong backward disagrees at every step
 ATOL, RTOL = 1e-5, 1e-3
 STEPS = (1e-6, 1e-7, 1e-8)
+# batch norm's layers, each with running statistics that are a placeholder at init
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 # the standard deviation of the random shift of every weight before a check (see gradient_check)
 JITTER = 1e-3
 
@@ -130,7 +131,7 @@ def _calibrate(net: nn.Module, x: Tensor, device: torch.device) -> None:
     """Batch norm's running statistics set from a batch of the check's random inputs: at init
     they are mean 0 and variance 1, which normalize nothing in eval mode, and a deep net's
     activations grow past what float64 differences resolve (a healthy Inception's logits: 1e6)."""
-    norms = [m for m in net.modules() if isinstance(m, _BatchNorm) and m.track_running_stats]
+    norms = [m for m in net.modules() if isinstance(m, BATCH_NORMS) and m.track_running_stats]
     if not norms:
         return
     for norm in norms:
