@@ -126,3 +126,17 @@ def test_suggested_lr_trains_to_the_goal(default_sweep, tmp_path):
     _, summary, _ = train(tmp_path, overrides)
     assert summary["goal_met"] is True, summary["metrics"]
     assert summary["metrics"]["val/acc"] >= 0.98
+
+
+def test_the_autopilots_range_test_reads_a_table_whose_sizes_are_auto(tmp_path, csv_table):
+    """data=csv leaves input_shape and num_classes `auto` until the data is read: the range test
+    remedy builds the data first, so the task gets real sizes (it used to raise on model.net)."""
+    from rich.console import Console
+
+    from practicum.autopilot.range_test import suggested_lr
+
+    cfg = compose_train(tmp_path, ["data=csv", f"data.path={csv_table}", "model=mlp"])
+    assert cfg.data.input_shape == "auto"
+    suggested_lr(cfg, tmp_path, 1, Console(width=120))
+    saved = json.loads((tmp_path / "lr_range_01.json").read_text())
+    assert saved["suggestion"] > 0 and (tmp_path / "lr_range_01.png").is_file()

@@ -27,8 +27,10 @@ def suggested_lr(cfg: DictConfig, folder: Path, number: int, console: Console) -
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     try:
+        # the data first: it fills in the `auto` sizes (input_shape, num_classes) the task reads
+        datamodule = build_datamodule(cfg)
         result = lr_range_test(
-            build_task(cfg), build_datamodule(cfg), seed=int(cfg.seed), **TuneConfig().test_kwargs()
+            build_task(cfg), datamodule, seed=int(cfg.seed), **TuneConfig().test_kwargs()
         )
     except UserError as exc:  # e.g. data the test cannot read in memory
         console.print(f"         range test not run: {exc}", soft_wrap=True)
