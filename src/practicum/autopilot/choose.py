@@ -3,6 +3,7 @@ list of overrides; the first one no step has tried, or the stop that says none i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,7 @@ from omegaconf import DictConfig
 from practicum.autopilot.step_overrides import canonical, merged
 from practicum.autopilot.trail import Step
 from practicum.config import AUTOPILOT_KNOBS, part_name
+from practicum.config.goal import Goal
 from practicum.errors import UserError
 
 # each remedy the autopilot may apply, and the group of changes knobs.run_changes builds for it
@@ -57,11 +59,11 @@ def check_knobs(cfg: DictConfig, allowed: list[str]) -> None:
         )
 
 
-def next_candidate(
+def candidates(
     best: Step, allowed: list[str], skipped: set[tuple[int, tuple[str, ...]]], tried: set
-) -> Candidate | Stop:
-    """The first change of the best step's remedies (of the `allowed` knobs) that no step has
-    tried and that was not skipped from this best step."""
+) -> Iterator[Candidate]:
+    """The changes of the best step's remedies (of the `allowed` knobs), in their order, that no
+    step has tried and that were not skipped from this best step."""
     diagnosis = best.diagnosis or {}
     why = _why(diagnosis)
     for remedy in diagnosis.get("remedies") or []:
@@ -73,7 +75,11 @@ def next_candidate(
             if remedy["key"] == "range_test" or (
                 canonical(merged(best.overrides, change)) not in tried
             ):
-                return Candidate(remedy["key"], list(change), why)
+                yield Candidate(remedy["key"], list(change), why)
+
+
+def no_remedy(best: Step) -> Stop:
+    diagnosis = best.diagnosis or {}
     beyond = [r["text"] for r in diagnosis.get("remedies") or [] if not r.get("changes")]
     also = f"; beyond tuning it advises: {beyond[0]}" if beyond else ""
     return Stop(
@@ -81,6 +87,41 @@ def next_candidate(
         f"every change the diagnosis of step {best.number} "
         f"({diagnosis.get('case') or best.verdict}) calls for has been tried{also}",
     )
+
+
+def next_candidate(
+    best: Step, allowed: list[str], skipped: set[tuple[int, tuple[str, ...]]], tried: set
+) -> Candidate | Stop:
+    """The first of `candidates`, or the stop that says none is left."""
+    return next(candidates(best, allowed, skipped, tried), None) or no_remedy(best)
+
+
+# remedies that act on a generalization gap: they cannot help a model that does not fit training
+GAP_REMEDIES = ("regularize", "early_stopping", "smaller")
+
+
+def why_inert(candidate: Candidate, best: Step, goal: Goal, cfg: DictConfig) -> str | None:
+    """Why this change cannot act on this run, so running it would waste a run; None if it can.
+
+    - early stopping with a patience of at least the epochs left never stops anything;
+    - a regularizer, an earlier stop or a smaller net on a model whose training error misses the
+      target: there is no gap to close, and they only raise the training error."""
+    stopping = (cfg.get("callbacks") or {}).get("early_stopping")
+    if candidate.remedy == "early_stopping" and stopping is not None:
+        epochs = int(cfg.trainer.max_epochs)
+        if int(stopping.patience) >= epochs - 1:
+            return (
+                f"patience {int(stopping.patience)} with max_epochs {epochs}: early stopping "
+                "cannot stop the run"
+            )
+    train = best.objective.get("train")
+    if candidate.remedy in GAP_REMEDIES and train is not None and not goal.met(train):
+        metric = goal.metric.split("/", 1)[-1]
+        return (
+            f"training {metric} {train:.4f} misses the target {goal.target:g}: there is no "
+            "generalization gap to close"
+        )
+    return None
 
 
 def _why(diagnosis: dict[str, Any]) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 
 def command_overrides(given: list[str] | None) -> list[str]:
@@ -15,17 +15,21 @@ def command_overrides(given: list[str] | None) -> list[str]:
         from hydra.core.hydra_config import HydraConfig
 
         given = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    return [o for o in given if _key(o) != "autopilot" and not _key(o).startswith("autopilot.")]
+    return [
+        o
+        for o in given
+        if override_key(o) != "autopilot" and not override_key(o).startswith("autopilot.")
+    ]
 
 
-def _key(override: str) -> str:
+def override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
 
 def merged(overrides: list[str], change: list[str]) -> list[str]:
     """`overrides` with `change` applied: a key set again replaces its earlier value."""
-    keys = {_key(o) for o in change}
-    return [o for o in overrides if _key(o) not in keys] + list(change)
+    keys = {override_key(o) for o in change}
+    return [o for o in overrides if override_key(o) not in keys] + list(change)
 
 
 def canonical(overrides: list[str]) -> frozenset[tuple[str, str]]:
@@ -54,7 +58,7 @@ def compose_step(overrides: list[str]) -> DictConfig:
 
     # a user's own config folder (hydra.searchpath) holds options the steps name too
     given = HydraConfig.get().overrides.hydra if HydraConfig.initialized() else []
-    own = [o for o in given if _key(o) == "hydra.searchpath"]
+    own = [o for o in given if override_key(o) == "hydra.searchpath"]
     return job_config(
         hydra_compose("train", overrides=[*own, *overrides], return_hydra_config=True)
     )
@@ -77,3 +81,14 @@ def step_config(overrides: list[str], root_dir: str, output_dir: Path) -> DictCo
             cfg.trainer.enable_progress_bar = False
     validate(cfg)
     return cfg
+
+
+def fingerprint(cfg: DictConfig) -> str:
+    """The resolved config, without where it writes: two steps with the same fingerprint train
+    the same run."""
+    import json
+
+    content = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(content, dict)
+    content.pop("paths", None)
+    return json.dumps(content, sort_keys=True, default=str)

@@ -42,6 +42,11 @@ class Step:
     wall_time_s: float
     run_dirs: list[str] = field(default_factory=list)
     diagnosis: dict[str, Any] | None = None  # of the step's run (the seed nearest the mean)
+    # the gain over the best step it was judged against, in the goal's direction, and its
+    # standard error: paired on the same val examples, or unpaired (the two steps' own errors)
+    gain: float | None = None
+    gain_se: float | None = None
+    paired: bool = False
 
     @property
     def folder(self) -> str:
@@ -69,6 +74,9 @@ def _row(step: Step) -> dict[str, Any]:
         "why": step.why,
         **{f"{split}_objective": _number(step.objective.get(split)) for split in SPLITS},
         "val_se": _number(step.se_val),
+        "gain": _number(step.gain),
+        "gain_se": _number(step.gain_se),
+        "paired": "" if step.gain is None else ("yes" if step.paired else "no"),
         "decision": step.decision,
         "reason": step.reason,
         "case": step.case or "",
@@ -77,8 +85,11 @@ def _row(step: Step) -> dict[str, Any]:
     }
 
 
-def write_trail(folder: Path, steps: list[Step], goal: Goal) -> None:
-    """trail.csv, trail.md and trail.png from the steps so far."""
+def write_trail(
+    folder: Path, steps: list[Step], goal: Goal, skipped: list[dict[str, Any]] | None = None
+) -> None:
+    """trail.csv, trail.md and trail.png from the steps so far (and the changes not run)."""
+    skipped = skipped or []
     rows = [_row(step) for step in steps]
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=list(rows[0]) if rows else ["step"])
@@ -89,8 +100,9 @@ def write_trail(folder: Path, steps: list[Step], goal: Goal) -> None:
     lines = [
         f"# Autopilot trail: {goal.describe()}",
         "",
-        f"| step | change | why | train {metric} | val {metric} | test {metric} | decision | time |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| step | change | why | train {metric} | val {metric} | test {metric} | gain over the "
+        "best ± SE | decision | time |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         change = "(baseline)" if row["change"] == "(baseline)" else f"`{row['change']}`"
@@ -101,10 +113,19 @@ def write_trail(folder: Path, steps: list[Step], goal: Goal) -> None:
             row["train_objective"],
             row["val_objective"] + (f" ± {row['val_se']}" if row["val_se"] else ""),
             row["test_objective"],
+            f"{row['gain']} ± {row['gain_se']} ({'paired' if row['paired'] == 'yes' else 'unpaired'})"
+            if row["gain"]
+            else "",
             f"**{row['decision']}** ({row['reason']})" if row["reason"] else row["decision"],
             f"{row['wall_time_s']} s",
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    if skipped:
+        lines += ["", "Changes not run (they would have wasted a run):", ""]
+        lines += [
+            f"- from step {item['best_step']}: `{' '.join(item['change'])}`: {item['reason']}"
+            for item in skipped
+        ]
     write_text(folder / "trail.md", "\n".join(lines) + "\n")
     plot_trail(folder / "trail.png", steps, goal)
 

@@ -229,6 +229,8 @@ class AutopilotConfig:
     knobs: list[str] | None = None  # the remedies it may apply (AUTOPILOT_KNOBS); null: all
     min_gain: float = field(default=0.005, metadata=rule(Positive))  # the noise's floor
     resume: str | None = None  # an autopilot folder to continue
+    # candidate changes tried at once per step, each in a process of its own (the best kept)
+    parallel: int = field(default=1, metadata=rule(PositiveInt))
 
     def __post_init__(self) -> None:
         for knob in self.knobs or []:

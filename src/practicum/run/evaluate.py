@@ -31,13 +31,15 @@ def evaluate_splits(
     """Metrics of one checkpoint on each split, in eval mode, with a Trainer that logs nothing.
 
     The standard error of each metric the task could measure (its `split_errors` after each
-    split) is left in `task.standard_errors`, keyed like the metrics."""
+    split) is left in `task.standard_errors`, keyed like the metrics; its per-example outcomes
+    (`split_outcomes`) in `task.example_outcomes`, by split."""
     trainer = build_trainer(cfg, quiet=True)
     metrics: dict[str, float] = {}
     errors: dict[str, float] = {}
+    outcomes: dict[str, dict[str, Any]] = {}
     for i, split in enumerate(splits):
         task.eval_split = split
-        task.split_errors = {}
+        task.split_errors, task.split_outcomes = {}, {}
         # load the checkpoint once; later calls keep its weights
         results = trainer.test(
             task,
@@ -48,8 +50,11 @@ def evaluate_splits(
         measured = {key: float(value) for key, value in results[0].items()}
         metrics.update(measured)
         errors.update({k: v for k, v in task.split_errors.items() if k in measured})
+        if getattr(task, "split_outcomes", None):
+            outcomes[split] = task.split_outcomes
     task.eval_split = "test"
     task.standard_errors = errors
+    task.example_outcomes = outcomes
     return metrics
 
 

@@ -31,6 +31,7 @@ from practicum.methodology.data_audit import UNTRUSTED
 from practicum.methodology.diagnosis import diagnose, standard_error
 from practicum.methodology.history import best_epoch, read_history
 from practicum.methodology.outcome import print_outcome
+from practicum.methodology.paired import write_outcomes
 from practicum.methodology.report import send_to_loggers, write_report
 from practicum.methodology.run_summary import RunSummary, finite_or_none
 from practicum.platform.files import no_space, remove_stale_temps
@@ -257,6 +258,8 @@ def report_run(
     )
     # the task's own pictures of the best checkpoint, e.g. predictions on validation images
     task.save_pictures(datamodule, output_dir, title)
+    # what paired comparisons of two runs read: each val example's outcome (methodology/paired.py)
+    write_outcomes(output_dir, getattr(task, "example_outcomes", {}).get("val"))
     report = write_report(output_dir / "report.md", summary, diagnosis, goal, title)
     send_to_loggers(trainer.loggers, summary, report, step=trainer.global_step)
     summary.write()

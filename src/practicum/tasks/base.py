@@ -30,7 +30,9 @@ class Task(pl.LightningModule):
     flow sets it to train, val and test in turn); `logged_metrics` lists what may be a goal;
     `split_errors` holds the standard error of each metric `test_step` measured on the last split
     (`val/acc`: 0.012, ...; see tasks/noise.py), which the evaluation gathers into
-    `standard_errors`; `save_pictures` is optional.
+    `standard_errors`; `split_outcomes` its per-example outcomes (`{"kind": "classification",
+    "acc": <0/1 per example>, ...}`), which the evaluation gathers into `example_outcomes`;
+    `save_pictures` is optional.
     """
 
     # the kind of data the task learns from ("classification", "detection", ...); the config check
@@ -54,6 +56,11 @@ class Task(pl.LightningModule):
         self.run_config: dict[str, Any] | None = None
         self.split_errors: dict[str, float] = {}
         self.standard_errors: dict[str, float] = {}
+        # per-example outcomes of the last split `test_step` measured, from which each metric can
+        # be recounted on any subset of the examples (methodology/paired.py); the evaluation
+        # gathers them into `example_outcomes` by split
+        self.split_outcomes: dict[str, Any] = {}
+        self.example_outcomes: dict[str, dict[str, Any]] = {}
 
     # -- what the sanity checks and the run's code facts probe (methodology/code_facts.py) -------
     # what the loss reads the net's scores as: "logits" (one per class on dim 1, the softmax is the

@@ -153,11 +153,19 @@ class ClassificationTask(Task):
         preds, targets = gathered(buffer.preds), gathered(buffer.targets)
         losses = gathered(buffer.losses)
         self._log_epoch(stage)
-        self.split_errors = {}
+        self.split_errors, self.split_outcomes = {}, {}
         if targets is not None and losses is not None:
             self.split_errors = classification_errors(
                 stage, preds, targets, losses, self.hparams.num_classes
             )
+            self.split_outcomes = {
+                "kind": "classification",
+                "acc": (preds.long() == targets.long()).float(),
+                "loss": losses.float(),
+                "pred": preds.int(),
+                "target": targets.int(),
+                "num_classes": int(self.hparams.num_classes),
+            }
 
 
 class EpochBuffer:

@@ -121,11 +121,17 @@ class SegmentationTask(Task):
         self._log_epoch(self.eval_split)
         losses, confusions = gathered(self._image_losses), gathered(self._confusions)
         self._image_losses, self._confusions = [], []
-        self.split_errors = {}
+        self.split_errors, self.split_outcomes = {}, {}
         if losses is not None:
             self.split_errors = segmentation_errors(
                 self.eval_split, losses, confusions, self.hparams.ignore_index
             )
+            self.split_outcomes = {
+                "kind": "segmentation",
+                "loss": losses.float(),
+                "confusion": confusions.int(),
+                "ignore_index": int(self.hparams.ignore_index),
+            }
 
     @torch.no_grad()
     def save_pictures(self, datamodule: Any, output_dir: Path, title: str = "") -> Path:
