@@ -21,6 +21,7 @@ from torch import nn
 
 from practicum.config import TuneConfig, settings
 from practicum.errors import UserError
+from practicum.methodology.code_checks import to_device
 from practicum.platform.files import save_figure
 
 DIVERGENCE_FACTOR = 4.0  # stop once the smoothed loss exceeds this many times the best seen
@@ -182,11 +183,12 @@ def _groups_for_copy(task: Any, net: nn.Module) -> list[dict[str, Any]]:
     return groups
 
 
-def _cycle(datamodule: Any, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _cycle(datamodule: Any, device: torch.device) -> Iterator[tuple[Any, torch.Tensor]]:
     """Shuffled training batches, pass after pass, for as many steps as the sweep needs."""
     loader = datamodule.loader("train", shuffle=True)
     if len(loader) == 0:
         raise UserError("the LR range test needs training data, but the train split is empty")
     while True:
         for x, y in loader:
-            yield x.to(device), y.to(device)
+            # x may be a tuple: a sequence batch is (padded, lengths)
+            yield to_device(x, device), y.to(device)
