@@ -29,9 +29,14 @@ Sections (each prints a table; all of them land in one JSON file):
               in this process: through `task.training_step` and through the bare net.
   memory      peak RSS of the default `python train.py`; RSS after epoch 10 and 100 of a
               100-epoch fit (no growth expected).
-  autopilot   `autopilot=default` vs `search=random` at the same budget (8 runs) in five scenarios
-              that miss their goal for different reasons (benchmarks/autopilot.py), over 3 seeds
-              (--quick: 1). Target: the goal in >= 4 of 5 within 8 runs, in fewer runs than random.
+  autopilot   `autopilot=default`, the same with `autopilot.parallel=3`, `search=random` and
+              `search=tpe` at the same budget (8 runs) in 17 scenarios: five on digits that miss
+              their goal for different reasons, and three CSV tables with explicit splits
+              (breast_cancer, wine, digits), each from its plain start and from three bad starts
+              (benchmarks/autopilot.py; BENCH_AUTOPILOT_SCENARIOS, _METHODS, _BUDGET run a part),
+              over 3 seeds (--quick: 1). Targets: the goal (or an `unfixable` stop) in >= 90% of
+              the cells within 8 runs, less wall time to the goal than random and TPE, no crash,
+              no identical rerun.
   audit       the data audit against planted defects (benchmarks/audit.py): labels flipped at 10%
               and 25% on digits and a table (precision and recall of label_issues.csv, the
               estimated noise rate), 5% of train copied into test (tables: 1e-4 relative noise;

@@ -43,6 +43,7 @@ class Candidate:
 class Stop:
     reason: str  # goal_met, unfixable, max_runs, max_minutes, no_remedy
     message: str
+    case: str | None = None  # the case that tuning cannot fix (unfixable): mismatch, noise_floor..
 
 
 def check_knobs(cfg: DictConfig, allowed: list[str]) -> None:

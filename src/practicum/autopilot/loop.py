@@ -25,7 +25,7 @@ from practicum.autopilot.choose import (
     why_inert,
 )
 from practicum.autopilot.judge import combine, decide, middle, paired_gain
-from practicum.autopilot.parallel import run_at_once
+from practicum.autopilot.parallel import run_at_once, warm_up
 from practicum.autopilot.range_test import suggested_lr
 from practicum.autopilot.step_overrides import (
     canonical,
@@ -48,6 +48,7 @@ from practicum.autopilot.trail import (
 from practicum.config import AUTOPILOT_KNOBS, AutopilotConfig, settings
 from practicum.config.goal import Goal
 from practicum.errors import UserError
+from practicum.methodology.commands import using
 from practicum.methodology.paired import Paired
 from practicum.methodology.run_summary import RunSummary
 
@@ -85,6 +86,7 @@ class Autopilot:
             state, self.steps = read_state(self.folder)
             self.base = list(state.get("base_overrides") or [])
             self.resumed_skips = list(state.get("skipped") or [])
+            self.resumed_rounds = list(state.get("rounds") or [])
             self.check_resumable(state)
             if own.resolve() != self.folder.resolve():
                 discard_fresh(own)  # the folder Hydra made for this command
@@ -105,6 +107,9 @@ class Autopilot:
         self._printed: set[int] = set()
         self._signatures: dict[tuple, int] = {}
         self._signed: set[int] = set()
+        self.step_overrides: dict[str, list[str]] = {}  # by run directory
+        # steps run at once: their numbers, the wall time of the round and the sum of their runs'
+        self.rounds: list[dict[str, Any]] = list(getattr(self, "resumed_rounds", []))
 
     # -- checks before anything runs ----------------------------------------------------------
 
@@ -141,6 +146,8 @@ class Autopilot:
                 highlight=False,
                 markup=False,
             )
+        if s.parallel > 1:
+            warm_up(s.parallel)
         if not self.steps:
             self.take([Candidate("baseline", [], "the composed config")])
         while True:
@@ -230,14 +237,18 @@ class Autopilot:
         best, s = self.best(), self.settings
         diagnosis = best.diagnosis or {}
         if best.goal_met:
-            test = best.objective.get("test")
-            confirmed = "" if test is None else f"; on test {test:.4f}"
-            return Stop(
-                "goal_met",
-                f"goal met on val at step {best.number} ({best.objective.get('val'):.4f}){confirmed}",
-            )
+            test, val = best.objective.get("test"), best.objective.get("val")
+            where = f"at step {best.number} (val {val:.4f})"
+            if test is None:
+                return Stop("goal_met", f"goal met on validation {where}; no test split measured")
+            if self.goal.met(test):
+                return Stop("goal_met", f"goal met on validation and test {where}, test {test:.4f}")
+            # the diagnosis says exactly how far test falls short, and whether that is noise
+            headline = str(diagnosis.get("headline") or "").split(". ")[0]
+            return Stop("goal_met", f"{where}: {headline}")
         if diagnosis.get("stop"):
-            return Stop("unfixable", f"{diagnosis.get('case')}: {diagnosis['stop']}")
+            case = diagnosis.get("case")
+            return Stop("unfixable", f"{case}: {diagnosis['stop']}", case)
         runs = sum(len(step.run_dirs) for step in self.steps)
         if runs + s.seeds > s.max_runs:
             return Stop("max_runs", f"the budget of {s.max_runs} runs is spent")
@@ -286,6 +297,8 @@ class Autopilot:
                     with open_dict(cfg):
                         cfg.seed = int(cfg.seed) + i
                     configs.append(cfg)
+                    seeded = merged(overrides, [f"seed={cfg.seed}"]) if i else overrides
+                    self.step_overrides[str(cfg.paths.output_dir)] = seeded
             except UserError as exc:
                 if baseline:
                     raise
@@ -306,10 +319,22 @@ class Autopilot:
                 self.note_skip(candidate, str(exc))
             return
         wall = time.perf_counter() - started
+        own = [sum(s.wall_time_s or 0.0 for s in summaries) for summaries in results]
         steps = [
-            self.judged(number, candidate, overrides, summaries, wall / len(jobs))
-            for (candidate, number, overrides, _), summaries in zip(jobs, results, strict=True)
+            # several at once: each step's time is its own runs'; the round's is in `rounds`
+            self.judged(number, candidate, overrides, summaries, wall if len(jobs) == 1 else mine)
+            for (candidate, number, overrides, _), summaries, mine in zip(
+                jobs, results, own, strict=True
+            )
         ]
+        if len(jobs) > 1:
+            self.rounds.append(
+                {
+                    "steps": [step.number for step in steps],
+                    "wall_s": round(wall, 2),
+                    "runs_wall_s": round(sum(own), 2),
+                }
+            )
         self.keep_one(steps)
         for step, summaries in zip(steps, results, strict=True):
             self.same_as_before(step, summaries)
@@ -324,7 +349,7 @@ class Autopilot:
         """Every seed of every candidate; at once in processes of their own when `parallel`."""
         if self.settings.parallel > 1 and sum(len(configs) for configs in jobs) > 1:
             flat = [cfg for configs in jobs for cfg in configs]
-            run_at_once(self.run_one, flat)
+            run_at_once(self.run_one, flat, [self.overrides_of(cfg) for cfg in flat])
             return [[self.read_summary(cfg) for cfg in configs] for configs in jobs]
         return [[self.run_seed(cfg, baseline) for cfg in configs] for configs in jobs]
 
@@ -374,12 +399,17 @@ class Autopilot:
             summary = RunSummary.unfinished("failed", cfg.paths.output_dir, goal, "no summary")
         return summary
 
+    def overrides_of(self, cfg: DictConfig) -> list[str]:
+        """The command line that trains this step's run: what its advice repeats."""
+        return self.step_overrides.get(str(cfg.paths.output_dir), [])
+
     def run_seed(self, cfg: DictConfig, baseline: bool) -> RunSummary:
         lightning_log = logging.getLogger("lightning.pytorch")
         level = lightning_log.level
         lightning_log.setLevel(logging.WARNING)  # "GPU available: False" once per run is noise
         try:
-            self.run_one(cfg, quiet=True)
+            with using(self.overrides_of(cfg)):
+                self.run_one(cfg, quiet=True)
         except Exception as exc:
             if baseline or isinstance(exc, UserError):
                 raise
@@ -448,16 +478,26 @@ class Autopilot:
             "base_overrides": self.base,
             "settings": asdict(self.settings),
             "skipped": self.skips,
+            "rounds": self.rounds,
+            "stop_case": stop.case if stop else None,
         }
         write_trail(self.folder, self.steps, self.goal, self.skips)
         write_state(self.folder, state, self.steps, best)
+
+    def outcome_words(self, best: Step) -> str:
+        if not best.goal_met:
+            return "Goal not met"
+        test = best.objective.get("test")
+        if test is not None and not self.goal.met(test):
+            return "Goal met on validation, not confirmed on test"
+        return "Goal met"
 
     def finish(self, stop: Stop) -> float:
         self.save(stop)
         best = self.best()
         o = best.objective
         lines = [
-            f"[bold]{'Goal met' if best.goal_met else 'Goal not met'}[/bold]: {self.goal.describe()}",
+            f"[bold]{self.outcome_words(best)}[/bold]: {self.goal.describe()}",
             f"Stopped: {stop.reason}: {stop.message}",
             f"Best: step {best.number}, val {shown(o.get('val'))}, test {shown(o.get('test'))} "
             f"after {len(self.steps)} steps, {sum(len(s.run_dirs) for s in self.steps)} runs",

@@ -26,7 +26,8 @@ class Knob:
 
     role: ClassVar[str] = "capacity"
 
-    def up(self, value: Any) -> Any:
+    def up(self, value: Any, factor: int = 2) -> Any:
+        """One notch more; a width grows by `factor` (a count by one, whatever the factor)."""
         raise NotImplementedError
 
     def down(self, value: Any) -> Any:
@@ -39,10 +40,10 @@ class Double(Knob):
 
     most: int = 4096
 
-    def up(self, value: Any) -> Any:
+    def up(self, value: Any, factor: int = 2) -> Any:
         if isinstance(value, list | tuple):
-            return [min(int(v) * 2, self.most) for v in value]
-        return min(int(value) * 2, self.most)
+            return [min(int(v) * factor, self.most) for v in value]
+        return min(int(value) * factor, self.most)
 
     def down(self, value: Any) -> Any:
         if isinstance(value, list | tuple):
@@ -58,7 +59,7 @@ class Add(Knob):
     least: int = 1
     most: int = 16
 
-    def up(self, value: Any) -> Any:
+    def up(self, value: Any, factor: int = 2) -> Any:
         return min(int(value) + self.step, self.most)
 
     def down(self, value: Any) -> Any:
@@ -71,7 +72,7 @@ class Choice(Knob):
 
     ladder: tuple[Any, ...] = ()
 
-    def up(self, value: Any) -> Any:
+    def up(self, value: Any, factor: int = 2) -> Any:
         rung = self.ladder.index(value) if value in self.ladder else -1
         return self.ladder[min(rung + 1, len(self.ladder) - 1)]
 
@@ -86,7 +87,7 @@ class Dropout(Knob):
 
     role: ClassVar[str] = "regularization"
 
-    def up(self, value: Any) -> Any:
+    def up(self, value: Any, factor: int = 2) -> Any:
         return round(min(float(value or 0.0) + 0.1, 0.7), 2)
 
     def down(self, value: Any) -> Any:
@@ -99,7 +100,7 @@ class Toggle(Knob):
 
     role: ClassVar[str] = "regularization"
 
-    def up(self, value: Any) -> Any:
+    def up(self, value: Any, factor: int = 2) -> Any:
         return True
 
     def down(self, value: Any) -> Any:
@@ -154,13 +155,14 @@ def _override(key: str, value: Any) -> str:
     return f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
 
 
-def capacity(cfg: DictConfig, direction: str = "up") -> list[list[str]]:
-    """One override per capacity knob that can still move (width first, then depth)."""
+def capacity(cfg: DictConfig, direction: str = "up", factor: int = 2) -> list[list[str]]:
+    """One override per capacity knob that can still move (width first, then depth); widths
+    grow by `factor`."""
     changes = []
     for name, (knob, value) in net_knobs(cfg, "capacity").items():
         if value is None:
             continue
-        new = knob.up(value) if direction == "up" else knob.down(value)
+        new = knob.up(value, factor) if direction == "up" else knob.down(value)
         if new != value:
             changes.append([_override(f"model.net.{name}", new)])
     return changes
@@ -267,6 +269,8 @@ def run_changes(
     if "trainer" in cfg and "max_epochs" in cfg.trainer:
         changes["epochs"] = [epochs(cfg)]
     changes["capacity_up"] = capacity(cfg, "up")
+    # a net far from fitting its training split: a width x8, or a layer more
+    changes["capacity_up_far"] = capacity(cfg, "up", factor=8)
     changes["capacity_down"] = capacity(cfg, "down")
     changes["regularize_up"] = regularization(cfg, "up")
     changes["regularize_down"] = regularization(cfg, "down")

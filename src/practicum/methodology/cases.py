@@ -84,6 +84,8 @@ class RunFacts:
     audit: Audit | None = None
     # what the run showed of its code: frozen parameters, probabilities as outputs, dead units, ...
     code: CodeFacts | None = None
+    # the run's own overrides, which every advised command repeats (commands.py); None: unknown
+    overrides: list[str] | None = None
 
     @property
     def init_loss(self) -> float | None:

@@ -82,10 +82,14 @@ def print_panel(
         f"[bold]Goal[/bold] {goal.describe()}: {met}\n"
         f"[bold]{goal.metric.split('/', 1)[-1]}[/bold]  {values}\n"
         f"[bold]Verdict[/bold] {diagnosis.verdict}{case}: {diagnosis.headline}\n"
-        + (f"[bold]Stop[/bold] {diagnosis.stop}\n" if diagnosis.stop else "")
-        + f"[bold]Next[/bold]\n{steps}"
-    )
+        + (f"[bold]Stop[/bold] {diagnosis.stop}" if diagnosis.stop else "")
+    ).rstrip("\n")
     console.print(Panel(body, title="practicum diagnosis", expand=False))
+    # below the box, one line each: a long command wraps as the terminal wraps it and pastes
+    # whole, with no border characters in it
+    if steps:
+        console.print("[bold]Next[/bold]", highlight=False)
+        console.print(steps, soft_wrap=True, highlight=False, markup=False)
 
 
 def _fmt(value: float | None) -> str:

@@ -26,6 +26,7 @@ from practicum.config.validate import declared_problem
 from practicum.errors import UserError
 from practicum.methodology.callbacks import CodeFactsRecorder, GoalEarlyStopping, StepLosses
 from practicum.methodology.cases import RunFacts
+from practicum.methodology.commands import run_overrides
 from practicum.methodology.curves import log_figure_to_loggers, plot_curves
 from practicum.methodology.data_audit import UNTRUSTED
 from practicum.methodology.diagnosis import diagnose, standard_error
@@ -230,6 +231,7 @@ def report_run(
     facts.audit = audit
     recorder = next((c for c in trainer.callbacks if isinstance(c, CodeFactsRecorder)), None)
     facts.code = recorder.facts if recorder is not None else None
+    facts.overrides = run_overrides()
     diagnosis = diagnose(facts)
     value = finite_or_none(metrics.get(goal.metric))
     if diagnosis.verdict == "diverged":
