@@ -117,7 +117,28 @@ def _table_scenarios() -> dict[str, list[str]]:
     return scenarios
 
 
-SCENARIOS: dict[str, list[str]] = {**DIGITS, **_table_scenarios()}
+# starts no tuning can fix, on a table with a defect written in: the autopilot must stop after its
+# first run with the case (mismatch: every test row's features negated, so test is at chance
+# while val is not; noise_floor: 30% of every split's labels moved to another class)
+UNFIXABLE = {
+    "wine_shifted_test": ("load_wine", 0.97, "shift", "mismatch"),
+    "digits_noisy_labels": ("load_digits", 0.96, "noise", "noise_floor"),
+}
+
+
+def _unfixable_scenarios() -> dict[str, list[str]]:
+    return {
+        name: [
+            "data=csv",
+            f"data.path={{tables}}/{name}.csv",
+            "data.split_column=split",
+            f"goal.target={target}",
+        ]
+        for name, (_, target, _, _) in UNFIXABLE.items()
+    }
+
+
+SCENARIOS: dict[str, list[str]] = {**DIGITS, **_table_scenarios(), **_unfixable_scenarios()}
 TARGET_SHARE, TARGET_RUNS = 0.9, 8
 
 
@@ -127,13 +148,23 @@ def write_tables(folder: Path) -> None:
     from sklearn import datasets
     from sklearn.model_selection import train_test_split
 
-    for name, (loader, _) in TABLES.items():
+    tables = {name: (loader, None) for name, (loader, _) in TABLES.items()}
+    tables.update({name: (loader, defect) for name, (loader, _, defect, _) in UNFIXABLE.items()})
+    for name, (loader, defect) in tables.items():
         x, y = getattr(datasets, loader)(return_X_y=True)
         rows = np.arange(len(y))
         train, rest = train_test_split(rows, test_size=0.4, stratify=y, random_state=SPLIT_SEED)
         val, test = train_test_split(rest, test_size=0.5, stratify=y[rest], random_state=SPLIT_SEED)
         split = np.empty(len(y), dtype=object)
         split[train], split[val], split[test] = "train", "val", "test"
+        if defect == "shift":
+            x = x.astype(float)
+            x[test] = -x[test]
+        elif defect == "noise":
+            rng = np.random.default_rng(SPLIT_SEED)
+            moved = rng.random(len(y)) < 0.3
+            y = y.copy()
+            y[moved] = (y[moved] + rng.integers(1, y.max() + 1, moved.sum())) % (y.max() + 1)
         with open(folder / f"{name}.csv", "w", newline="") as out:
             writer = csv.writer(out)
             writer.writerow([*(f"x{i}" for i in range(x.shape[1])), "label", "split"])
@@ -213,6 +244,12 @@ def autopilot_once(tmp: Path, method: str, name: str, seed: int, budget: int) ->
         "test": objective.get("test"),
         "stop": state.get("stop_reason"),
         "identical": identical([step["overrides"] for step in state.get("trail", [])]),
+        "case": state.get("stop_case"),
+        "rounds": [
+            round(r["wall_s"] / r["runs_wall_s"], 3)
+            for r in state.get("rounds") or []
+            if r.get("runs_wall_s")
+        ],
         "crashed": run.returncode != 0,
         **({"error": run.tail(3)} if run.returncode else {}),
     }
@@ -288,7 +325,7 @@ def run(settings: Settings, earlier: dict[str, Any], log=print) -> dict[str, Any
             for name in names:
                 for method in methods:
                     once = autopilot_once if method in AUTOPILOTS else sweep_once
-                    outcome = once(Path(tmp), method, name, seed, budget)
+                    outcome = {"scenario": name, **once(Path(tmp), method, name, seed, budget)}
                     results[name][method].append(outcome)
                     log(f"{name} seed {seed} {method}: {outcome}")
     summary = summarize(results, methods, budget)
@@ -308,10 +345,10 @@ def summarize(
 ) -> dict[str, Any]:
     """Per method over every scenario x seed cell, and the checks against the targets."""
     cells = {m: [r for per in results.values() for r in per[m]] for m in methods}
-    share = {
-        m: statistics.fmean(r["reached"] or r["stop"] == "unfixable" for r in rs)
-        for m, rs in cells.items()
-    }
+    share = {m: statistics.fmean(correct(r) for r in rs) for m, rs in cells.items()}
+    unfixable = [
+        r for name in results if name in UNFIXABLE for r in results[name].get("autopilot", [])
+    ]
     # a miss counts as the method's whole wall time (a sweep's: all its trials)
     to_goal = {
         m: statistics.fmean(r["to_goal_s"] if r["reached"] else r["wall_s"] for r in rs)
@@ -327,15 +364,32 @@ def summarize(
         else None,
         "no_crash": not any(crashes.values()),
         "no_identical_rerun": not any(reruns[m] for m in AUTOPILOTS if m in reruns),
+        "unfixable_after_one_run": all(
+            r["stop"] == "unfixable" and r["used"] == 1 for r in unfixable
+        )
+        if unfixable
+        else None,
     }
+    rounds = [
+        ratio for rs in cells.get("autopilot_parallel", []) for ratio in [rs.get("rounds")] if ratio
+    ]
     return {
         "goal_share": share,  # reached the goal, or stopped as unfixable
         "mean_to_goal_s": to_goal,
         "mean_runs": runs,  # a miss counts as budget + 1
         "crashes": crashes,
         "identical_reruns": reruns,  # cells with a run that repeated an earlier one's overrides
+        # autopilot.parallel: each step's wall time over the sum of its runs' own
+        "parallel_round_ratio": [x for r in rounds for x in r],
         "checks": checks,
     }
+
+
+def correct(cell: dict[str, Any]) -> bool:
+    """At the goal, or stopped as unfixable (a scenario of UNFIXABLE: after its first run)."""
+    if cell.get("scenario") in UNFIXABLE:
+        return cell["stop"] == "unfixable" and cell["used"] == 1
+    return bool(cell["reached"]) or cell["stop"] == "unfixable"
 
 
 def _mean(values: list[float | None], fmt: str = ".3g") -> str:
@@ -350,6 +404,15 @@ def _stops(runs: list[dict[str, Any]]) -> str:
 
 def _per_method(values: dict[str, float], fmt: str) -> str:
     return ", ".join(f"{m} {format(v, fmt)}" for m, v in values.items())
+
+
+def _ratios(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return (
+        f"median {statistics.median(values):.2f} (min {min(values):.2f}, max {max(values):.2f}, "
+        f"{len(values)} steps)"
+    )
 
 
 def table(result: dict[str, Any]) -> Table:
@@ -396,6 +459,9 @@ def table(result: dict[str, Any]) -> Table:
         f"{mark(checks['no_crash'])}; with an identical rerun: "
         f"{_per_method(result['identical_reruns'], 'd')} (target: none in an autopilot) "
         f"{mark(checks['no_identical_rerun'])}\n"
+        f"unfixable starts stopped after one run: {mark(checks['unfixable_after_one_run'])}; "
+        f"autopilot.parallel steps, wall time / the sum of their runs': "
+        f"{_ratios(result.get('parallel_round_ratio') or [])}\n"
         f"meets target: {verdict}"
     )
     return out
