@@ -7,6 +7,7 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from practicum.autopilot import run_autopilot
@@ -139,3 +140,59 @@ def test_bad_settings_are_one_line_before_anything_runs(tmp_path: Path):
         assert result.returncode == 2, result.stderr
         assert len(lines) == 1 and lines[0].startswith("practicum: error: ") and message in lines[0]
     assert not list(logs.glob("*/autopilot/*")), "a refused autopilot left a folder"
+
+
+def test_a_one_epoch_start_trains_longer_and_wastes_no_run(tmp_path: Path):
+    """breast_cancer for one epoch: the gap of a short run on 114 val rows is not overfitting,
+    so no regularizer, earlier stop or smaller net is tried; every decision is paired on the same
+    val examples; no two steps train the same config; every advised command in a step's report
+    repeats that step's overrides."""
+    overrides = [
+        "data=breast_cancer",
+        "model=mlp",
+        "trainer.max_epochs=1",
+        "goal.target=0.995",
+        "diagnosis.baseline_model=null",
+        "diagnosis.audit=false",
+    ]
+    state, folder = autopilot(tmp_path, overrides, ["autopilot.max_runs=4"])
+    rows = trail(folder)
+    assert rows[0]["case"] == "too_few_steps" and rows[1]["remedy"] == "train_longer"
+    assert not {"regularize", "early_stopping", "smaller"} & {r["remedy"] for r in rows}
+    for row in rows[1:]:
+        assert row["paired"] == "yes" and row["reason"].startswith("paired "), row
+    ran = [tuple(sorted(step["overrides"])) for step in state["trail"]]
+    assert len(ran) == len(set(ran))
+    for step in state["trail"]:
+        run_dir = Path(step["run_dirs"][0])
+        assert (run_dir / "val_outcomes.npz").is_file()
+        report = (run_dir / "report.md").read_text()
+        for line in report.splitlines():
+            if "`python train.py" in line:
+                assert "data=breast_cancer model=mlp" in line, line
+    assert state["stop_case"] is None or state["stop_reason"] == "unfixable"
+
+
+@pytest.mark.slow
+def test_parallel_candidates_run_at_once_and_one_is_kept(tmp_path: Path):
+    """`autopilot.parallel=2`: after the baseline, the top two changes of an lr too low run at
+    once, each in a process of its own; the one that gained more is kept, the other reverted."""
+    overrides = [
+        "model=mlp",
+        "optimizer.lr=1e-6",
+        "trainer.max_epochs=3",
+        "goal.target=0.999",
+        "diagnosis.baseline_model=null",
+    ]
+    state, folder = autopilot(tmp_path, overrides, ["autopilot.parallel=2", "autopilot.max_runs=3"])
+    rows = trail(folder)
+    assert [r["step"] for r in rows] == ["0", "1", "2"]
+    assert state["rounds"] and state["rounds"][0]["steps"] == [1, 2]
+    decisions = sorted(r["decision"] for r in rows[1:])
+    assert decisions == ["kept", "reverted"], rows
+    kept = next(r for r in rows[1:] if r["decision"] == "kept")
+    other = next(r for r in rows[1:] if r["decision"] == "reverted")
+    assert float(kept["gain"]) >= float(other["gain"])
+    for row in rows:
+        summary = json.loads((folder / row["run_dir"] / "summary.json").read_text())
+        assert summary["status"] == "completed"

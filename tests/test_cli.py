@@ -84,7 +84,7 @@ BAD_INPUTS = [
     (["optimizer.lr=fast"], "optimizer.lr='fast' is invalid: lr must be a number > 0"),
     (
         ["model.net._target_=os.system"],
-        "model.net._target_='os.system' (it is posix.system) is not",
+        "model.net._target_='os.system' is not a trusted target, so it will not be run: it is outside",
     ),
     # an alias through a trusted package is followed to the function it really is
     (
@@ -196,6 +196,27 @@ def test_a_config_cannot_run_code(tmp_path: Path):
     assert "'subprocess.run' (it is subprocess.run) is not" in result.stderr or (
         "'subprocess.run' is not a trusted target" in result.stderr
     )
+    assert not marker.exists()
+
+
+def test_an_untrusted_target_is_refused_before_its_module_is_imported(tmp_path: Path, monkeypatch):
+    """Importing a module runs its code: a target outside the trusted packages is refused by
+    its name alone, so the module's import side effect never happens."""
+    package = tmp_path / "side_effect"
+    package.mkdir()
+    marker = tmp_path / "imported"
+    (package / "__init__.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\nclass Net:\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for target in ("side_effect.Net", "this.s"):
+        result = run_cli(
+            "train.py", f"model.net._target_={target}", f"paths.log_dir={tmp_path}/logs"
+        )
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert f"'{target}' is not a trusted target" in result.stderr
+        assert "outside the packages configs may build from" in result.stderr
+        assert "Beautiful is better than ugly" not in result.stdout + result.stderr
     assert not marker.exists()
 
 

@@ -141,6 +141,25 @@ def real_name(obj: Any) -> str:
     return f"{module}.{getattr(obj, '__qualname__', getattr(obj, '__name__', repr(obj)))}"
 
 
+def _refusal(where: str, shown: str, what: str) -> UserError:
+    return UserError(
+        f"{where}={shown} is not a trusted target, so it will not be run: {what}. "
+        "Configs build nets, tasks, data modules, optimizers, schedulers, metrics, transforms and "
+        "Lightning parts; for your own classes run with PRACTICUM_TRUST=<your package>, or add a Rule "
+        "to RULES in src/practicum/config/trust.py"
+    )
+
+
+def check_name(target: str, where: str = "_target_") -> None:
+    """Refuse, before anything is imported, a dotted name outside the trusted packages (those of
+    RULES, and PRACTICUM_TRUST's): importing a module runs its code, so `this.s` must not even be
+    imported to be refused. Inside them, the object it names is then checked by the rules."""
+    packages = {rule.module.split(".")[0] for rule in RULES}  # practicum, torch, lightning, ...
+    packages |= {rule.module for rule in user_rules()}
+    if not any(target == p or target.startswith(p + ".") for p in packages):
+        raise _refusal(where, repr(target), "it is outside the packages configs may build from")
+
+
 def check_target(target: Any, where: str = "_target_") -> Any:
     """The object `target` names, if a rule trusts it; else one UserError line."""
     if not isinstance(target, str) or not target:
@@ -150,12 +169,7 @@ def check_target(target: Any, where: str = "_target_") -> Any:
         real = real_name(obj)
         alias = "" if real == target else f" (it is {real})"
         what = "a module" if inspect.ismodule(obj) else "not a class or function configs may build"
-        raise UserError(
-            f"{where}={target!r}{alias} is not a trusted target, so it will not be run: it is {what}. "
-            "Configs build nets, tasks, data modules, optimizers, schedulers, metrics, transforms and "
-            "Lightning parts; for your own classes run with PRACTICUM_TRUST=<your package>, or add a Rule "
-            "to RULES in src/practicum/config/trust.py"
-        )
+        raise _refusal(where, f"{target!r}{alias}", f"it is {what}")
     return obj
 
 
