@@ -127,6 +127,29 @@ def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], message: s
     assert runs == [], f"a refused run left a run directory behind: {runs}"
 
 
+# values only the constructor (Lightning, torch) checks: its own message, on one line
+CONSTRUCTOR_ERRORS = [
+    (["trainer.precision=banana"], "trainer: Precision 'banana' is invalid"),
+    (["trainer.devices=0"], "trainer: `Trainer(devices=0)` value is not a valid input"),
+    (["trainer.precision=17-bogus"], "trainer: Precision '17-bogus' is invalid"),
+    (["callbacks.early_stopping.mode=sideways"], "callbacks.early_stopping: `mode` can be"),
+    (["scheduler=step", "scheduler.factory.step_size=-2"], "step_size must be a whole number >= 1"),
+    (["scheduler=exponential", "scheduler.factory.gamma=0"], "gamma must be a number > 0"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"), CONSTRUCTOR_ERRORS, ids=[" ".join(a) for a, _ in CONSTRUCTOR_ERRORS]
+)
+def test_a_value_only_its_constructor_checks_is_one_line(tmp_path: Path, args, message):
+    result = run_cli("train.py", *args, f"paths.log_dir={tmp_path}/logs")
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("practicum: error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert list((tmp_path / "logs").glob("*/runs/*")) == []
+
+
 @pytest.mark.smoke
 def test_cli_run_writes_the_run_directory(tmp_path: Path):
     result = run_cli(

@@ -23,7 +23,15 @@ from typing import Any
 
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
-from practicum.config.constraints import Constraint, Fraction, NonNegative, Positive, PositiveInt
+from practicum.config.constraints import (
+    Constraint,
+    Fraction,
+    NonNegative,
+    NonNegativeInt,
+    OpenFraction,
+    Positive,
+    PositiveInt,
+)
 from practicum.config.targets import locate, target_nodes
 from practicum.errors import UserError
 
@@ -34,6 +42,15 @@ FOREIGN_RULES: list[tuple[str, str, Constraint]] = [
     ("torch.optim.Optimizer", "momentum", Fraction),
     ("lightning.pytorch.Trainer", "max_epochs", PositiveInt),
     ("lightning.pytorch.callbacks.EarlyStopping", "patience", PositiveInt),
+    # values torch accepts silently that make no schedule (a step of -2 epochs, a decay of 0)
+    ("torch.optim.lr_scheduler.StepLR", "step_size", PositiveInt),
+    ("torch.optim.lr_scheduler.StepLR", "gamma", Positive),
+    ("torch.optim.lr_scheduler.MultiStepLR", "gamma", Positive),
+    ("torch.optim.lr_scheduler.ExponentialLR", "gamma", Positive),
+    ("torch.optim.lr_scheduler.CosineAnnealingLR", "T_max", PositiveInt),
+    ("torch.optim.lr_scheduler.CosineAnnealingLR", "eta_min", NonNegative),
+    ("torch.optim.lr_scheduler.ReduceLROnPlateau", "factor", OpenFraction),
+    ("torch.optim.lr_scheduler.ReduceLROnPlateau", "patience", NonNegativeInt),
 ]
 # keys of a `_target_` node that Hydra reads itself
 HYDRA_KEYS = ("_target_", "_partial_", "_convert_", "_recursive_", "_args_")

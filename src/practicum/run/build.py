@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from practicum.config.trust import instantiate
 from practicum.data.in_memory import InMemoryClassificationData
-from practicum.errors import UserError
+from practicum.errors import UserError, find_user_error
 from practicum.methodology.callbacks import CodeFactsRecorder, StepLosses
 from practicum.platform import gpu
 from practicum.run import wandb_runs
@@ -43,10 +43,42 @@ class NoProfiler(PassThroughProfiler):
         return self._nothing
 
 
+def constructor_message(exc: BaseException) -> str:
+    """The constructor's own words: the innermost cause's first line (Hydra wraps it in its
+    InstantiationException, with the node's key on a line of its own)."""
+    while exc.__cause__ is not None and str(exc.__cause__).strip():
+        exc = exc.__cause__
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def build(node: Any, where: str, **kwargs: Any) -> Any:
+    """`instantiate` for the object at `where` (trainer, data, model.net, ...): any exception its
+    constructor raises becomes one line, `<where>: <the constructor's own message>`, which ends
+    the run before it trained, its directory removed (cli/entry.py)."""
+    try:
+        return instantiate(node, **kwargs)
+    except UserError:
+        raise
+    except Exception as exc:
+        found = find_user_error(exc)
+        if found is not None:
+            raise found from exc
+        raise UserError(f"{where}: {constructor_message(exc)}") from exc
+
+
 def build_datamodule(cfg: DictConfig) -> InMemoryClassificationData:
     """Build the data, load it, and fill in `data.num_classes`/`input_shape` left as `auto`."""
-    datamodule = instantiate(cfg.data, _convert_="all")
-    datamodule.setup()
+    datamodule = build(cfg.data, "data", _convert_="all")
+    try:
+        datamodule.setup()
+    except (UserError, MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        found = find_user_error(exc)
+        if found is not None:
+            raise found from exc
+        raise UserError(f"data: {constructor_message(exc)}") from exc
     with open_dict(cfg):
         for key in ("num_classes", "input_shape"):
             if cfg.data.get(key) == "auto":
@@ -58,9 +90,9 @@ def build_task(cfg: DictConfig, with_optimizer: bool = True) -> Task:
     """The LightningModule: the model group's task around its net, wired to the optimizer and scheduler."""
     wiring: dict[str, Any] = {}
     if with_optimizer:
-        wiring["optimizer"] = instantiate(cfg.optimizer)
-        wiring["scheduler"] = instantiate(cfg.scheduler, _convert_="all")
-    task = instantiate(cfg.model, _convert_="all", **wiring)
+        wiring["optimizer"] = build(cfg.optimizer, "optimizer")
+        wiring["scheduler"] = build(cfg.scheduler, "scheduler", _convert_="all")
+    task = build(cfg.model, "model", _convert_="all", **wiring)
     if with_optimizer:  # evaluation runs batch norm in eval mode: any batch size does
         _require_batches_for_batch_norm(cfg, task)
     if cfg.get("compile"):
@@ -87,7 +119,7 @@ def _require_batches_for_batch_norm(cfg: DictConfig, task: Task) -> None:
 
 def build_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     entries = cfg.get("callbacks") or {}
-    return [instantiate(node) for node in entries.values() if node is not None]
+    return [build(node, f"callbacks.{name}") for name, node in entries.items() if node is not None]
 
 
 def build_loggers(cfg: DictConfig, resume_step: int | None = None) -> list[Logger]:
@@ -97,7 +129,9 @@ def build_loggers(cfg: DictConfig, resume_step: int | None = None) -> list[Logge
     if "wandb" in entries:
         wandb_runs.offline_without_credentials()
     loggers = [
-        instantiate(node, **(wandb_runs.sweep_identity(node) if name == "wandb" else {}))
+        build(
+            node, f"logger.{name}", **(wandb_runs.sweep_identity(node) if name == "wandb" else {})
+        )
         for name, node in entries.items()
     ]
     if not any(isinstance(logger, (CSVLogger, RunCSVLogger)) for logger in loggers):
@@ -122,8 +156,9 @@ def build_trainer(
     # `precision: mixed` (trainer=gpu): bf16 where the GPU supports it, else fp16
     precision = gpu.trainer_precision(cfg.trainer.get("precision"))
     if quiet:
-        return instantiate(
+        return build(
             cfg.trainer,
+            "trainer",
             **profiler,
             **precision,
             logger=False,
@@ -148,13 +183,23 @@ def build_trainer(
     if (cfg.get("diagnosis") or {}).get("code_facts", True):
         callbacks.append(CodeFactsRecorder(probe=not cfg.get("compile")))
     # the trainer's own callbacks (trainer=gpu: channels-last convnets)
-    callbacks += [instantiate(node) for node in cfg.trainer.get("callbacks") or []]
+    callbacks += [
+        build(node, f"trainer.callbacks[{i}]")
+        for i, node in enumerate(cfg.trainer.get("callbacks") or [])
+    ]
     # a search's trial reports each epoch to its study and stops when the pruner says so
     callbacks += trial_pruning(cfg)
-    plugins = [AtomicCheckpointIO(), *(instantiate(p) for p in cfg.trainer.get("plugins") or [])]
+    plugins = [
+        AtomicCheckpointIO(),
+        *(
+            build(p, f"trainer.plugins[{i}]")
+            for i, p in enumerate(cfg.trainer.get("plugins") or [])
+        ),
+    ]
     plugins += slurm_environment(plugins)
-    return instantiate(
+    return build(
         cfg.trainer,
+        "trainer",
         callbacks=callbacks,
         logger=loggers,
         plugins=plugins,
