@@ -339,3 +339,30 @@ def test_a_corrupt_image_file_is_one_clear_line(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("practicum: error:")]
     assert len(errors) == 1 and "3.png is not a readable image" in errors[0]
     assert "Traceback" not in result.stderr
+
+
+def test_links_that_loop_or_leave_the_image_folder_are_one_line(tmp_path: Path):
+    """`cat/loop -> ..` would list the folder again and again (the same images in every split,
+    mislabelled); a link out of data.root reads images the folder does not hold."""
+    from test_remedies_auto_shapes import write_images
+
+    from conftest import run_cli
+
+    outside = write_images(tmp_path / "elsewhere", per_class=2)
+    for name, link, expected in (
+        ("loop", "..", "leads back to"),
+        ("away", str(outside), "outside data.root"),
+    ):
+        root = write_images(tmp_path / name, per_class=8)
+        (root / "ant" / name).symlink_to(link)
+        result = run_cli(
+            "train.py",
+            "data=image_folder",
+            f"data.root={root}",
+            "model=cnn",
+            f"paths.log_dir={tmp_path}/logs",
+        )
+        assert result.returncode == 2, result.stderr[-2000:]
+        errors = [line for line in result.stderr.splitlines() if line.startswith("practicum:")]
+        assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
+        assert f"ant/{name}" in errors[0] and "Traceback" not in result.stderr

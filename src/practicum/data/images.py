@@ -270,6 +270,8 @@ class TorchvisionImageData(SplitDataModule):
         if mode is None:
             raise UserError(f"data.channels={self.channels} is invalid: use 1 or 3")
 
+        check_links(self.root)
+
         def folder(path: str) -> datasets.ImageFolder:
             try:
                 return datasets.ImageFolder(path)  # its file list; ImageFiles decodes
@@ -460,3 +462,31 @@ class TorchvisionImageData(SplitDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers and self.num_workers > 0,
         )
+
+
+def check_links(root: str) -> None:
+    """The image folder's links stay inside it and never loop. A folder is read by following its
+    links (torchvision's ImageFolder walks with them), so `a/loop -> ..` would list the tree again
+    and again: the same images, mislabelled, in every split. One line names the first bad link."""
+    top = os.path.realpath(root)
+    for folder, subfolders, files in os.walk(root, followlinks=False):
+        for name in [*subfolders, *files]:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                continue
+            target = os.path.realpath(path)
+            inside = target == top or target.startswith(top + os.sep)
+            if not inside:
+                raise UserError(
+                    f"data.root={root!r}: the link {path} leads to {target}, outside data.root: "
+                    "copy those images into data.root, or point data.root at a folder that holds "
+                    "them all"
+                )
+            if os.path.isdir(target) and (
+                os.path.realpath(folder) == target
+                or os.path.realpath(folder).startswith(target + os.sep)
+            ):
+                raise UserError(
+                    f"data.root={root!r}: the link {path} leads back to {target}, a folder that "
+                    "holds it, so the images would be listed again and again: remove the link"
+                )
