@@ -82,6 +82,7 @@ BAD_INPUTS = [
         "data.path='/no/such/table.csv' does not exist",
     ),
     (["optimizer.lr=fast"], "optimizer.lr='fast' is invalid: lr must be a number > 0"),
+    (["hydra.run.dir="], "hydra.run.dir= is empty, which would write the run into the current"),
     (
         ["model.net._target_=os.system"],
         "model.net._target_='os.system' is not a trusted target, so it will not be run: it is outside",

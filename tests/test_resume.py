@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 from pathlib import Path
 
 import pytest
 
-from conftest import RESUMED_RUN, start_training, wait_for
+from conftest import RESUMED_RUN, run_cli, start_training, wait_for
 
 
 def _history(run_dir: Path) -> list[tuple[int, str]]:
@@ -197,3 +198,39 @@ def test_last_checkpoint_is_the_last_epoch_even_when_the_best_is_older(
     # four epochs of two steps: the last checkpoint is after epoch 3, step 8
     assert checkpoint_progress(str(folder / "last.ckpt")) == (3, 8)
     assert checkpoint_progress(str(folder / "epoch_001.ckpt")) == (1, 4)
+
+
+def test_an_explicit_run_directory_is_claimed_once(tmp_path: Path):
+    """Two commands given the same hydra.run.dir at once: the marker is created exclusively, so
+    the second is refused in one line; a refused command's claim leaves nothing behind."""
+    from practicum.errors import UserError
+    from practicum.run import resume
+
+    run_dir = tmp_path / "mine"
+    resume.plan(["model=mlp", f"hydra.run.dir={run_dir}"])
+    assert (run_dir / resume.CLAIM).read_text().split()[1] == str(os.getpid())
+    with pytest.raises(UserError, match="was just claimed by another run"):
+        resume.plan(["model=mlp", f"hydra.run.dir={run_dir}"])
+    resume.release_unused_claim()  # this command was refused: nothing of it stays
+    assert not run_dir.exists()
+    other = tmp_path / "other"
+    result = run_cli("train.py", f"hydra.run.dir={other}", "optimizer.lr=fast")
+    assert result.returncode == 2 and not other.exists()
+
+
+@pytest.mark.slow
+def test_two_runs_started_at_once_into_one_directory_never_mix(tmp_path: Path):
+    """The race of an explicit hydra.run.dir: both commands start together; one trains, the
+    other is refused in one line, and the folder holds the first run whole."""
+    run_dir = tmp_path / "shared"
+    args = ["model=mlp", "trainer.max_epochs=2", f"hydra.run.dir={run_dir}"]
+    first, second = start_training(*args), start_training(*args)
+    outputs = [p.communicate(timeout=600)[0] for p in (first, second)]
+    codes = sorted(p.returncode for p in (first, second))
+    assert codes == [0, 2], outputs
+    refused = outputs[[first.returncode, second.returncode].index(2)]
+    errors = [line for line in refused.splitlines() if line.startswith("practicum: error:")]
+    assert len(errors) == 1 and "hydra.run.dir=" in errors[0], refused
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_trained"] == 2
+    assert (run_dir / "train.log").stat().st_size > 0

@@ -49,7 +49,7 @@ def _discard_unused_run_dir(output_dir: str | None, log_dir: str | None = None) 
     path = Path(output_dir)
     if not path.is_dir():
         return
-    before_training = {"config_tree.txt", "hparams.yaml"}
+    before_training = {"config_tree.txt", "hparams.yaml", ".practicum_claim"}
     for item in path.rglob("*"):
         inside_hydra = ".hydra" in item.relative_to(path).parts
         if item.is_file() and not (
@@ -242,6 +242,7 @@ def _main(config_name: str, argv: list[str], run: Callable[[DictConfig], Any]) -
                 argv = claim_sweep_dir(config_name, argv)
         except UserError as exc:
             report(str(exc))
+            resume.release_unused_claim()
             sys.exit(USER_ERROR_EXIT)
         resumed = overrides.values(argv).get("ckpt_path") == "last"
         if config_name == "train" and resumed and is_a_run(argv) and not is_another_rank(argv):
@@ -252,7 +253,10 @@ def _main(config_name: str, argv: list[str], run: Callable[[DictConfig], Any]) -
             config_name=config_name,
             execution_whitelist=whitelist,
         )(_guarded(run))
-        entry()
+        try:
+            entry()
+        finally:
+            resume.release_unused_claim()
 
 
 COMMANDS: dict[str, Callable[[DictConfig], Any]] = {

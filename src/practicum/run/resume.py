@@ -13,7 +13,9 @@ Nothing here imports torch: these checks answer at once.
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import sys
 from pathlib import Path
 
@@ -27,6 +29,8 @@ from practicum.methodology.run_summary import RunSummary
 LAST = Path("checkpoints") / "last.ckpt"
 # what marks a folder as a run's: Hydra's record, a summary, checkpoints or metrics
 RUN_MARKERS = (".hydra", summary.FILE_NAME, "checkpoints", "metrics.csv")
+# created exclusively when a command claims an explicit hydra.run.dir: "<host> <pid>"
+CLAIM = ".practicum_claim"
 
 
 def runs_folder(argv: list[str], cwd: Path | None = None) -> Path:
@@ -107,12 +111,20 @@ def plan(argv: list[str], cwd: Path | None = None) -> list[str]:
     a run into a directory that holds one is refused. One UserError line for every refusal."""
     values = overrides.values(argv)
     run_dir = values.get("hydra.run.dir")
+    multirun = "-m" in argv or "--multirun" in argv
     if values.get("ckpt_path") != "last":
-        if run_dir is not None and holds_a_run(Path(str(run_dir))):
-            raise UserError(
-                f"hydra.run.dir={run_dir} already holds a run, which is never overwritten: pass a "
-                "new directory, or add ckpt_path=last to resume that run"
-            )
+        if run_dir is not None and not multirun:
+            if str(run_dir).strip() == "":
+                raise UserError(
+                    "hydra.run.dir= is empty, which would write the run into the current "
+                    "folder: name a directory, or leave hydra.run.dir out for a new one under logs/"
+                )
+            if holds_a_run(Path(str(run_dir))):
+                raise UserError(
+                    f"hydra.run.dir={run_dir} already holds a run, which is never overwritten: "
+                    "pass a new directory, or add ckpt_path=last to resume that run"
+                )
+            claim(Path(str(run_dir)))
         return argv
     picked = run_dir is None
     if picked:
@@ -124,6 +136,7 @@ def plan(argv: list[str], cwd: Path | None = None) -> list[str]:
             "directory to resume> or ckpt_path=<a .ckpt file>"
         )
     refuse_finished(run_dir)
+    claim(run_dir, resuming=True)
     given = {o.key_or_group for o in overrides.parse(argv)}
     restored = [o for o in saved_overrides(run_dir) if _key(o) not in given]
     argv = [*restored, *argv, *([f"hydra.run.dir={run_dir}"] if picked else [])]
@@ -131,6 +144,79 @@ def plan(argv: list[str], cwd: Path | None = None) -> list[str]:
     state = summary.status if summary else "stopped without a summary"
     print(f"practicum: resuming {run_dir} ({state})", file=sys.stderr, flush=True)
     return argv
+
+
+def _owner(marker: Path) -> tuple[str, int] | None:
+    """The host and process that claimed a run directory, from its marker."""
+    try:
+        host, pid = marker.read_text().split()[:2]
+        return host, int(pid)
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(owner: tuple[str, int] | None) -> bool:
+    """The claiming process still runs (on this host: another host's cannot be asked)."""
+    if owner is None or owner[0] != socket.gethostname() or owner[1] == os.getpid():
+        return False
+    try:
+        os.kill(owner[1], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_claimed: list[Path] = []  # the run directories this command claimed and created
+
+
+def release_unused_claim() -> None:
+    """A claimed directory that holds nothing but its marker (the command was refused before
+    its run started) is removed: a refusal leaves nothing that looks like a run."""
+    while _claimed:
+        run_dir = _claimed.pop()
+        marker = run_dir / CLAIM
+        try:
+            if [p.name for p in run_dir.iterdir()] == [CLAIM]:
+                marker.unlink()
+                run_dir.rmdir()
+        except OSError:
+            pass
+
+
+def claim(run_dir: Path, resuming: bool = False) -> None:
+    """Claim an explicit run directory by creating its marker exclusively: of two commands given
+    the same `hydra.run.dir` at once, the second is refused in one line and the first run stays
+    whole. A resume takes the marker over unless the run it names is still running here."""
+    marker = run_dir / CLAIM
+    try:
+        if not run_dir.exists():
+            run_dir.mkdir(parents=True)
+            _claimed.append(run_dir)
+    except OSError as exc:
+        raise UserError(f"hydra.run.dir={run_dir} cannot be created ({exc.strerror})") from exc
+    stamp = f"{socket.gethostname()} {os.getpid()}\n"
+    if resuming:
+        owner = _owner(marker)
+        if _alive(owner):
+            raise UserError(
+                f"hydra.run.dir={run_dir} is being trained right now (process {owner[1]}): "
+                "wait for it to end, or stop it, before resuming"
+            )
+        marker.write_text(stamp)
+        return
+    try:
+        descriptor = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        owner = _owner(marker)
+        who = f" (process {owner[1]} on {owner[0]})" if owner else ""
+        raise UserError(
+            f"hydra.run.dir={run_dir} was just claimed by another run{who}: each run needs a "
+            "directory of its own; pass a new one"
+        ) from None
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(stamp)
 
 
 def _key(override: str) -> str:
