@@ -83,6 +83,10 @@ BAD_INPUTS = [
     ),
     (["optimizer.lr=fast"], "optimizer.lr='fast' is invalid: lr must be a number > 0"),
     (["hydra.run.dir="], "hydra.run.dir= is empty, which would write the run into the current"),
+    (["~model"], "model is missing (deleted with ~model, or set to null): every run needs one"),
+    (["~optimizer"], "optimizer is missing (deleted with ~optimizer"),
+    (['optimizer.lr=${oc.decode:"-1"}'], "optimizer.lr=-1 is invalid: lr must be a number > 0"),
+    (["-m", "search=random", "search.n_trials=0"], "search.n_trials=0 is invalid"),
     (
         ["model.net._target_=os.system"],
         "model.net._target_='os.system' is not a trusted target, so it will not be run: it is outside",

@@ -81,6 +81,27 @@ def check_sweep_kinds(argv: list[str]) -> None:
             )
 
 
+def check_settings(argv: list[str]) -> None:
+    """A setting of a group practicum owns (`search.n_trials=0`) out of its declared range is one
+    line before Hydra starts: a sweep's sweeper reads its settings before any trial is checked."""
+    import dataclasses
+
+    from practicum.config.checker import example_value, invalid
+    from practicum.config.constraints import Constraint
+    from practicum.config.schemas import SCHEMAS
+
+    for key, value in overrides.values(argv).items():
+        group, _, name = str(key).partition(".")
+        schema = SCHEMAS.get(group)
+        if schema is None or not name or "." in name or isinstance(value, str):
+            continue  # a value of the wrong type is Hydra's to refuse, as it composes
+        field = next((f for f in dataclasses.fields(schema) if f.name == name), None)
+        constraint = field.metadata.get("constraint") if field else None
+        if isinstance(constraint, Constraint) and constraint.problem(value):
+            example = example_value(field.default, field.type, constraint)
+            raise invalid(str(key), name, value, constraint.rule, example)
+
+
 SPACE_CHOICE = "search/space@hydra.sweeper.params"
 
 

@@ -22,6 +22,7 @@ from practicum.cli.argv_checks import (
     check_group_choices,
     check_launcher,
     check_log_dir,
+    check_settings,
     check_sweep_kinds,
     default_search_space,
     is_a_run,
@@ -237,6 +238,7 @@ def _main(config_name: str, argv: list[str], run: Callable[[DictConfig], Any]) -
                 check_log_dir(argv)
                 check_launcher(argv)
                 check_sweep_kinds(argv)
+                check_settings(argv)
                 if config_name == "train":
                     argv = default_search_space(resume.plan(argv))
                 argv = claim_sweep_dir(config_name, argv)

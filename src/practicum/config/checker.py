@@ -16,6 +16,7 @@ import dataclasses
 import difflib
 import importlib
 import inspect
+import re
 import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
@@ -52,6 +53,8 @@ FOREIGN_RULES: list[tuple[str, str, Constraint]] = [
     ("torch.optim.lr_scheduler.ReduceLROnPlateau", "factor", OpenFraction),
     ("torch.optim.lr_scheduler.ReduceLROnPlateau", "patience", NonNegativeInt),
 ]
+# `${name:arguments}`: a resolver's call, not a reference to another key
+RESOLVER_CALL = re.compile(r"^\$\{[A-Za-z_][\w.]*:.*\}$", re.DOTALL)
 # keys of a `_target_` node that Hydra reads itself
 HYDRA_KEYS = ("_target_", "_partial_", "_convert_", "_recursive_", "_args_")
 
@@ -113,9 +116,11 @@ def check_arguments(cfg: DictConfig) -> None:
                     f"{path}.{key} is not an argument of {node._target_}: "
                     + did_you_mean(path, key, settable(params, node))
                 )
-            if OmegaConf.is_missing(node, key) or OmegaConf.is_interpolation(node, key):
-                continue  # missing: _require_set's; interpolated: checked where it is set
-            value = node[key]
+            if OmegaConf.is_missing(node, key):
+                continue  # _require_set's
+            if OmegaConf.is_interpolation(node, key) and not resolver_only(node, key):
+                continue  # a reference to another key: checked where that key is set
+            value = node[key]  # a resolver's value (${oc.decode:...}) is checked as resolved
             if isinstance(value, DictConfig) and "_target_" in value:
                 continue  # built into an object; checked as a target of its own
             if isinstance(value, DictConfig | ListConfig):
@@ -268,6 +273,13 @@ def invalid(path: str, key: str, value: Any, rule: str, example: Any) -> UserErr
         else ""
     )
     return UserError(f"{path}={value!r} is invalid: {key} {rule}{hint}")
+
+
+def resolver_only(node: DictConfig, key: Any) -> bool:
+    """The value is a resolver call whose arguments name no other key (`${oc.decode:"-1"}`,
+    `${oc.env:LR}`): nothing else checks it, so it is resolved and checked here."""
+    raw = str(node._get_node(key)._value())  # noqa: SLF001 (the text before resolution)
+    return bool(RESOLVER_CALL.match(raw)) and "${" not in raw[2:]
 
 
 def check_ranges(node: DictConfig, path: str) -> None:

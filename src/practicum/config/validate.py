@@ -37,6 +37,7 @@ def validate(cfg: DictConfig) -> None:
         OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     except Exception as exc:  # omegaconf raises many types; all mean a bad value in the config
         raise UserError(f"the config does not resolve: {exc}".splitlines()[0]) from exc
+    _require_groups(cfg)
     _require_set(cfg)
     check_top_level_keys(cfg)
     check_fields(cfg, EntryConfig, known_only=True)
@@ -217,6 +218,22 @@ def check_checkpoint(cfg: DictConfig) -> None:
         raise UserError(
             f"ckpt_path={path!r} does not exist: pass the path of a .ckpt file written by train.py"
         )
+
+
+# the groups every run builds from: deleting one (`~model`) leaves nothing to build
+REQUIRED_GROUPS = ("data", "model", "optimizer", "trainer", "goal", "paths")
+
+
+def _require_groups(cfg: DictConfig) -> None:
+    """A training config (it names its `parts`) has every group a run builds from."""
+    if "parts" not in cfg:
+        return  # eval.py's and predict.py's own configs: the run's come from its checkpoint
+    for group in REQUIRED_GROUPS:
+        if cfg.get(group) is None:
+            raise UserError(
+                f"{group} is missing (deleted with ~{group}, or set to null): every run needs "
+                f"one; pick an option with {group}=<name> (the files of conf/{group}/)"
+            )
 
 
 def _require_set(cfg: DictConfig) -> None:
