@@ -234,3 +234,18 @@ def test_two_runs_started_at_once_into_one_directory_never_mix(tmp_path: Path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["epochs_trained"] == 2
     assert (run_dir / "train.log").stat().st_size > 0
+
+
+@pytest.mark.parametrize("name", ["a b", "x,y", "it's", 'q"uote', "plain"])
+def test_a_printed_resume_command_reads_back_as_its_folder(tmp_path: Path, name: str):
+    """A folder with a space, a comma (a sweep to Hydra) or a quote: the printed command, split
+    by the shell and parsed by Hydra, names that folder."""
+    import shlex
+
+    from practicum.config.command_line import values
+    from practicum.run.resume import resume_command
+
+    run_dir = tmp_path / name / "run"
+    words = shlex.split(resume_command(run_dir))
+    assert words[:3] == ["python", "train.py", "ckpt_path=last"]
+    assert values(words[3:])["hydra.run.dir"] == str(run_dir)

@@ -43,6 +43,7 @@ from practicum.run.build import build_datamodule, build_task, build_trainer
 from practicum.run.checkpoints import checkpoint_progress, resolve_ckpt_path
 from practicum.run.evaluate import best_checkpoint, evaluate_splits
 from practicum.run.pruning import pruned_at, report_pruned
+from practicum.run.resume import resume_command
 
 
 class RunOne(Protocol):
@@ -131,7 +132,7 @@ def why_it_stopped(
     if isinstance(exc, UserError):
         return None
     output_dir = Path(cfg.paths.output_dir)
-    resume = f"python train.py ckpt_path=last hydra.run.dir={output_dir}"
+    resume = resume_command(output_dir)
     last = output_dir / "checkpoints" / "last.ckpt"
     kept = _last_checkpoint_text(last)
     if isinstance(exc, KeyboardInterrupt | SystemExit):

@@ -79,15 +79,35 @@ def continue_command(run_dir: Path, summary: RunSummary) -> str:
     """The command that trains a finished run on, from its last checkpoint, into a new directory."""
     epochs = summary.epochs_trained or 0
     kept = [o for o in saved_overrides(run_dir) if _key(o) != "trainer.max_epochs"]
-    args = [*kept, f"ckpt_path={run_dir / LAST}"]
+    args = [_quoted(a) for a in kept]
+    args.append(path_override("ckpt_path", run_dir / LAST))
     args.append(f"trainer.max_epochs={max(2 * epochs, epochs + 10)}")
-    return " ".join(["python train.py", *(_quoted(a) for a in args)])
+    return " ".join(["python train.py", *args])
 
 
 def _quoted(arg: str) -> str:
     import shlex
 
     return shlex.quote(arg)
+
+
+# characters Hydra's override grammar reads as syntax in an unquoted value (a comma is a sweep)
+HYDRA_SPECIAL = set(" ,=[]{}()'\"\\$:*?")
+
+
+def path_override(key: str, path: Path | str) -> str:
+    """`key=<path>` as one shell word that Hydra reads back as that path: quoted for Hydra when
+    the path holds its syntax (a space, a comma), then for the shell."""
+    text = str(path)
+    if any(c in HYDRA_SPECIAL for c in text):
+        quote = '"' if '"' not in text else "'"
+        text = quote + text.replace("\\", "\\\\").replace(quote, "\\" + quote) + quote
+    return _quoted(f"{key}={text}")
+
+
+def resume_command(run_dir: Path | str) -> str:
+    """The command that resumes an unfinished run in its own directory."""
+    return f"python train.py ckpt_path=last {path_override('hydra.run.dir', run_dir)}"
 
 
 def refuse_finished(run_dir: Path) -> None:
