@@ -460,3 +460,33 @@ def test_a_run_killed_while_it_was_evaluated_resumes_without_training_more(tmp_p
     assert resumed["metrics"] == whole["metrics"]
     assert resumed["epochs_trained"] == whole["epochs_trained"]
     assert resumed["best_checkpoint"] == whole["best_checkpoint"]
+
+
+@pytest.mark.parametrize(
+    ("phase", "signal_name", "code"),
+    [("linear_baseline", "SIGTERM", 143), ("report_run", "SIGINT", 130)],
+)
+def test_a_signal_after_training_ends_the_run_as_interrupted_in_one_line(
+    tmp_path: Path, monkeypatch, phase: str, signal_name: str, code: int
+):
+    """SIGTERM or Ctrl-C while the baseline trains or the report is written (after the fit):
+    the run is `interrupted` with its resume command, one line says so, no traceback."""
+    from practicum.cli import entry
+    from practicum.run import one_run
+
+    def stop(*args, **kwargs):
+        if signal_name == "SIGTERM":
+            os.kill(os.getpid(), signal.SIGTERM)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(one_run, phase, stop)
+    result = run_cli("train.py", "model=mlp", "trainer.max_epochs=1", f"paths.log_dir={tmp_path}")
+    assert result.returncode == code, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    how = "SIGTERM" if code == 143 else "Ctrl-C"
+    assert result.stderr.strip().splitlines()[-1] == f"practicum: interrupted ({how})"
+    (run_dir,) = (tmp_path / "train" / "runs").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert summary["resume"] == f"python train.py ckpt_path=last hydra.run.dir={run_dir}"
+    assert entry.Terminated.__mro__[1] is KeyboardInterrupt

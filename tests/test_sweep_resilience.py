@@ -249,3 +249,42 @@ def test_summarize_refuses_what_is_not_a_sweep_in_one_line(tmp_path: Path):
     assert list((tmp_path / "empty").iterdir()) == [], (
         "nothing written into a folder with no trials"
     )
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_a_parallel_sweep_is_one_line_and_keeps_each_trials_record(tmp_path: Path):
+    """Ctrl-C reaches the whole process group: the sweep says in one line how to resume the
+    interrupted trials and summarize; each running trial keeps its own `interrupted` summary
+    with its resume command (never rewritten as a failed trial)."""
+    import signal
+
+    log_dir = tmp_path / "logs"
+    command = [sys.executable, str(ROOT / "train.py"), "-m", *QUICK, "trainer.max_epochs=400"]
+    command += ["optimizer.lr=1e-3,3e-3", "hydra/launcher=local_parallel"]
+    sweep = subprocess.Popen(
+        [*command, f"paths.log_dir={log_dir}"],
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while len(list(log_dir.glob("*/multiruns/*/*/checkpoints/last.ckpt"))) < 2:
+            assert time.monotonic() < deadline and sweep.poll() is None, "no trial got going"
+            time.sleep(0.5)
+        os.killpg(sweep.pid, signal.SIGINT)
+        _, stderr = sweep.communicate(timeout=120)
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+    assert "Traceback" not in stderr, stderr[-3000:]
+    lines = [line for line in stderr.splitlines() if line.startswith("practicum: interrupted")]
+    assert len(lines) == 1 and "practicum-summarize" in lines[0], stderr[-3000:]
+    summaries = [json.loads(p.read_text()) for p in log_dir.glob("*/multiruns/*/*/summary.json")]
+    assert len(summaries) == 2
+    for summary in summaries:
+        assert summary["status"] == "interrupted", summary
+        assert summary["resume"].startswith("python train.py ckpt_path=last hydra.run.dir=")

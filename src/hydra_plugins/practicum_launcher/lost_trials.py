@@ -102,8 +102,8 @@ def lost_trial(
 
 
 def record(run_dir: Path, sweep_config: DictConfig, overrides: list, reason: str) -> None:
-    """A failed summary.json, unless the trial had finished (a trial stopped mid-run, say
-    `interrupted` by the signal that ended its job, is a failed trial of the sweep); and the
+    """A failed summary.json, unless the trial wrote its own (finished, failed, pruned, or
+    `interrupted` with the command that resumes it: the sweep still counts it failed); and the
     overrides Hydra saves before a job starts, if it died before that, so that the sweep summary
     lists it."""
     from practicum.methodology.run_summary import RunSummary
@@ -117,8 +117,10 @@ def record(run_dir: Path, sweep_config: DictConfig, overrides: list, reason: str
         before = RunSummary.read(run_dir)
     except (ValueError, TypeError):  # a summary cut off mid-write reads as none
         before = None
-    if before is not None and (before.finished or before.status in ("failed", "pruned")):
-        return
+    if before is not None and (
+        before.finished or before.status in ("failed", "pruned", "interrupted")
+    ):
+        return  # a trial's own record, with its resume command, is never rewritten
     goal = sweep_config.get("goal") or {}
     said = f" (the run had said: {before.error})" if before is not None and before.error else ""
     RunSummary.unfinished(

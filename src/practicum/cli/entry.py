@@ -6,6 +6,7 @@ the run itself imports them when it starts.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -39,6 +40,9 @@ from practicum.run import resume
 
 USER_ERROR_EXIT = 2
 CHECKS_FAILED_EXIT = 1
+
+
+_sweep_dir: list[str] = []  # the folder of the sweep this command runs, once claimed
 
 
 def _discard_unused_run_dir(output_dir: str | None, log_dir: str | None = None) -> None:
@@ -242,6 +246,9 @@ def _main(config_name: str, argv: list[str], run: Callable[[DictConfig], Any]) -
                 if config_name == "train":
                     argv = default_search_space(resume.plan(argv))
                 argv = claim_sweep_dir(config_name, argv)
+                folder = overrides.values(argv).get("hydra.sweep.dir")
+                if folder and is_a_sweep(argv):
+                    _sweep_dir.append(str(folder))
         except UserError as exc:
             report(str(exc))
             resume.release_unused_claim()
@@ -276,15 +283,63 @@ def main(argv: Sequence[str] | None = None, command: str = "train") -> int:
         raise ValueError(f"command must be one of {', '.join(COMMANDS)}, not {command!r}")
     args = list(sys.argv[1:] if argv is None else argv)
     script = sys.argv[0] if argv is None else f"{command}.py"
-    with restored([script, *args]):
+    _sweep_dir.clear()
+    with restored([script, *args]), terminated_as_interrupted():
         try:
             _main(command, args, COMMANDS[command])
         except SystemExit as exc:
             return exit_code(exc.code)
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM, in any phase
+            return interrupted(exc, args)
         except Exception:  # what the interpreter does with it, without ending this process
             traceback.print_exc()
             return 1
     return 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`timeout`, `kill`, a scheduler's stop), raised where the process is, so that it
+    ends any phase (training, evaluation, the baseline, the report) as a Ctrl-C does."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def terminated_as_interrupted() -> Any:
+    """SIGTERM handled as Ctrl-C for the command's duration (the previous handler put back).
+    Not inside a SLURM job: there submitit owns the signals that preempt and requeue it."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or os.environ.get("SLURM_JOB_ID"):
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def interrupted(exc: KeyboardInterrupt, argv: list[str]) -> int:
+    """One line for a command stopped by Ctrl-C or SIGTERM (a run has said how to resume it);
+    for a sweep, how to resume its interrupted trials and summarize it. Exit 130 or 143."""
+    code = 143 if isinstance(exc, Terminated) else 130
+    how = "SIGTERM" if code == 143 else "Ctrl-C"
+    if _sweep_dir:
+        folder = _sweep_dir[-1]
+        line = (
+            f"interrupted ({how}): the sweep in {folder} stopped; each trial that was running is "
+            "`interrupted` and its summary.json holds the command that resumes it; then "
+            f"summarize with: practicum-summarize {folder}"
+        )
+    else:
+        line = f"interrupted ({how})"
+    print(f"practicum: {line}", file=sys.stderr, flush=True)
+    return code
 
 
 def train() -> None:
