@@ -186,6 +186,24 @@ def test_cli_run_writes_the_run_directory(tmp_path: Path):
     assert log.count("Tip:") <= 1
 
 
+def test_eval_of_weights_that_do_not_fit_their_config_is_one_line(tmp_path: Path):
+    """A checkpoint whose stored config builds another net than its weights are of."""
+    import torch
+
+    _, summary, _ = train(
+        tmp_path, ["model=mlp", "trainer.max_epochs=1", "diagnosis.baseline_model=null"]
+    )
+    checkpoint = torch.load(summary["best_checkpoint"], weights_only=False)
+    checkpoint["practicum_config"]["model"]["net"]["hidden_units"] = 7
+    edited = tmp_path / "edited.ckpt"
+    torch.save(checkpoint, edited)
+    result = run_cli("eval.py", f"ckpt_path={edited}", f"paths.log_dir={tmp_path}/logs")
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("practicum: error:")]
+    assert len(errors) == 1 and "its weights do not fit the model its config builds" in errors[0]
+    assert "Traceback" not in result.stderr
+
+
 def test_eval_reproduces_the_test_metrics(tmp_path: Path):
     _, summary, run_dir = train(tmp_path, ["trainer.max_epochs=4"])
     result = run_cli(

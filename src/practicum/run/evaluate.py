@@ -41,12 +41,22 @@ def evaluate_splits(
         task.eval_split = split
         task.split_errors, task.split_outcomes = {}, {}
         # load the checkpoint once; later calls keep its weights
-        results = trainer.test(
-            task,
-            dataloaders=datamodule.loader(split),
-            ckpt_path=ckpt_path if i == 0 else None,
-            verbose=False,
-        )
+        try:
+            results = trainer.test(
+                task,
+                dataloaders=datamodule.loader(split),
+                ckpt_path=ckpt_path if i == 0 else None,
+                verbose=False,
+            )
+        except RuntimeError as exc:
+            if i > 0 or "state_dict" not in str(exc):
+                raise
+            first = str(exc).strip().splitlines()
+            raise UserError(
+                f"ckpt_path={ckpt_path}: its weights do not fit the model its config builds "
+                f"({first[1].strip() if len(first) > 1 else first[0]}): pass a checkpoint "
+                "written by train.py for this config"
+            ) from exc
         measured = {key: float(value) for key, value in results[0].items()}
         metrics.update(measured)
         errors.update({k: v for k, v in task.split_errors.items() if k in measured})
