@@ -366,3 +366,26 @@ def test_links_that_loop_or_leave_the_image_folder_are_one_line(tmp_path: Path):
         errors = [line for line in result.stderr.splitlines() if line.startswith("practicum:")]
         assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
         assert f"ant/{name}" in errors[0] and "Traceback" not in result.stderr
+
+
+def test_an_image_too_large_to_decode_safely_is_one_line(tmp_path: Path, monkeypatch):
+    """A decompression bomb (more pixels than PIL's limit, here lowered to stand for one)."""
+    from PIL import Image
+    from test_remedies_auto_shapes import write_images
+
+    from conftest import run_cli
+
+    root = write_images(tmp_path / "images", per_class=8, size=8)
+    Image.new("RGB", (64, 64)).save(root / "ant" / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    result = run_cli(
+        "train.py",
+        "data=image_folder",
+        f"data.root={root}",
+        "model=cnn",
+        f"paths.log_dir={tmp_path}/l",
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("practicum:")]
+    assert len(errors) == 1 and "huge.png is too large to decode safely" in errors[0]
+    assert "Traceback" not in result.stderr

@@ -95,13 +95,23 @@ def require_image(path: str) -> None:
     when it is decoded, with its own one line)."""
     from PIL import Image
 
+    limit = Image.MAX_IMAGE_PIXELS
     try:
-        with Image.open(path):
-            pass
+        with Image.open(path) as image:
+            width, height = image.size
+    except Image.DecompressionBombError as exc:
+        raise UserError(
+            f"{path} is too large to decode safely ({exc}): shrink it, or remove the file"
+        ) from exc
     except (OSError, ValueError) as exc:
         raise UserError(
             f"{path} is not a readable image ({exc}): replace or remove the file"
         ) from exc
+    if limit is not None and width * height > limit:
+        raise UserError(
+            f"{path} is too large to decode safely ({width}x{height} = {width * height:,} pixels, "
+            f"more than {limit:,}): shrink it, or remove the file"
+        )
 
 
 def _number(value: Any) -> bool:
