@@ -37,7 +37,7 @@ random search's and TPE's; no crash in any method; no identical rerun in an auto
 A part of it (scenarios, methods and budget from the environment; a part has no verdict):
 
     BENCH_AUTOPILOT_SCENARIOS=breast_cancer,wine_lr_too_low \\
-    BENCH_AUTOPILOT_METHODS=autopilot,random BENCH_AUTOPILOT_BUDGET=3 \\
+    BENCH_AUTOPILOT_METHODS=autopilot,random BENCH_AUTOPILOT_BUDGET=3 BENCH_AUTOPILOT_SEEDS=1,2 \\
     .venv/bin/python benchmarks/run.py --only autopilot --quick
 """
 
@@ -357,7 +357,8 @@ def chosen(variable: str, known: list[str]) -> list[str]:
 
 
 def run(settings: Settings, earlier: dict[str, Any], log=print) -> dict[str, Any]:
-    seeds = list(range(settings.count(3, 1)))
+    given = os.environ.get("BENCH_AUTOPILOT_SEEDS")
+    seeds = [int(x) for x in given.split(",")] if given else list(range(settings.count(3, 1)))
     budget = int(os.environ.get("BENCH_AUTOPILOT_BUDGET", TARGET_RUNS))
     names = chosen("BENCH_AUTOPILOT_SCENARIOS", list(SCENARIOS))
     methods = chosen("BENCH_AUTOPILOT_METHODS", list(METHODS))
