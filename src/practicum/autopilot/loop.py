@@ -199,13 +199,13 @@ class Autopilot:
         for key, step in self.inert_keys.get(best.number, {}).items():
             if key in keys and len(keys) == 1:
                 return f"changing {key} at step {step} gave bit-identical metrics"
-        print_ = fingerprint(cfg)
-        earlier = self.fingerprints().get(print_)
+        resolved = fingerprint(cfg)
+        earlier = self.fingerprints().get(resolved)
         if earlier is not None:
             return f"its resolved config is the one step {earlier} ran"
-        if print_ in planned:
+        if resolved in planned:
             return "its resolved config is another candidate's of this step"
-        planned.add(print_)
+        planned.add(resolved)
         return None
 
     def fingerprints(self) -> dict[str, int]:
