@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
-from torchmetrics import MeanMetric, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics import MeanMetric, Metric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
 
 from practicum.config.constraints import Constraint, Fraction
 from practicum.config.goal import cost, share
@@ -64,7 +64,7 @@ class ClassificationTask(Task):
             {
                 # labels are checked once, against num_classes, when the data loads
                 "acc": MulticlassAccuracy(num_classes, average="micro", validate_args=False),
-                "f1": MulticlassF1Score(num_classes, average="macro", validate_args=False),
+                "f1": MacroF1(num_classes),
             }
         )
         # ModuleDict keys cannot be "train" (nn.Module.train), hence the suffix
@@ -226,6 +226,34 @@ def macro_f1(confusion: Tensor) -> Tensor:
     """Macro F1 of a (target, predicted) confusion matrix, as torchmetrics' MulticlassF1Score
     averages it: classes never predicted nor present are left out of the mean."""
     return class_mean_f1(confusion.diagonal(), confusion.sum(0) + confusion.sum(1))
+
+
+class MacroF1(Metric):
+    """Macro F1 as torchmetrics' MulticlassF1Score(average="macro") computes it (classes neither
+    predicted nor present are left out of the mean), from per-class counts: time and memory grow
+    with the examples plus the classes. MulticlassF1Score counts a classes x classes confusion
+    matrix at every update: 0.57 s and 800 MB per update at 10,000 classes."""
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, num_classes: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.num_classes = int(num_classes)
+        zeros = torch.zeros(self.num_classes, dtype=torch.long)
+        self.add_state("hits", default=zeros.clone(), dist_reduce_fx="sum")
+        self.add_state("predicted_and_actual", default=zeros.clone(), dist_reduce_fx="sum")
+
+    def update(self, preds: Tensor, target: Tensor) -> None:
+        preds, target = preds.long().flatten(), target.long().flatten()
+        hit = preds == target
+        self.hits += torch.bincount(target[hit], minlength=self.num_classes)
+        self.predicted_and_actual += torch.bincount(preds, minlength=self.num_classes)
+        self.predicted_and_actual += torch.bincount(target, minlength=self.num_classes)
+
+    def compute(self) -> Tensor:
+        return class_mean_f1(self.hits, self.predicted_and_actual)[0].float()
 
 
 def class_mean_f1(hits: Tensor, predicted_and_actual: Tensor) -> Tensor:
