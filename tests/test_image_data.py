@@ -371,6 +371,7 @@ def test_links_that_loop_or_leave_the_image_folder_are_one_line(tmp_path: Path):
 def test_an_image_too_large_to_decode_safely_is_one_line(tmp_path: Path, monkeypatch):
     """A decompression bomb (more pixels than PIL's limit, here lowered to stand for one)."""
     from PIL import Image
+
     from test_remedies_auto_shapes import write_images
 
     from conftest import run_cli

@@ -33,7 +33,8 @@ from practicum.config.constraints import (
     Positive,
     PositiveInt,
 )
-from practicum.config.targets import locate, target_nodes
+from practicum.config.targets import target_nodes
+from practicum.config.trust import trusted_locate as locate
 from practicum.errors import UserError
 
 # (class that declares the parameter, parameter, range): for targets whose source is not ours
@@ -278,7 +279,7 @@ def invalid(path: str, key: str, value: Any, rule: str, example: Any) -> UserErr
 def resolver_only(node: DictConfig, key: Any) -> bool:
     """The value is a resolver call whose arguments name no other key (`${oc.decode:"-1"}`,
     `${oc.env:LR}`): nothing else checks it, so it is resolved and checked here."""
-    raw = str(node._get_node(key)._value())  # noqa: SLF001 (the text before resolution)
+    raw = str(OmegaConf.to_container(node, resolve=False)[key])  # the text as written
     return bool(RESOLVER_CALL.match(raw)) and "${" not in raw[2:]
 
 

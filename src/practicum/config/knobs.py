@@ -111,7 +111,7 @@ class Toggle(Knob):
 
 
 def _net_class(cfg: DictConfig) -> Any:
-    from practicum.config.targets import locate
+    from practicum.config.trust import trusted_locate as locate
 
     net = (cfg.get("model") or {}).get("net")
     if not isinstance(net, DictConfig) or "_target_" not in net:

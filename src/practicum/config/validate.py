@@ -27,7 +27,8 @@ from practicum.config.schemas import (
     settings,
     top_level_keys,
 )
-from practicum.config.targets import locate, target_nodes
+from practicum.config.targets import target_nodes
+from practicum.config.trust import trusted_locate as locate
 from practicum.errors import UserError
 
 
