@@ -6,7 +6,8 @@ The docs are README.md, docs/*.md and benchmarks/README.md. Their commands are t
 these changes and no others:
 - sizes: train commands get one epoch, no linear baseline and no progress bar (SMALL); searches
   two trials, the grid-vs-random study one seed of four one-epoch trials; file datasets small
-  images; the benchmarks their quick settings and one repeat;
+  images; the benchmarks their quick settings and one repeat (the autopilot section two of its
+  scenarios, two methods, three runs);
 - places: runs write under a temporary `paths.log_dir`; placeholders (`/path/to/...`, `/data/...`,
   `<timestamp>`, `...`, `/tmp/...`, the study database) become files this test writes in the real
   formats, or temporary paths;
@@ -77,6 +78,14 @@ SMALL = {
 SMALL_SEARCH = {"search.n_trials": "2"}
 SMALL_STUDY = {"study.n_trials": "4", "study.study_seeds": "[0]", "study.max_epochs": "1"}
 SMALL_FILE_DATA = {"data.image_size": "48", "data.batch_size": "4"}
+
+
+# the autopilot section's part the docs test runs (benchmarks/autopilot.py reads these)
+AUTOPILOT_PART = {
+    "BENCH_AUTOPILOT_SCENARIOS": "wine_lr_too_low,wine_shifted_test",
+    "BENCH_AUTOPILOT_METHODS": "autopilot,random",
+    "BENCH_AUTOPILOT_BUDGET": "3",
+}
 
 
 def doc_commands(doc: Path) -> dict[str, list[str] | None]:
@@ -478,6 +487,8 @@ def prepare(
         runnable += " && python -c 'import sys; print(sys.prefix)'"
     elif runnable.startswith(".venv/bin/python benchmarks/run.py"):
         runnable += f" --quick --repeats 1 --results-dir {shlex.quote(str(log_dir))}"
+        if "--only autopilot" in runnable:  # two of its scenarios, two methods, 3 runs each
+            return runnable, ROOT, {**ENV, **AUTOPILOT_PART}
     return runnable, ROOT, ENV
 
 
