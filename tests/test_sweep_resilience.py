@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, wait_for
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/fd").is_dir(), reason="finds the trial's process through /proc"
@@ -271,10 +271,14 @@ def test_ctrl_c_on_a_parallel_sweep_is_one_line_and_keeps_each_trials_record(tmp
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 300
-        while len(list(log_dir.glob("*/multiruns/*/*/checkpoints/last.ckpt"))) < 2:
-            assert time.monotonic() < deadline and sweep.poll() is None, "no trial got going"
-            time.sleep(0.5)
+        wait_for(
+            lambda: (
+                sweep.poll() is not None
+                or len(list(log_dir.glob("*/multiruns/*/*/checkpoints/last.ckpt"))) >= 2
+            ),
+            what="both trials' first checkpoint",
+        )
+        assert sweep.poll() is None, "the sweep ended before its trials got going"
         os.killpg(sweep.pid, signal.SIGINT)
         _, stderr = sweep.communicate(timeout=120)
     finally:

@@ -56,9 +56,17 @@ def build(node: Any, where: str, **kwargs: Any) -> Any:
     """`instantiate` for the object at `where` (trainer, data, model.net, ...): any exception its
     constructor raises becomes one line, `<where>: <the constructor's own message>`, which ends
     the run before it trained, its directory removed (cli/entry.py)."""
-    try:
+    with one_line(where):
         return instantiate(node, **kwargs)
-    except UserError:
+
+
+@contextlib.contextmanager
+def one_line(where: str) -> Any:
+    """Any exception raised inside becomes `<where>: <its own message>` (a UserError inside the
+    chain is raised as it is); memory errors and interrupts pass through."""
+    try:
+        yield
+    except (UserError, MemoryError):
         raise
     except Exception as exc:
         found = find_user_error(exc)
@@ -70,15 +78,8 @@ def build(node: Any, where: str, **kwargs: Any) -> Any:
 def build_datamodule(cfg: DictConfig) -> InMemoryClassificationData:
     """Build the data, load it, and fill in `data.num_classes`/`input_shape` left as `auto`."""
     datamodule = build(cfg.data, "data", _convert_="all")
-    try:
+    with one_line("data"):
         datamodule.setup()
-    except (UserError, MemoryError, KeyboardInterrupt):
-        raise
-    except Exception as exc:
-        found = find_user_error(exc)
-        if found is not None:
-            raise found from exc
-        raise UserError(f"data: {constructor_message(exc)}") from exc
     with open_dict(cfg):
         for key in ("num_classes", "input_shape"):
             if cfg.data.get(key) == "auto":
