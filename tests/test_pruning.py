@@ -243,24 +243,38 @@ def test_idle_fraction_counts_slot_time_without_a_trial():
 def test_each_pruner_stops_a_poor_curve_only_after_min_resource(name: str):
     import optuna
 
-    study = optuna.create_study(direction="maximize", pruner=make_pruner(name, 2, 3, 9))
+    # Hyperband puts a trial in a bracket by a hash of the study's name and the trial's number:
+    # a fixed name makes the brackets the same on every run (the sweeper names its study too)
+    study = optuna.create_study(
+        study_name="pruning", direction="maximize", pruner=make_pruner(name, 2, 3, 9)
+    )
     for _ in range(12):  # good curves, to the end (Hyperband needs some in each bracket)
         trial = study.ask()
         for epoch in range(1, 10):
             trial.report(0.9 + epoch / 100, epoch)
             assert not trial.should_prune()  # as a trial asks after every epoch
         study.tell(trial, 0.99)
-    poor = study.ask()
-    stopped = None
-    for epoch in range(1, 10):
-        poor.report(0.1, epoch)
-        if poor.should_prune():
-            stopped = epoch
-            break
+    stops = []
+    for _ in range(4):  # poor curves: in Hyperband's brackets with a later first rung too
+        poor = study.ask()
+        stopped = None
+        for epoch in range(1, 10):
+            poor.report(0.1, epoch)
+            if poor.should_prune():
+                stopped = epoch
+                break
+        if stopped:
+            study.tell(poor, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(poor, 0.1)
+        stops.append(stopped)
     if name == "none":
-        assert stopped is None
+        assert stops == [None] * 4
     else:
-        assert stopped is not None and stopped >= 2, "pruned, never before min_resource epochs"
+        assert all(s is None or s >= 2 for s in stops), f"pruned before min_resource: {stops}"
+        assert any(s is not None for s in stops), "no poor curve was pruned"
+        if name != "hyperband":  # one rule for every trial: every poor curve stops
+            assert None not in stops, stops
 
 
 def free_port() -> int:
