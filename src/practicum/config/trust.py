@@ -65,6 +65,7 @@ RULES: tuple[Rule, ...] = (
     Rule("practicum.data", "lightning.pytorch.LightningDataModule"),
     Rule("practicum.methodology.callbacks", "lightning.pytorch.Callback"),
     Rule("practicum.platform.gpu", "lightning.pytorch.Callback"),
+    Rule("practicum.run.step_checkpoints", "lightning.pytorch.Callback"),
     Rule("practicum.run.checkpoints", "lightning.pytorch.loggers.Logger"),
     Rule("practicum.search", "hydra.experimental.callback.Callback"),
     Rule("practicum.cli.before_run", "hydra.experimental.callback.Callback"),

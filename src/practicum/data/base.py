@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import lightning.pytorch as pl
 import numpy as np
 
+from practicum.data.position import Position, batches_done
 from practicum.errors import UserError
 
 SPLITS = ("train", "val", "test")
@@ -74,8 +75,34 @@ class SplitDataModule(pl.LightningDataModule):
         """The input of one example of a split (a tensor, as the loader gives it before batching)."""
         raise NotImplementedError(f"{type(self).__name__} does not implement example(split, index)")
 
+    # where the shuffled training batches stand (data/position.py): saved in every checkpoint
+    _train_position: Position | None = None
+    _resume_position: dict[str, Any] | None = None
+
     def train_dataloader(self) -> Iterable:
-        return self.loader("train", shuffle=True)
+        loader = self.loader("train", shuffle=True)
+        position = getattr(loader, "position", None)
+        if position is None:  # a DataLoader: its sampler's
+            position = getattr(getattr(loader, "sampler", None), "position", None)
+        if isinstance(position, Position):
+            if self._resume_position is not None:  # resuming: the saved order, from its batch
+                position.restore(self._resume_position)
+                self._resume_position = None
+            self._train_position = position
+        return loader
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in checkpoints: the training batches' order and, in the middle of an epoch, how
+        many of its batches are done."""
+        if self._train_position is None:
+            return {}
+        return {"train_position": self._train_position.state(batches_done(self.trainer))}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        position = state_dict.get("train_position")
+        if position is None and state_dict.get("shuffle_state") is not None:  # older checkpoints
+            position = {"generator": state_dict["shuffle_state"], "passes": 0, "skip": 0}
+        self._resume_position = position
 
     def val_dataloader(self) -> Iterable:
         return self.loader("val")

@@ -11,9 +11,12 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
+from practicum.data.position import Position
+
 
 class TensorBatches:
-    """An iterable of `(x, y)` batches over tensors; reshuffled each pass from its own seeded generator."""
+    """An iterable of `(x, y)` batches over tensors; reshuffled each pass from its own seeded
+    generator, and resumable in the middle of a pass (`position`, data/position.py)."""
 
     def __init__(
         self,
@@ -29,7 +32,8 @@ class TensorBatches:
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.drop_last = drop_last
-        self.generator = torch.Generator().manual_seed(seed)
+        self.position = Position(seed)
+        self.generator = self.position.generator
         # under DDP each process takes every world_size-th example of the (same) order; training
         # shards are cut to equal sizes so every process runs the same number of steps
         self.rank, self.world_size = rank, world_size
@@ -50,16 +54,15 @@ class TensorBatches:
         return full if self.drop_last or rest == 0 or lone else full + 1
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
-        tensors = self.tensors
+        tensors, skip = self.tensors, 0
         if self.shuffle or self.world_size > 1:
             total = len(tensors[0])
-            order = (
-                torch.randperm(total, generator=self.generator)
-                if self.shuffle
-                else torch.arange(total)
-            )
+            if self.shuffle:
+                order, _, skip = self.position.start_pass(total)
+            else:
+                order = torch.arange(total)
             order = order[self.rank :: self.world_size][: self.num_samples]
             tensors = tuple(t[order] for t in tensors)
-        for i in range(len(self)):
+        for i in range(skip, len(self)):
             start = i * self.batch_size
             yield tuple(t[start : start + self.batch_size] for t in tensors)

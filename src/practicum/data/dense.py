@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from practicum.config.constraints import NonNegativeInt, PositiveInt
 from practicum.data.base import SplitDataModule, lone_last_batch
+from practicum.data.position import ShuffledPasses, seeded
 from practicum.errors import UserError
 
 PROBLEMS = ("detection", "segmentation")
@@ -34,7 +35,8 @@ class Examples(Dataset):
     def __getitem__(self, i: int) -> Any:
         if not 0 <= i < self.count:
             raise IndexError(i)
-        return self.load(i)
+        with seeded(i):  # augmentation by (seed, pass, example), whichever worker loads it
+            return self.load(i)
 
 
 def as_lists(batch: list[tuple[Any, Any]]) -> tuple[list[Any], list[Any]]:
@@ -103,9 +105,13 @@ class DenseData(SplitDataModule):
         return DataLoader(
             self.splits[split],
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=(
+                ShuffledPasses(len(self.splits[split]), seed, self.batch_size) if shuffle else None
+            ),
             drop_last=lone_last_batch(len(self.splits[split]), self.batch_size, shuffle),
-            generator=torch.Generator().manual_seed(seed) if shuffle else None,
+            # the workers' base seed, drawn here and not from the training process's generator
+            # (which would then differ after a resume, where validation starts its workers later)
+            generator=torch.Generator().manual_seed(seed),
             collate_fn=as_lists if self.problem == "detection" else None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

@@ -26,6 +26,7 @@ from torchvision.transforms import v2
 
 from practicum.config.constraints import Constraint, OpenFraction, PositiveInt, at_least, one_of
 from practicum.data.base import SplitDataModule, lone_last_batch, require_image
+from practicum.data.position import ShuffledPasses, seeded
 from practicum.data.splits import check_examples, split_off, subset
 from practicum.errors import UserError
 
@@ -70,7 +71,8 @@ class _Images(Dataset):
 
     def __getitem__(self, i: int):
         index = int(self.indices[i])
-        return self.transform(self.source(index)), int(self.targets[index])
+        with seeded(i):  # augmentation by (seed, pass, example), whichever worker loads it
+            return self.transform(self.source(index)), int(self.targets[index])
 
 
 class SquareSize:
@@ -454,9 +456,11 @@ class TorchvisionImageData(SplitDataModule):
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=ShuffledPasses(len(dataset), seed, self.batch_size) if shuffle else None,
             drop_last=lone_last_batch(len(dataset), self.batch_size, shuffle),
-            generator=torch.Generator().manual_seed(seed) if shuffle else None,
+            # the workers' base seed, drawn here and not from the training process's generator
+            # (which would then differ after a resume, where validation starts its workers later)
+            generator=torch.Generator().manual_seed(seed),
             collate_fn=self.finish_augmented if augmented else self.finish,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 import torch
@@ -60,8 +60,6 @@ class InMemoryClassificationData(SplitDataModule):
         self.example_origins: np.ndarray | None = None
         self.positions: dict[str, np.ndarray] = {}
         self.splits: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        self._shuffled: TensorBatches | None = None
-        self._shuffle_state: torch.Tensor | None = None
         self.num_classes: int = 0
         self.input_shape: list[int] = []
         self.class_names: list[str] = []
@@ -287,16 +285,4 @@ class InMemoryClassificationData(SplitDataModule):
             rank=rank,
             world_size=world,
         )
-        if shuffle:
-            if self._shuffle_state is not None:  # resuming: continue the saved order of batches
-                batches.generator.set_state(self._shuffle_state)
-                self._shuffle_state = None
-            self._shuffled = batches
         return batches
-
-    def state_dict(self) -> dict[str, Any]:
-        """Saved in checkpoints: where the training batches' shuffling stands."""
-        return {"shuffle_state": self._shuffled.generator.get_state()} if self._shuffled else {}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._shuffle_state = state_dict.get("shuffle_state")

@@ -83,7 +83,8 @@ class StepLosses(Callback):
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if not self.pending:
             return
-        values = torch.stack(self.pending).float().cpu().tolist()
+        device = self.pending[-1].device  # steps loaded from a checkpoint are on the CPU
+        values = torch.stack([loss.to(device) for loss in self.pending]).float().cpu().tolist()
         self.pending.clear()
         self.steps_per_epoch = len(values)
         if not self.first:
@@ -96,9 +97,17 @@ class StepLosses(Callback):
         return self.first[0] if self.first else None
 
     def state_dict(self) -> dict:
-        return {"first": self.first, "last": self.last, "steps_per_epoch": self.steps_per_epoch}
+        # the steps of an epoch still running when a checkpoint is saved in its middle
+        pending = [loss.detach().cpu() for loss in self.pending]
+        return {
+            "first": self.first,
+            "last": self.last,
+            "steps_per_epoch": self.steps_per_epoch,
+            "pending": pending,
+        }
 
     def load_state_dict(self, state_dict: dict) -> None:
+        self.pending = list(state_dict.get("pending", []))
         self.first = list(state_dict.get("first", []))
         self.last = list(state_dict.get("last", []))
         self.steps_per_epoch = int(state_dict.get("steps_per_epoch", 0))

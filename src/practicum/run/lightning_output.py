@@ -21,6 +21,8 @@ IGNORED_WARNINGS = (
     r".*overridden `transfer_batch_to_device` in `LightningModule`.*",
     # the run directory already holds .hydra/ and the log; the CSV logger only writes metrics.csv
     r".*exists and is not empty. Previous log files in this directory will be deleted.*",
+    # practicum's training loaders resume mid-epoch through the data module (data/position.py)
+    r".*ended before the epoch ended and your dataloader is not resumable.*",
     # epoch metrics come from torchmetrics, whose compute() already syncs them across processes
     r".*when logging on epoch level in distributed setting to accumulate the metric.*",
 )

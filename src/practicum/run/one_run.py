@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import lightning.pytorch as pl
+import torch
 from omegaconf import DictConfig
 from rich.console import Console
 
@@ -44,6 +45,7 @@ from practicum.run.checkpoints import checkpoint_progress, resolve_ckpt_path
 from practicum.run.evaluate import best_checkpoint, evaluate_splits
 from practicum.run.pruning import pruned_at, report_pruned
 from practicum.run.resume import resume_command
+from practicum.tasks.base import MID_EPOCH_KEY
 
 
 class RunOne(Protocol):
@@ -71,9 +73,9 @@ def train_run(cfg: DictConfig, quiet: bool = False) -> float | None:
     resume_step = check_resume(cfg, ckpt_path, resuming_here)
     trainer = build_trainer(cfg, resume_step=resume_step)
     if ckpt_path is not None:
-        done = (checkpoint_progress(ckpt_path)[0] or 0) + 1
         where = "in its own directory" if resuming_here else f"into {output_dir}"
-        console.print(f"Training on from {ckpt_path} (after {done} epochs) {where}", soft_wrap=True)
+        done = progress_text(ckpt_path)
+        console.print(f"Training on from {ckpt_path} ({done}) {where}", soft_wrap=True)
     if resuming_here:
         # a run that had stopped early, interrupted while it was being evaluated, stays stopped
         for callback in trainer.callbacks:
@@ -111,7 +113,7 @@ def check_resume(cfg: DictConfig, ckpt_path: str | None, resuming_here: bool) ->
         return None
     epoch, step = checkpoint_progress(ckpt_path)
     max_epochs = int(cfg.trainer.max_epochs)
-    done = 0 if epoch is None else epoch + 1
+    done = epochs_done(epoch, mid_epoch(ckpt_path))
     if done > max_epochs or (done == max_epochs and not resuming_here):
         raise UserError(
             f"ckpt_path={ckpt_path} holds {done} trained epochs and trainer.max_epochs={max_epochs} "
@@ -163,10 +165,33 @@ def _last_checkpoint_text(last: Path) -> str:
     if not last.is_file():
         return "no epoch had finished, so there is no checkpoint"
     try:
-        epoch = checkpoint_progress(str(last))[0]
+        return f"{last} ({progress_text(str(last))}) is intact"
     except Exception:
         return f"{last} is unreadable"
-    return f"{last} (after {0 if epoch is None else epoch + 1} epochs) is intact"
+
+
+def mid_epoch(path: str) -> dict[str, int] | None:
+    """Where a checkpoint saved in the middle of an epoch stands (None: at an epoch's end)."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return checkpoint.get(MID_EPOCH_KEY) if isinstance(checkpoint, dict) else None
+
+
+def epochs_done(epoch: int | None, mid: dict[str, int] | None) -> int:
+    """Finished epochs: a checkpoint names the epoch it was saved in, finished or not."""
+    if epoch is None:
+        return 0
+    return epoch if mid else epoch + 1
+
+
+def progress_text(path: str) -> str:
+    """`after 3 epochs`, or `after 3 epochs and 7 of the 4th epoch's 20 batches`."""
+    epoch, _ = checkpoint_progress(path)
+    mid = mid_epoch(path)
+    done = epochs_done(epoch, mid)
+    text = f"after {done} epoch{'s' if done != 1 else ''}"
+    if mid:
+        text += f" and {mid['batches_done']} of epoch {done + 1}'s {mid['batches']} batches"
+    return text
 
 
 def fit_and_evaluate(

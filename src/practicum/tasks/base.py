@@ -9,14 +9,21 @@ from typing import Any, ClassVar
 
 import lightning.pytorch as pl
 import torch
+from lightning_utilities.core.apply_func import apply_to_collection
 from torch import Tensor, nn
 from torch.optim import Optimizer
+from torchmetrics import Metric as TorchMetric
 
 from practicum.config.goal import Metric
+from practicum.data.position import batches_done
 from practicum.platform.rng import RNG_KEY, restore_rng_state, rng_state
 
 OptimizerFactory = Callable[..., Optimizer]
 CONFIG_KEY = "practicum_config"
+# written by a checkpoint saved in the middle of an epoch: where it stands, and what the epoch has
+# gathered so far (the task's epoch outputs, its metrics' states)
+MID_EPOCH_KEY = "practicum_mid_epoch"
+EPOCH_STATE_KEY = "practicum_epoch_state"
 
 
 class Task(pl.LightningModule):
@@ -151,11 +158,51 @@ class Task(pl.LightningModule):
             checkpoint[CONFIG_KEY] = self.run_config
         # dropout, augmentation and shuffling continue exactly when the run resumes from here
         checkpoint[RNG_KEY] = rng_state()
+        trainer = self.attached_trainer()
+        done = batches_done(trainer)
+        if done is not None:
+            checkpoint[MID_EPOCH_KEY] = {
+                "epoch": int(trainer.current_epoch),
+                "batches_done": done,
+                "batches": int(trainer.num_training_batches),
+            }
+            checkpoint[EPOCH_STATE_KEY] = self.epoch_state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         trainer = self.attached_trainer()
-        if RNG_KEY in checkpoint and trainer is not None and trainer.state.fn == "fit":
+        if trainer is None or trainer.state.fn != "fit":
+            return
+        if RNG_KEY in checkpoint:
             restore_rng_state(checkpoint[RNG_KEY])
+        if EPOCH_STATE_KEY in checkpoint:
+            self.load_epoch_state(checkpoint[EPOCH_STATE_KEY])
+
+    def epoch_state(self) -> dict[str, Any]:
+        """What the training epoch has gathered so far: the per-step outputs a task keeps for its
+        epoch metrics (`_epoch_outputs["train"]`) and the state of every metric updated since its
+        last reset. A checkpoint saved in the middle of an epoch holds it, so the epoch's metrics
+        come out as if it had never stopped."""
+        state: dict[str, Any] = {"metrics": {}}
+        buffers = getattr(self, "_epoch_outputs", None)
+        if isinstance(buffers, dict) and "train" in buffers:
+            state["train_outputs"] = dict(vars(buffers["train"]))
+        for name, module in self.named_modules():
+            if isinstance(module, TorchMetric) and module.update_count > 0:
+                state["metrics"][name] = dict(module.metric_state)
+        return state
+
+    def load_epoch_state(self, state: dict[str, Any]) -> None:
+        # a checkpoint loads onto the CPU; the epoch goes on where the task is
+        state = apply_to_collection(state, Tensor, lambda t: t.to(self.device))
+        buffers = getattr(self, "_epoch_outputs", None)
+        if "train_outputs" in state and isinstance(buffers, dict) and "train" in buffers:
+            vars(buffers["train"]).update(state["train_outputs"])
+        modules = dict(self.named_modules())
+        for name, values in state.get("metrics", {}).items():
+            metric = modules.get(name)
+            if isinstance(metric, TorchMetric):
+                for key, value in values.items():
+                    setattr(metric, key, value)
 
     def attached_trainer(self) -> pl.Trainer | None:
         """The Trainer running this task; None outside one (where `self.trainer` raises)."""
