@@ -64,6 +64,8 @@ class StepCheckpoint(Callback):
             return  # an epoch's last step: its own last.ckpt follows in a moment
         due = self.every_s is not None and time.monotonic() - self.saved_at >= self.every_s
         if self.requested is not None or due:
+            for logger in trainer.loggers:  # metrics.csv as of this step, beside the checkpoint
+                logger.save()
             trainer.save_checkpoint(self.path)
             self.saved_at = time.monotonic()
         if self.requested is not None:
