@@ -244,6 +244,51 @@ def test_a_preempted_trial_resumes_from_its_last_checkpoint(tmp_path: Path):
     assert all(torch.equal(a[key], b[key]) for key in b)
 
 
+def test_the_requeue_signal_mid_epoch_saves_that_step_and_the_trial_ends_bit_exact(tmp_path):
+    """SLURM's requeue signal (USR2, handled by submitit) in the middle of an epoch: the trial
+    writes last.ckpt at that step, is requeued, resumes there and ends exactly as the same trial
+    that ran through. The signal comes from the job itself at a chosen step (tests/interrupts.py),
+    so that it lands inside an epoch, as it does on a cluster whose epochs last an hour."""
+    env = {**ENV, "PRACTICUM_TRUST": "interrupts", "PYTHONPATH": str(ROOT / "tests")}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            "-m",
+            *QUICK,
+            "data.batch_size=8",  # 14 steps an epoch
+            "trainer=deterministic",
+            "trainer.max_epochs=6",
+            "callbacks.early_stopping=null",
+            "+callbacks.signal_at._target_=interrupts.SignalAt",
+            "+callbacks.signal_at.signum=SIGUSR2",
+            "+callbacks.signal_at.step=33,100000",  # the second trial is never signalled
+            f"paths.log_dir={tmp_path}",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    jobs = submitted_jobs(process)
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-3000:]
+    folder = sweep_dir(tmp_path)
+    logs = "".join(p.read_text() for p in folder.glob(f".submitit/{jobs[0]}/*_log.*"))
+    assert "Requeued job" in logs, logs[-3000:]
+    resumed = re.search(r"trial 0 resumes from \S+ \((.+)\)", logs)
+    assert resumed and "of epoch 3's" in resumed.group(1), logs[-3000:]
+    interrupted, through = folder / "0", folder / "1"
+    assert summary(interrupted)["status"] == summary(through)["status"] == "completed"
+    assert summary(interrupted)["metrics"] == summary(through)["metrics"]
+    assert (interrupted / "metrics.csv").read_text() == (through / "metrics.csv").read_text()
+    for name in sorted(p.name for p in (through / "checkpoints").iterdir()):
+        a = torch.load(interrupted / "checkpoints" / name, weights_only=True)["state_dict"]
+        b = torch.load(through / "checkpoints" / name, weights_only=True)["state_dict"]
+        assert all(torch.equal(a[key], b[key]) for key in b), name
+
+
 def test_a_preempted_worker_resumes_its_trial_then_pulls_on(tmp_path: Path):
     """A search's worker preempted while its first trial trains: requeued, it resumes that trial
     from its last.ckpt, then pulls the second."""

@@ -214,7 +214,11 @@ def resume_if_requeued(sweep_config: DictConfig) -> JobReturn | None:
         from practicum.run.resume import keep_config_record
 
         keep_config_record(run_dir)
-    print(f"Requeued: trial {sweep_config.hydra.job.num} resumes from {run_dir / LAST}", flush=True)
+    from practicum.run.one_run import progress_text
+
+    last = run_dir / LAST
+    where = progress_text(str(last))
+    print(f"Requeued: trial {sweep_config.hydra.job.num} resumes from {last} ({where})", flush=True)
     with open_dict(sweep_config):
         sweep_config.ckpt_path = "last"
     return None

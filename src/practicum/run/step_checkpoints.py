@@ -94,10 +94,12 @@ class StepCheckpoint(Callback):
 
     def _signals(self) -> list[int]:
         if os.environ.get("SLURM_JOB_ID"):
-            # in a SLURM job submitit owns SIGTERM (ignored) and the requeue signal (USR2): that
-            # one is caught here first, and handed to submitit once the checkpoint is written
-            usr2 = signal.getsignal(signal.SIGUSR2)
-            return [signal.SIGUSR2] if callable(usr2) else []
+            # in a SLURM job submitit owns SIGTERM (ignored) and the requeue signal (USR2, or
+            # SUBMITIT_PREEMPT_SIGNAL): that one is caught here first, and handed to submitit once
+            # the checkpoint is written
+            name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2")
+            requeue = getattr(signal, f"SIG{name.removeprefix('SIG')}", None)
+            return [requeue] if requeue and callable(signal.getsignal(requeue)) else []
         return [signal.SIGINT, signal.SIGTERM]
 
     def _catch_signals(self) -> None:
