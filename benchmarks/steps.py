@@ -12,12 +12,17 @@ from typing import Any
 from rich.table import Table
 
 from common import BenchError, Settings, mark, run_worker, spread
+from steps_worker import SAVE_EVERY_S
 
 TARGET_RATIO = 1.03
-SIDES = ("practicum", "by_hand")
+# the mid-epoch checkpoints armed (a signal, a 30-minute clock) against switched off
+TARGET_ARMED = 1.01
+SIDES = ("practicum", "by_hand", "practicum_no_step_checkpoint", "practicum_saving")
 LABELS = {
     "practicum": "practicum (task + build_trainer, everything on)",
     "by_hand": "hand-written PyTorch loop",
+    "practicum_no_step_checkpoint": "practicum without mid-epoch checkpoints",
+    "practicum_saving": f"practicum, a mid-epoch last.ckpt every {SAVE_EVERY_S:g} s",
 }
 
 
@@ -27,7 +32,7 @@ def run(settings: Settings, earlier: dict[str, Any], log=print) -> dict[str, Any
     windows: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
     with tempfile.TemporaryDirectory(prefix="bench-steps-") as tmp:
         for i in range(repeats):
-            order = SIDES if i % 2 == 0 else SIDES[::-1]
+            order = SIDES[i % len(SIDES) :] + SIDES[: i % len(SIDES)]  # rotating
             for side in order:
                 result = run_worker(
                     "steps_worker.py",
@@ -41,11 +46,15 @@ def run(settings: Settings, earlier: dict[str, Any], log=print) -> dict[str, Any
                     raise BenchError(f"steps ({side}) timed {result['steps']} steps, not {steps}")
                 windows[side].append(result)
                 log(f"steps {i + 1}/{repeats} {side}: {result['window_s']:.2f} s for {steps} steps")
-    ratios = [
-        p["window_s"] / h["window_s"]
-        for p, h in zip(windows["practicum"], windows["by_hand"], strict=True)
-    ]
-    ratio = spread(ratios)
+
+    def ratio_of(top: str, bottom: str) -> dict[str, float]:
+        pairs = zip(windows[top], windows[bottom], strict=True)
+        return spread([a["window_s"] / b["window_s"] for a, b in pairs])
+
+    ratio = ratio_of("practicum", "by_hand")
+    armed = ratio_of("practicum", "practicum_no_step_checkpoint")
+    saving = ratio_of("practicum_saving", "practicum_no_step_checkpoint")
+    saves = statistics.median(r.get("saves", 0) for r in windows["practicum_saving"])
     sides = {
         side: {
             "window_s": spread([r["window_s"] for r in results]),
@@ -65,6 +74,11 @@ def run(settings: Settings, earlier: dict[str, Any], log=print) -> dict[str, Any
         "ratio": ratio,
         "target_ratio": TARGET_RATIO,
         "meets_target": ratio["median"] <= TARGET_RATIO,
+        "armed_ratio": armed,
+        "target_armed": TARGET_ARMED,
+        "meets_armed": armed["median"] <= TARGET_ARMED,
+        "saving_ratio": saving,
+        "saves_in_window": saves,
     }
 
 
@@ -93,4 +107,17 @@ def table(result: dict[str, Any]) -> Table:
         *(f"{ratio[key]:.3f}x" for key in ("median", "min", "max")),
         f"met: {mark(result['meets_target'])}",
     )
+    if "armed_ratio" in result:
+        armed = result["armed_ratio"]
+        table.add_row(
+            f"practicum / without mid-epoch checkpoints (target <= {result['target_armed']:.2f})",
+            *(f"{armed[key]:.3f}x" for key in ("median", "min", "max")),
+            f"met: {mark(result['meets_armed'])}; armed, no signal, no save in the window",
+        )
+        saving = result["saving_ratio"]
+        table.add_row(
+            "practicum saving mid-epoch / without",
+            *(f"{saving[key]:.3f}x" for key in ("median", "min", "max")),
+            f"{result['saves_in_window']:g} saves in the window (median)",
+        )
     return table

@@ -4,7 +4,11 @@
 
 SIDE `practicum`: practicum's train path, as `python train.py model=resnet` builds it (its task
 and build_trainer: checkpoints, epoch metrics, early stopping, lr monitor, progress bar, CSV log,
-StepLosses), fed the synthetic batches. SIDE `by_hand`: a plain PyTorch loop over the same batches
+StepLosses, the mid-epoch checkpoints armed for a signal or their 30-minute clock), fed the
+synthetic batches. `practicum_no_step_checkpoint`: the same without the mid-epoch checkpoints
+(`callbacks.step_checkpoint=null`). `practicum_saving`: the same with a mid-epoch `last.ckpt`
+every SAVE_EVERY_S seconds (`callbacks.step_checkpoint.every_s`), about one save every two steps
+here, each written by the background writer. SIDE `by_hand`: a plain PyTorch loop over the same batches
 with the same net (practicum.nets.torchvision_nets.ResNet, depth 18, the small-input stem), seed
 and optimizer (Adam, the default config's lr and betas). Both time the same window: from the end
 of the WARMUP-th step to the end of the last of the STEPS steps after it. The epoch's end (one
@@ -23,27 +27,35 @@ from common import compose_config, profiled, report
 BATCH_SIZE = 64
 IMAGE_SHAPE = (3, 32, 32)
 NUM_CLASSES = 10
+SAVE_EVERY_S = 2.0
+# the overrides of each practicum side
+PRACTICUM_SIDES = {
+    "practicum": [],
+    "practicum_no_step_checkpoint": ["callbacks.step_checkpoint=null"],
+    "practicum_saving": [f"callbacks.step_checkpoint.every_s={SAVE_EVERY_S}"],
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("side", choices=("practicum", "by_hand"))
+    parser.add_argument("side", choices=(*PRACTICUM_SIDES, "by_hand"))
     parser.add_argument("output_dir")
     parser.add_argument("warmup", type=int)
     parser.add_argument("steps", type=int)
     parser.add_argument("--profile", help="write a pyinstrument text profile of the window here")
     args = parser.parse_args()
 
-    cfg = steps_config(args.output_dir, args.warmup + args.steps)
+    extra = PRACTICUM_SIDES.get(args.side, [])
+    cfg = steps_config(args.output_dir, args.warmup + args.steps, extra)
     batches = synthetic_batches(cfg.seed, args.warmup + args.steps)
-    if args.side == "practicum":
+    if args.side in PRACTICUM_SIDES:
         result = practicum_steps(cfg, batches, args.warmup, args.profile)
     else:
         result = hand_steps(cfg, batches, args.warmup, args.profile)
     report(side=args.side, warmup=args.warmup, **result)
 
 
-def steps_config(output_dir: str, total_steps: int) -> Any:
+def steps_config(output_dir: str, total_steps: int, extra: list[str] | None = None) -> Any:
     from omegaconf import open_dict
 
     cfg = compose_config(
@@ -56,6 +68,7 @@ def steps_config(output_dir: str, total_steps: int) -> Any:
             f"+trainer.max_steps={total_steps}",
             f"data.batch_size={BATCH_SIZE}",
             "diagnosis.baseline_model=null",
+            *(extra or []),
         ],
     )
     with open_dict(cfg):
@@ -80,6 +93,7 @@ def practicum_steps(cfg, batches, warmup: int, profile: str | None) -> dict[str,
     import lightning.pytorch as pl
 
     from practicum.run.build import build_task, build_trainer
+    from practicum.run.step_checkpoints import StepCheckpoint
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     task = build_task(cfg)
@@ -88,7 +102,15 @@ def practicum_steps(cfg, batches, warmup: int, profile: str | None) -> dict[str,
     trainer.callbacks.append(window)
     # an iterable of ready batches, as the hand loop uses them (a list would read as many loaders)
     trainer.fit(task, train_dataloaders=Batches(batches), val_dataloaders=Batches(batches[:1]))
-    return {"steps": window.timed_steps, "window_s": window.seconds, "loss": window.last_loss}
+    saves = sum(
+        callback.saves for callback in trainer.callbacks if isinstance(callback, StepCheckpoint)
+    )
+    return {
+        "steps": window.timed_steps,
+        "window_s": window.seconds,
+        "loss": window.last_loss,
+        "saves": saves,
+    }
 
 
 class Batches:

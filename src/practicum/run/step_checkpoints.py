@@ -44,6 +44,7 @@ class StepCheckpoint(Callback):
         self.previous: dict[int, Any] = {}  # the handlers this callback stands in front of
         self.saved_at = 0.0
         self.active = False
+        self.saves = 0  # mid-epoch checkpoints written
 
     # -- hooks ----------------------------------------------------------------------------------
 
@@ -60,13 +61,17 @@ class StepCheckpoint(Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any
     ) -> None:
-        if not self.active or batches_done(trainer) is None:
+        done = batches_done(trainer)
+        if not self.active or done is None:
             return  # an epoch's last step: its own last.ckpt follows in a moment
+        if done % trainer.accumulate_grad_batches:
+            return  # gradients summed over batches, not stepped yet: saved after the step
         due = self.every_s is not None and time.monotonic() - self.saved_at >= self.every_s
         if self.requested is not None or due:
             for logger in trainer.loggers:  # metrics.csv as of this step, beside the checkpoint
                 logger.save()
             trainer.save_checkpoint(self.path)
+            self.saves += 1
             self.saved_at = time.monotonic()
         if self.requested is not None:
             self._stop(trainer)
