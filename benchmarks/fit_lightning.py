@@ -24,7 +24,8 @@ from fit_by_hand import LR, NET, SEED, check_same_settings
 # what each feature adds to the bare fit, as practicum's default config builds it
 FEATURES = {
     "checkpoint": "checkpoints every epoch: the best epoch and last.ckpt (two ModelCheckpoint)",
-    "atomic_io": "the same checkpoints written by AtomicCheckpointIO (temp file, fsync, rename)",
+    "atomic_io": "the same checkpoints written durably by BackgroundCheckpointIO (serialized on "
+    "the training thread; temp file, fsync, rename on a background writer thread)",
     "metrics": "epoch metrics: practicum's ClassificationTask (torchmetrics, self.log per epoch)",
     "early_stopping": "early stopping on the goal metric (GoalEarlyStopping)",
     "lr_monitor": "learning-rate monitor (LearningRateMonitor, per epoch)",
@@ -94,7 +95,7 @@ def fit(
     from practicum.config.trust import instantiate
     from practicum.methodology.callbacks import StepLosses
     from practicum.run.build import build_loggers, build_task
-    from practicum.run.checkpoints import AtomicCheckpointIO
+    from practicum.run.checkpoints import BackgroundCheckpointIO
     from practicum.run.lightning_output import quiet_lightning
 
     quiet_lightning(output_dir)
@@ -129,7 +130,7 @@ def fit(
         accelerator=cfg.trainer.accelerator,
         logger=logger,
         callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()] if "atomic_io" in features else None,
+        plugins=[BackgroundCheckpointIO()] if "atomic_io" in features else None,
         enable_checkpointing=bool(features & {"checkpoint", "atomic_io"}),
         enable_progress_bar="progress_bar" in features,
         enable_model_summary="model_summary" in features,

@@ -12,8 +12,9 @@ Sections (each prints a table; all of them land in one JSON file):
               and cosine schedule; validation every epoch. Each fit runs in a fresh process, sides
               rotating, and only the fit is timed; ratios with min, median and max over the rounds.
               Then each practicum feature alone on the bare Lightning fit (fit_features.py: best
-              and last checkpoints, AtomicCheckpointIO, epoch metrics, early stopping, lr monitor,
-              progress bar, model summary, CSV log, StepLosses), as a ratio to the bare fit.
+              and last checkpoints, BackgroundCheckpointIO, epoch metrics, early stopping, lr
+              monitor, progress bar, model summary, CSV log, StepLosses), as a ratio to the bare
+              fit.
               Target: practicum / bare Lightning <= 1.05.
   steps       realistic steps: ResNet-18 on synthetic 3x32x32 images at batch 64 on the CPU, 10
               steps after 2 of warm-up: practicum's task + build_trainer (everything on) vs a hand
@@ -29,6 +30,11 @@ Sections (each prints a table; all of them land in one JSON file):
               in this process: through `task.training_step` and through the bare net.
   memory      peak RSS of the default `python train.py`; RSS after epoch 10 and 100 of a
               100-epoch fit (no growth expected).
+  saves       ms on the training thread per checkpoint save: Lightning's stock TorchCheckpointIO,
+              AtomicCheckpointIO (durable, on the training thread) and BackgroundCheckpointIO
+              (durable, written on a thread; the default) on the digits CNN's checkpoint of the
+              fit section and a ResNet-18 with Adam's state, 20 saves a side, sides rotating
+              (saves_worker.py). Target: background save <= stock save (median).
   autopilot   `autopilot=default`, the same with `autopilot.parallel=3`, `search=random` and
               `search=tpe` at the same budget (8 runs) in 17 scenarios: five on digits that miss
               their goal for different reasons, and three CSV tables with explicit splits
@@ -104,6 +110,7 @@ import gpu
 import images
 import memory
 import pruning
+import saves
 import scaling
 import startup
 import steps
@@ -118,6 +125,7 @@ SECTIONS = {
     "sweep": sweep,
     "throughput": throughput,
     "memory": memory,
+    "saves": saves,
     "autopilot": autopilot,
     "audit": audit,
     "pruning": pruning,

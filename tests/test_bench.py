@@ -115,3 +115,21 @@ def test_gpu_section_runs_its_cpu_path_without_cuda(tmp_path):
         assert len(section[side]["runs"]) == 2
         assert all(math.isfinite(r) and r > 0 for r in section[side]["runs"])
     assert math.isfinite(section["ratio"]["median"]) and section["ratio"]["median"] > 0
+
+
+def test_saves_section_times_three_ways_to_save_on_two_checkpoints(tmp_path):
+    result = run_bench(tmp_path, "--quick", "--only", "saves", "--threads", "1")
+    assert "BackgroundCheckpointIO" in result.stdout
+
+    section = json.loads((tmp_path / "latest.json").read_text())["sections"]["saves"]
+    assert section["saves"] == 5
+    assert set(section["checkpoints"]) == {"digits_cnn", "resnet18_adam"}
+    for checkpoint in section["checkpoints"].values():
+        assert checkpoint["mb"] > 0
+        assert set(checkpoint["ms"]) == {"stock", "atomic", "background"}
+        for ms in checkpoint["ms"].values():
+            assert len(ms["runs"]) == 5 and 0 < ms["min"] <= ms["median"] <= ms["max"]
+        on_disk = checkpoint["background_to_disk_ms"]["median"]
+        assert on_disk >= checkpoint["ms"]["background"]["median"]
+        stock, background = checkpoint["ms"]["stock"], checkpoint["ms"]["background"]
+        assert checkpoint["meets_target"] == (background["median"] <= stock["median"])

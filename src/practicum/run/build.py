@@ -17,7 +17,7 @@ from practicum.errors import UserError, find_user_error
 from practicum.methodology.callbacks import CodeFactsRecorder, StepLosses
 from practicum.platform import gpu
 from practicum.run import wandb_runs
-from practicum.run.checkpoints import AtomicCheckpointIO, RunCSVLogger
+from practicum.run.checkpoints import AtomicCheckpointIO, BackgroundCheckpointIO, RunCSVLogger
 from practicum.run.lightning_output import ModelTable, quiet_lightning
 from practicum.run.pruning import trial_pruning
 from practicum.tasks.base import Task
@@ -191,7 +191,7 @@ def build_trainer(
     # a search's trial reports each epoch to its study and stops when the pruner says so
     callbacks += trial_pruning(cfg)
     plugins = [
-        AtomicCheckpointIO(),
+        checkpoint_io(cfg),
         *(
             build(p, f"trainer.plugins[{i}]")
             for i, p in enumerate(cfg.trainer.get("plugins") or [])
@@ -208,6 +208,15 @@ def build_trainer(
         **precision,
         **summary,
     )
+
+
+def checkpoint_io(cfg: DictConfig) -> AtomicCheckpointIO:
+    """Checkpoints written on a background thread; on the training thread where a logger uploads
+    each checkpoint file as soon as it is saved (`log_model`), so that it finds the file whole."""
+    loggers = (cfg.get("logger") or {}).values()
+    if any(node is not None and node.get("log_model") for node in loggers):
+        return AtomicCheckpointIO()
+    return BackgroundCheckpointIO()
 
 
 def _require_accelerator(accelerator: str) -> None:

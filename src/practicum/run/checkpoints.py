@@ -3,18 +3,41 @@
 A resumed run must end where the uninterrupted run would have. Lightning restores the weights, the
 optimizer, the scheduler, the loops and the callbacks; practicum adds what decides the rest of the
 run: the random states (dropout, augmentation, shuffling) and the metrics history in metrics.csv,
-which continues from the checkpoint's epoch instead of starting over. Checkpoints are written by
-`AtomicCheckpointIO` (a temporary file beside the target, then a rename), so a run killed or out of
-disk while saving leaves the previous `last.ckpt` whole. `last.ckpt` itself is a second, stock
-`ModelCheckpoint` in conf/callbacks/default.yaml (no monitor, one file named `last`): it is
-rewritten at the end of every epoch, and only then, so resuming from it continues with the next
-epoch exactly as the uninterrupted run did.
+which continues from the checkpoint's epoch instead of starting over. `last.ckpt` itself is a
+second, stock `ModelCheckpoint` in conf/callbacks/default.yaml (no monitor, one file named `last`):
+it is rewritten at the end of every epoch, and only then, so resuming from it continues with the
+next epoch exactly as the uninterrupted run did.
+
+Checkpoints are written by `BackgroundCheckpointIO`. What holds:
+
+- a save serializes the checkpoint into memory on the training thread and returns: the bytes are
+  the state at the call, whatever the optimizer changes next;
+- one writer thread writes them as every file of the run is written (files.py: a temporary file
+  beside the target, fsync, rename, fsync of the folder), so a run killed or out of disk while
+  saving leaves the previous `last.ckpt` whole;
+- saves and removals of old files (ModelCheckpoint's previous best) are done in the order they
+  were asked for; at most two wait at a time, after which a save waits for room;
+- a failed write is raised on the training thread at the next save or removal, or at the end of
+  the fit (`teardown`), as the same exception (a full disk: an OSError naming the file), and
+  nothing queued behind it is done, as after a synchronous save that raised;
+- loading a checkpoint, `wait()` and the end of the fit wait for every queued write: once
+  `trainer.fit` returns, or has raised, the files are on disk.
+
+`AtomicCheckpointIO` is the same write on the training thread; it is used where a logger uploads
+each checkpoint file as soon as it is saved (`log_model`).
 """
 
 from __future__ import annotations
 
+import atexit
 import csv
+import io
 import os
+import queue
+import sys
+import threading
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +97,127 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         with open_atomic(path, "wb") as handle:
             torch.save(checkpoint, handle)
+
+
+class BackgroundCheckpointIO(AtomicCheckpointIO):
+    """`AtomicCheckpointIO` with the file written on a thread of its own (see the module's
+    docstring for what holds). The training thread pays for the serialization only; the writes,
+    their fsyncs and the removals of old files run in order on one writer thread, started at the
+    first save and stopped by `teardown` at the end of each fit."""
+
+    # saves and removals queued at most; one more waits for room
+    PENDING = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jobs: queue.Queue[Callable[[], None] | None] | None = None
+        self.room: threading.Semaphore | None = None
+        self.writer: threading.Thread | None = None
+        self.failure: BaseException | None = None
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+    ) -> None:
+        self._raise_failure()
+        if storage_options is not None or "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)  # remote storage
+        snapshot = io.BytesIO()
+        torch.save(checkpoint, snapshot)
+        self._submit(lambda: _write_checkpoint(path, snapshot))
+
+    def remove_checkpoint(self, path: Any) -> None:
+        if "://" in str(path):
+            return super().remove_checkpoint(path)
+        self._raise_failure()
+        self._submit(lambda: TorchCheckpointIO.remove_checkpoint(self, path))
+
+    def load_checkpoint(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self.wait()
+        return super().load_checkpoint(*args, **kwargs)
+
+    def wait(self) -> None:
+        """Return once every queued save and removal is done; a failed one is raised here."""
+        if self.jobs is not None:
+            self.jobs.join()
+        self._raise_failure()
+
+    def teardown(self) -> None:
+        """The end of a fit (after an exception too): wait for the last write, stop the writer
+        and raise a failure not raised yet. The next save starts a new writer."""
+        try:
+            self.wait()
+        finally:
+            if self.jobs is not None and self.writer is not None:
+                self.jobs.put(None)
+                self.writer.join()
+            self.jobs = self.room = self.writer = None
+            _running.discard(self)
+            self.failure = None
+            super().teardown()
+
+    def _submit(self, job: Callable[[], None]) -> None:
+        if self.jobs is None or self.room is None:
+            self.jobs, self.room = queue.Queue(), threading.Semaphore(self.PENDING)
+            # a daemon: a process that ends without `teardown` is not kept alive by it (a write
+            # cut off leaves a temporary file beside the untouched target)
+            self.writer = threading.Thread(
+                target=self._work,
+                args=(self.jobs, self.room),
+                name="checkpoint-writer",
+                daemon=True,
+            )
+            self.writer.start()
+            _running.add(self)
+        self.room.acquire()
+        self.jobs.put(job)
+
+    def _work(self, jobs: queue.Queue, room: threading.Semaphore) -> None:
+        while (job := jobs.get()) is not None:
+            try:
+                if self.failure is None:  # after a failure, the jobs behind it are dropped
+                    job()
+            except BaseException as exc:
+                self.failure = exc
+            finally:
+                job = None  # the snapshot's memory goes now, not at the next save
+                room.release()
+                jobs.task_done()
+        jobs.task_done()
+
+    def _raise_failure(self) -> None:
+        """Raise a failed write once, after the jobs queued behind it have been dropped; the
+        writer then takes new work again."""
+        if self.failure is None:
+            return
+        if self.jobs is not None:
+            self.jobs.join()
+        failure, self.failure = self.failure, None
+        raise failure
+
+
+# the writers started and not torn down yet
+_running: weakref.WeakSet[BackgroundCheckpointIO] = weakref.WeakSet()
+
+
+@atexit.register
+def _finish_writes() -> None:
+    """A process that ends without `teardown` (a save after `fit`, or a fit whose error handling
+    failed before Lightning's teardown) still writes what it saved: the daemon writer threads run
+    until the interpreter's exit handlers are done. A failed write is one line: nothing is left to
+    raise it to."""
+    for io_ in list(_running):
+        if io_.writer is None or not io_.writer.is_alive():  # a forked child: not its writer
+            continue
+        try:
+            io_.wait()
+        except Exception as exc:
+            print(f"practicum: warning: checkpoint not written: {exc}", file=sys.stderr, flush=True)
+
+
+def _write_checkpoint(path: Any, snapshot: io.BytesIO) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open_atomic(path, "wb") as handle, snapshot.getbuffer() as content:
+        handle.write(content)
 
 
 class RunCSVLogger(Logger):
