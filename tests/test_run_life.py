@@ -347,8 +347,7 @@ def test_ctrl_c_then_the_printed_command_ends_bit_exact_with_the_whole_run(
 ):
     import torch
 
-    from practicum.run.checkpoints import checkpoint_progress
-    from practicum.run.one_run import progress_text
+    from practicum.run.checkpoints import checkpoint_progress, progress_text
 
     whole, stopped = uninterrupted_run, tmp_path / "stopped"
     process = start_training(*RESUMED_RUN, f"hydra.run.dir={stopped}")

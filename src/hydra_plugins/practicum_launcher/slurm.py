@@ -214,7 +214,7 @@ def resume_if_requeued(sweep_config: DictConfig) -> JobReturn | None:
         from practicum.run.resume import keep_config_record
 
         keep_config_record(run_dir)
-    from practicum.run.one_run import progress_text
+    from practicum.run.checkpoints import progress_text
 
     last = run_dir / LAST
     where = progress_text(str(last))

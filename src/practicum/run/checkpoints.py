@@ -3,10 +3,11 @@
 A resumed run must end where the uninterrupted run would have. Lightning restores the weights, the
 optimizer, the scheduler, the loops and the callbacks; practicum adds what decides the rest of the
 run: the random states (dropout, augmentation, shuffling) and the metrics history in metrics.csv,
-which continues from the checkpoint's epoch instead of starting over. `last.ckpt` itself is a
+which continues from the checkpoint's step instead of starting over. `last.ckpt` itself is a
 second, stock `ModelCheckpoint` in conf/callbacks/default.yaml (no monitor, one file named `last`):
-it is rewritten at the end of every epoch, and only then, so resuming from it continues with the
-next epoch exactly as the uninterrupted run did.
+it is rewritten at the end of every epoch, and between two steps of an epoch by `StepCheckpoint`
+(run/step_checkpoints.py) at a signal or a time interval; resuming it continues exactly as the
+uninterrupted run did. `progress_text` says where a checkpoint stands.
 
 Checkpoints are written by `BackgroundCheckpointIO`. What holds:
 
@@ -50,6 +51,7 @@ from omegaconf import DictConfig
 
 from practicum.errors import UserError
 from practicum.platform.files import open_atomic, write_text
+from practicum.tasks.base import MID_EPOCH_KEY
 
 
 def resolve_ckpt_path(cfg: DictConfig) -> str | None:
@@ -81,6 +83,30 @@ def checkpoint_progress(path: str) -> tuple[int | None, int | None]:
         return None, None
     epoch, step = checkpoint.get("epoch"), checkpoint.get("global_step")
     return (None if epoch is None else int(epoch)), (None if step is None else int(step))
+
+
+def mid_epoch(path: str) -> dict[str, int] | None:
+    """Where a checkpoint saved in the middle of an epoch stands (None: at an epoch's end)."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return checkpoint.get(MID_EPOCH_KEY) if isinstance(checkpoint, dict) else None
+
+
+def epochs_done(epoch: int | None, mid: dict[str, int] | None) -> int:
+    """Finished epochs: a checkpoint names the epoch it was saved in, finished or not."""
+    if epoch is None:
+        return 0
+    return epoch if mid else epoch + 1
+
+
+def progress_text(path: str) -> str:
+    """`after 3 epochs`, or `after 3 epochs and 7 of epoch 4's 20 batches`."""
+    epoch, _ = checkpoint_progress(path)
+    mid = mid_epoch(path)
+    done = epochs_done(epoch, mid)
+    text = f"after {done} epoch{'s' if done != 1 else ''}"
+    if mid:
+        text += f" and {mid['batches_done']} of epoch {done + 1}'s {mid['batches']} batches"
+    return text
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import lightning.pytorch as pl
-import torch
 from omegaconf import DictConfig
 from rich.console import Console
 
@@ -41,11 +40,16 @@ from practicum.platform.ranks import is_rank_zero
 from practicum.run import wandb_runs
 from practicum.run.audit import audit_run
 from practicum.run.build import build_datamodule, build_task, build_trainer
-from practicum.run.checkpoints import checkpoint_progress, resolve_ckpt_path
+from practicum.run.checkpoints import (
+    checkpoint_progress,
+    epochs_done,
+    mid_epoch,
+    progress_text,
+    resolve_ckpt_path,
+)
 from practicum.run.evaluate import best_checkpoint, evaluate_splits
 from practicum.run.pruning import pruned_at, report_pruned
 from practicum.run.resume import resume_command
-from practicum.tasks.base import MID_EPOCH_KEY
 
 
 class RunOne(Protocol):
@@ -168,30 +172,6 @@ def _last_checkpoint_text(last: Path) -> str:
         return f"{last} ({progress_text(str(last))}) is intact"
     except Exception:
         return f"{last} is unreadable"
-
-
-def mid_epoch(path: str) -> dict[str, int] | None:
-    """Where a checkpoint saved in the middle of an epoch stands (None: at an epoch's end)."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    return checkpoint.get(MID_EPOCH_KEY) if isinstance(checkpoint, dict) else None
-
-
-def epochs_done(epoch: int | None, mid: dict[str, int] | None) -> int:
-    """Finished epochs: a checkpoint names the epoch it was saved in, finished or not."""
-    if epoch is None:
-        return 0
-    return epoch if mid else epoch + 1
-
-
-def progress_text(path: str) -> str:
-    """`after 3 epochs`, or `after 3 epochs and 7 of the 4th epoch's 20 batches`."""
-    epoch, _ = checkpoint_progress(path)
-    mid = mid_epoch(path)
-    done = epochs_done(epoch, mid)
-    text = f"after {done} epoch{'s' if done != 1 else ''}"
-    if mid:
-        text += f" and {mid['batches_done']} of epoch {done + 1}'s {mid['batches']} batches"
-    return text
 
 
 def fit_and_evaluate(
