@@ -35,10 +35,14 @@ Sections (each prints a table; all of them land in one JSON file):
               (durable, written on a thread; the default) on the digits CNN's checkpoint of the
               fit section and a ResNet-18 with Adam's state, 20 saves a side, sides rotating
               (saves_worker.py). Target: background save <= stock save (median).
+  classes     a split's macro F1 and its standard errors (a 200-resample bootstrap) at 10, 1,000
+              and 10,000 classes and 20,000 and 40,000 examples, in this process (classes.py).
+              Target: 10,000 classes <= 2x the time of 10; twice the examples <= 2.5x.
   autopilot   `autopilot=default`, the same with `autopilot.parallel=3`, `search=random` and
-              `search=tpe` at the same budget (8 runs) in 17 scenarios: five on digits that miss
-              their goal for different reasons, and three CSV tables with explicit splits
-              (breast_cancer, wine, digits), each from its plain start and from three bad starts
+              `search=tpe` at the same budget (8 runs) in 19 scenarios: five on digits that miss
+              their goal for different reasons, three CSV tables with explicit splits
+              (breast_cancer, wine, digits), each from its plain start and from three bad starts,
+              and two starts no tuning can fix
               (benchmarks/autopilot.py; BENCH_AUTOPILOT_SCENARIOS, _METHODS, _BUDGET run a part),
               over 3 seeds (--quick: 1). Targets: the goal (or an `unfixable` stop) in >= 90% of
               the cells within 8 runs, less wall time to the goal than random and TPE, no crash,
@@ -105,6 +109,7 @@ from rich.console import Console
 import audit
 import autopilot
 import checks_bench
+import classes
 import fit
 import gpu
 import images
@@ -126,6 +131,7 @@ SECTIONS = {
     "throughput": throughput,
     "memory": memory,
     "saves": saves,
+    "classes": classes,
     "autopilot": autopilot,
     "audit": audit,
     "pruning": pruning,

@@ -91,12 +91,33 @@ def test_steps_section_times_resnet_steps_against_a_hand_loop(tmp_path):
 
     section = json.loads((tmp_path / "latest.json").read_text())["sections"]["steps"]
     assert section["batch_size"] == 64 and section["input"] == "synthetic 3x32x32"
-    assert set(section["sides"]) == {"practicum", "by_hand"}
+    assert set(section["sides"]) == {
+        "practicum",
+        "by_hand",
+        "practicum_no_step_checkpoint",
+        "practicum_saving",
+    }
     for side in section["sides"].values():
         assert side["window_s"]["median"] > 0 and math.isfinite(side["loss"])
     ratio = section["ratio"]
     assert 0 < ratio["min"] <= ratio["median"] <= ratio["max"]
     assert section["meets_target"] == (ratio["median"] <= section["target_ratio"] == 1.03)
+    armed = section["armed_ratio"]
+    assert section["meets_armed"] == (armed["median"] <= section["target_armed"] == 1.01)
+    assert "practicum / without mid-epoch checkpoints" in result.stdout
+
+
+def test_classes_section_times_evaluation_up_to_ten_thousand_classes(tmp_path):
+    result = run_bench(tmp_path, "--quick", "--only", "classes", "--threads", "1")
+    assert "10,000" in result.stdout
+    section = json.loads((tmp_path / "latest.json").read_text())["sections"]["classes"]
+    cells = section["cells"]
+    assert {cell["classes"] for cell in cells} == {10, 1_000, 10_000} and len(cells) == 6
+    for cell in cells:
+        assert cell["f1_s"] > 0 and cell["errors_s"] > 0 and 0.5 < cell["macro_f1"] < 0.9
+    assert section["meets_target"] == (
+        section["ratio_classes"] <= 2 and section["ratio_examples"] <= 2.5
+    )
 
 
 def test_gpu_section_runs_its_cpu_path_without_cuda(tmp_path):
