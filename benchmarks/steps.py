@@ -60,6 +60,7 @@ def run(settings: Settings, earlier: dict[str, Any], log=print) -> dict[str, Any
             "window_s": spread([r["window_s"] for r in results]),
             "ms_per_step": statistics.median(1000 * r["window_s"] / steps for r in results),
             "loss": statistics.median(r["loss"] for r in results),
+            "hook_ms_per_step": statistics.median(r.get("hook_ms_per_step", 0) for r in results),
         }
         for side, results in windows.items()
     }
@@ -112,12 +113,14 @@ def table(result: dict[str, Any]) -> Table:
         table.add_row(
             f"practicum / without mid-epoch checkpoints (target <= {result['target_armed']:.2f})",
             *(f"{armed[key]:.3f}x" for key in ("median", "min", "max")),
-            f"met: {mark(result['meets_armed'])}; armed, no signal, no save in the window",
+            f"met: {mark(result['meets_armed'])}; armed, no signal, no save in the window; its "
+            f"hook {result['sides']['practicum']['hook_ms_per_step']:.4f} ms a step",
         )
         saving = result["saving_ratio"]
         table.add_row(
             "practicum saving mid-epoch / without",
             *(f"{saving[key]:.3f}x" for key in ("median", "min", "max")),
-            f"{result['saves_in_window']:g} saves in the window (median)",
+            f"{result['saves_in_window']:g} saves in the window (median); on the training "
+            f"thread {result['sides']['practicum_saving']['hook_ms_per_step']:.1f} ms a step",
         )
     return table

@@ -95,6 +95,7 @@ def practicum_steps(cfg, batches, warmup: int, profile: str | None) -> dict[str,
     from practicum.run.build import build_task, build_trainer
     from practicum.run.step_checkpoints import StepCheckpoint
 
+    timed_hook()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     task = build_task(cfg)
     trainer = build_trainer(cfg)
@@ -110,7 +111,28 @@ def practicum_steps(cfg, batches, warmup: int, profile: str | None) -> dict[str,
         "window_s": window.seconds,
         "loss": window.last_loss,
         "saves": saves,
+        # the mid-epoch checkpoint's hook on the training thread, per step (its saves included)
+        "hook_ms_per_step": 1000 * hook_time[0] / max(1, len(batches)),
     }
+
+
+hook_time = [0.0]
+
+
+def timed_hook() -> None:
+    """StepCheckpoint.on_train_batch_end, with the time it takes added up in `hook_time`."""
+    from practicum.run.step_checkpoints import StepCheckpoint
+
+    hook = StepCheckpoint.on_train_batch_end
+
+    def timed(self, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return hook(self, *args, **kwargs)
+        finally:
+            hook_time[0] += time.perf_counter() - started
+
+    StepCheckpoint.on_train_batch_end = timed
 
 
 class Batches:
