@@ -50,9 +50,9 @@ def seeded(index: Any) -> Iterator[None]:
     elif get_worker_info() is not None:
         torch.manual_seed(seed)
         yield
-    else:
+    else:  # the CPU generator only: a GPU's (dropout there) is neither reseeded nor saved
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.default_generator.manual_seed(seed)
             yield
 
 
@@ -111,9 +111,10 @@ class ShuffledPasses(Sampler[int]):
 
 
 def batches_done(trainer: Any) -> int | None:
-    """How many batches of the current training epoch are finished, when the trainer stands inside
-    one (None at an epoch's start or end, or outside training)."""
-    if trainer is None or not getattr(trainer, "training", False):
+    """How many batches of the current training epoch are finished, when the fit stands inside
+    one, in a training step or in a validation within the epoch (None at an epoch's start or end,
+    or outside a fit)."""
+    if trainer is None or getattr(trainer.state, "fn", None) != "fit":
         return None
     done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
     total = trainer.num_training_batches
