@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import pytest
 import torch
 
 from practicum.run.checkpoints import BackgroundCheckpointIO
+
+from conftest import wait_for
 
 real_fsync = os.fsync
 
@@ -132,22 +135,31 @@ def test_a_failed_write_is_raised_at_the_next_save_and_the_previous_file_stays(
     before = last.read_bytes()
 
     full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    queued = threading.Event()
 
     def fsync(fd: int) -> None:
-        time.sleep(0.1)  # the removal and the next save are queued before the write fails
+        queued.wait(timeout=30)  # the removal and the next save are queued before the write fails
         raise full
 
     monkeypatch.setattr(os, "fsync", fsync)
     io.save_checkpoint({"epoch": 2, "weights": torch.randn(1000)}, tmp_path / "epoch_002.ckpt")
     io.remove_checkpoint(old_best)  # the new best's save failed: the old one must stay
     io.save_checkpoint({"epoch": 2}, last)
-    with pytest.raises(OSError) as raised:
-        for _ in range(100):  # the writer stores the error, then the next save raises it
-            time.sleep(0.01)
+    queued.set()
+    caught: list[OSError] = []
+
+    def next_save_raises() -> bool:  # the writer stores the error, then the next save raises it
+        try:
             io.save_checkpoint({"epoch": 3}, last)
-    assert raised.value is full
-    assert raised.value.errno == errno.ENOSPC
-    assert raised.value.filename == str(tmp_path / "epoch_002.ckpt")
+        except OSError as exc:
+            caught.append(exc)
+        return bool(caught)
+
+    wait_for(next_save_raises, timeout=30, what="the failed write raised at a save")
+    (raised,) = caught
+    assert raised is full
+    assert raised.errno == errno.ENOSPC
+    assert raised.filename == str(tmp_path / "epoch_002.ckpt")
     monkeypatch.undo()
     io.wait()  # raised once: nothing more to raise
     assert last.read_bytes() == before
@@ -268,6 +280,8 @@ def test_the_trainer_gets_the_background_writer_unless_a_logger_uploads_checkpoi
 SAVER = """
 import sys, torch
 from practicum.run.checkpoints import BackgroundCheckpointIO
+
+from conftest import wait_for
 io = BackgroundCheckpointIO()
 state = {"weights": torch.randn(1_500_000), "epoch": 0}
 io.save_checkpoint(state, sys.argv[1])
