@@ -76,19 +76,22 @@ def resolve_ckpt_path(cfg: DictConfig) -> str | None:
     return str(path)
 
 
+def _read(path: str) -> dict[str, Any]:
+    """A checkpoint's top-level entries, mapped rather than read ({} for a file of no dict)."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return checkpoint if isinstance(checkpoint, dict) else {}
+
+
 def checkpoint_progress(path: str) -> tuple[int | None, int | None]:
     """(epoch, global step) a checkpoint was written at; None for a file without them."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    if not isinstance(checkpoint, dict):
-        return None, None
+    checkpoint = _read(path)
     epoch, step = checkpoint.get("epoch"), checkpoint.get("global_step")
     return (None if epoch is None else int(epoch)), (None if step is None else int(step))
 
 
 def mid_epoch(path: str) -> dict[str, int] | None:
     """Where a checkpoint saved in the middle of an epoch stands (None: at an epoch's end)."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    return checkpoint.get(MID_EPOCH_KEY) if isinstance(checkpoint, dict) else None
+    return _read(path).get(MID_EPOCH_KEY)
 
 
 def epochs_done(epoch: int | None, mid: dict[str, int] | None) -> int:

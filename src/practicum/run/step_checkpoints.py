@@ -132,7 +132,6 @@ class StepCheckpoint(Callback):
         wait = getattr(trainer.strategy.checkpoint_io, "wait", None)
         if callable(wait):  # the checkpoint is on disk before the process may end
             wait()
-        self._release_signals()
         self._forward(signum)
 
     def _forward(self, signum: int, frame: Any = None) -> None:
