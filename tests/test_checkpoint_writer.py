@@ -138,14 +138,14 @@ def test_a_failed_write_is_raised_at_the_next_save_and_the_previous_file_stays(
     queued = threading.Event()
 
     def fsync(fd: int) -> None:
-        queued.wait(timeout=30)  # the removal and the next save are queued before the write fails
+        queued.wait(timeout=30)  # the removal is queued before the write fails
         raise full
 
     monkeypatch.setattr(os, "fsync", fsync)
     io.save_checkpoint({"epoch": 2, "weights": torch.randn(1000)}, tmp_path / "epoch_002.ckpt")
     io.remove_checkpoint(old_best)  # the new best's save failed: the old one must stay
+    queued.set()  # two are pending: the next save waits for room, then is queued behind them
     io.save_checkpoint({"epoch": 2}, last)
-    queued.set()
     caught: list[OSError] = []
 
     def next_save_raises() -> bool:  # the writer stores the error, then the next save raises it
