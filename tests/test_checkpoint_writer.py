@@ -280,8 +280,6 @@ def test_the_trainer_gets_the_background_writer_unless_a_logger_uploads_checkpoi
 SAVER = """
 import sys, torch
 from practicum.run.checkpoints import BackgroundCheckpointIO
-
-from conftest import wait_for
 io = BackgroundCheckpointIO()
 state = {"weights": torch.randn(1_500_000), "epoch": 0}
 io.save_checkpoint(state, sys.argv[1])
@@ -304,7 +302,7 @@ def test_a_kill_while_the_writer_writes_leaves_a_whole_checkpoint(tmp_path):
             [sys.executable, "-c", SAVER, str(last)], env=env, stdout=subprocess.PIPE, text=True
         )
         for _ in range(saves):
-            process.stdout.readline()
+            assert process.stdout.readline(), "the saver died before its saves"
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
         checkpoint = torch.load(last, weights_only=True)  # whole, loadable
