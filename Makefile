@@ -63,7 +63,8 @@ $(OLDEST_STAMP): pyproject.toml $(OLDEST_PINS)
 	$(OLDEST_PY) -m pip install --quiet -e ".[dev]" -c $(OLDEST_PINS)
 	touch $(OLDEST_STAMP)
 
-test-oldest: $(OLDEST_STAMP)
+# (install too: the pre-commit hooks a test runs call the main venv's ruff)
+test-oldest: install $(OLDEST_STAMP)
 	@$(OLDEST_PY) -m pip list --format=freeze 2>/dev/null \
 		| grep -iE '^(lightning|pytorch-lightning|hydra-core|hydra-optuna-sweeper|torchmetrics|optuna|torch|torchvision)=='
 	$(OLDEST_PY) -m pytest $(FAST) -n $(WORKERS) $(PYTEST_ARGS)

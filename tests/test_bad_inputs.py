@@ -333,6 +333,8 @@ def _inputs(tmp: Path) -> dict[str, Path]:
 ENTRY_CASES = [
     ("eval-split", "eval.py", lambda c, i: [f"ckpt_path={c}", "split=bogus"], "split='bogus' is invalid: split must be one of train, val, test"),
     ("eval-no-ckpt", "eval.py", lambda c, i: [], "ckpt_path must be set"),
+    ("eval-other-data", "eval.py", lambda c, i: [f"ckpt_path={c}", "+data=wine"], "eval.py does not read data: it rebuilds the model and data from the config stored in the checkpoint"),
+    ("predict-other-net", "predict.py", lambda c, i: [f"ckpt_path={c}", f"input={i['narrow']}", "+model.net.depth=3"], "predict.py does not read model:"),
     ("eval-not-ckpt", "eval.py", lambda c, i: [f"ckpt_path={i['narrow']}"], "narrow.csv' is not a readable checkpoint"),
     ("predict-batch-size", "predict.py", lambda c, i: [f"ckpt_path={c}", f"input={i['narrow']}", "batch_size=0"], "batch_size=0 is invalid: batch_size must be a whole number >= 1"),
     ("predict-no-input", "predict.py", lambda c, i: [f"ckpt_path={c}"], "input must be set"),

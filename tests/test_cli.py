@@ -104,6 +104,18 @@ BAD_INPUTS = [
     (["optimizer._target_=builtins.eval"], "optimizer._target_='builtins.eval' is not a trusted"),
     (["model.net.dropout=1.5"], "model.net.dropout=1.5 is invalid"),
     (["data=mnist", "data.root=/no/such/dir"], "/no/such/dir"),
+    # values Lightning takes silently (a negative clip clips nothing, a refresh rate below 0 hides
+    # the bar) or that crash it after the first epoch (a modulo by zero)
+    (["trainer.gradient_clip_val=-1"], "gradient_clip_val must be a number >= 0"),
+    (["trainer.check_val_every_n_epoch=0"], "check_val_every_n_epoch must be a whole number >= 1"),
+    (["+trainer.val_check_interval=0"], "val_check_interval must be a whole number of batches"),
+    (["+trainer.limit_val_batches=0"], "limit_val_batches must be a whole number of batches >= 1"),
+    (["+trainer.limit_train_batches=1.5"], "limit_train_batches must be a whole number"),
+    (["callbacks.progress_bar.refresh_rate=-1"], "refresh_rate must be a whole number >= 0"),
+    (
+        ["trainer.min_epochs=50", "trainer.max_epochs=3"],
+        "trainer.min_epochs=50 is above trainer.max_epochs=3",
+    ),
     (["data.num_classes=3"], "data.num_classes=3 but"),
     (["ckpt_path=/no/such/file.ckpt"], "ckpt_path='/no/such/file.ckpt' does not exist"),
     (["ckpt_path=last", "hydra.run.dir=/tmp/practicum-no-such-run"], "ckpt_path=last but"),

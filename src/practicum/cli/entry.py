@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from practicum.cli.argv_checks import (
     check_group_choices,
@@ -180,12 +180,35 @@ def _sweeping() -> bool:
 
 
 def _evaluate(cfg: DictConfig) -> float | None:
+    _refuse_unread_keys(cfg, "eval")
     from practicum.run.evaluate import evaluate_run
 
     return evaluate_run(cfg)
 
 
+def entry_keys(command: str) -> frozenset[str]:
+    """The top-level keys conf/<command>.yaml composes: its own and its default groups'."""
+    node = OmegaConf.to_container(OmegaConf.load(CONF_DIR / f"{command}.yaml"))
+    defaults = node.pop("defaults", [])
+    groups = {str(k) for entry in defaults if isinstance(entry, dict) for k in entry}
+    return frozenset(set(map(str, node)) | groups)
+
+
+def _refuse_unread_keys(cfg: DictConfig, command: str) -> None:
+    """eval.py and predict.py rebuild the model and data from the checkpoint's config: a group or
+    key added on their command line (`+data=wine`, `+model.net.depth=3`) would be ignored."""
+    unread = sorted(str(key) for key in cfg if str(key) not in entry_keys(command))
+    it = "it" if len(unread) == 1 else "them"
+    if unread:
+        raise UserError(
+            f"{command}.py does not read {', '.join(unread)}: it rebuilds the model and data from "
+            f"the config stored in the checkpoint. Drop {it}; to change {it}, train a run with "
+            "the change and pass its checkpoint"
+        )
+
+
 def _predict(cfg: DictConfig) -> int:
+    _refuse_unread_keys(cfg, "predict")
     from practicum.run.predict import predict_run
 
     return predict_run(cfg)

@@ -25,6 +25,7 @@ from typing import Any
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from practicum.config.constraints import (
+    Batches,
     Constraint,
     Fraction,
     NonNegative,
@@ -43,6 +44,25 @@ FOREIGN_RULES: list[tuple[str, str, Constraint]] = [
     ("torch.optim.Optimizer", "weight_decay", NonNegative),
     ("torch.optim.Optimizer", "momentum", Fraction),
     ("lightning.pytorch.Trainer", "max_epochs", PositiveInt),
+    # values Lightning accepts silently: a negative clip clips nothing, a validation every 0
+    # epochs divides by zero after the first epoch
+    (
+        "lightning.pytorch.Trainer",
+        "gradient_clip_val",
+        dataclasses.replace(NonNegative, example="1.0"),
+    ),
+    ("lightning.pytorch.Trainer", "check_val_every_n_epoch", PositiveInt),
+    ("lightning.pytorch.Trainer", "log_every_n_steps", NonNegativeInt),
+    ("lightning.pytorch.Trainer", "accumulate_grad_batches", PositiveInt),
+    ("lightning.pytorch.Trainer", "min_epochs", NonNegativeInt),
+    # 0 batches: an interval of 0 steps divides by zero; no training or validation batches
+    # leave nothing to train or no goal metric, no test batches no test result
+    ("lightning.pytorch.Trainer", "val_check_interval", Batches),
+    ("lightning.pytorch.Trainer", "limit_train_batches", Batches),
+    ("lightning.pytorch.Trainer", "limit_val_batches", Batches),
+    ("lightning.pytorch.Trainer", "limit_test_batches", Batches),
+    ("lightning.pytorch.callbacks.RichProgressBar", "refresh_rate", NonNegativeInt),
+    ("lightning.pytorch.callbacks.TQDMProgressBar", "refresh_rate", NonNegativeInt),
     ("lightning.pytorch.callbacks.EarlyStopping", "patience", PositiveInt),
     # values torch accepts silently that make no schedule (a step of -2 epochs, a decay of 0)
     ("torch.optim.lr_scheduler.StepLR", "step_size", PositiveInt),

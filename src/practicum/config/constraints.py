@@ -56,6 +56,13 @@ UpToOne = Constraint("must be in (0, 1]", lambda v: _finite(v, lambda x: 0 < x <
 PositiveInt = Constraint("must be a whole number >= 1", lambda v: _whole(v, 1), "64")
 NonNegativeInt = Constraint("must be a whole number >= 0", lambda v: _whole(v, 0), "0")
 
+# a number of batches (>= 1) or a share of them (0, 1]: Lightning's limit_*_batches, val_check_interval
+Batches = Constraint(
+    "must be a whole number of batches >= 1 or a share of them in (0, 1]",
+    lambda v: _whole(v, 1) or (isinstance(v, float) and _finite(v, lambda x: 0 < x <= 1)),
+    "1.0",
+)
+
 
 # what numpy and Lightning's seed_everything accept
 SEED = Constraint(

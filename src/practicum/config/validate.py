@@ -47,6 +47,7 @@ def validate(cfg: DictConfig) -> None:
     check_schema_values(cfg)
     check_arguments(cfg)
     check_scheduler(cfg)
+    check_epochs(cfg)
     check_data_arguments(cfg)
     check_goal(cfg)
     check_paths(cfg)
@@ -91,6 +92,19 @@ def check_scheduler(cfg: DictConfig) -> None:
     node = cfg.get("scheduler")
     if isinstance(node, DictConfig):
         check_fields(node, SchedulerConfig, "scheduler")
+
+
+def check_epochs(cfg: DictConfig) -> None:
+    """A floor above the ceiling: Lightning stops at max_epochs and ignores min_epochs silently."""
+    trainer = cfg.get("trainer")
+    if not isinstance(trainer, DictConfig):
+        return
+    low, high = trainer.get("min_epochs"), trainer.get("max_epochs")
+    if isinstance(low, int) and isinstance(high, int) and high >= 1 and low > high:
+        raise UserError(
+            f"trainer.min_epochs={low} is above trainer.max_epochs={high}, so it cannot hold: "
+            f"lower it (for example trainer.min_epochs=1) or raise trainer.max_epochs"
+        )
 
 
 # -- how the parts fit together --------------------------------------------------------------
