@@ -113,6 +113,10 @@ BAD_INPUTS = [
     (["+trainer.limit_train_batches=1.5"], "limit_train_batches must be a whole number"),
     (["callbacks.progress_bar.refresh_rate=-1"], "refresh_rate must be a whole number >= 0"),
     (
+        ["-m", "hydra/launcher=local_parallel", "hydra.launcher.n_jobs=0", "seed=1,2"],
+        "hydra.launcher.n_jobs=0 is invalid: give the trials to run at once",
+    ),
+    (
         ["trainer.min_epochs=50", "trainer.max_epochs=3"],
         "trainer.min_epochs=50 is above trainer.max_epochs=3",
     ),

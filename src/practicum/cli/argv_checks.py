@@ -59,8 +59,18 @@ def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
 
 
 def check_launcher(argv: list[str]) -> None:
-    """The SLURM launcher off a cluster is one line, not submitit's traceback."""
-    launcher = overrides.values(argv).get("hydra/launcher")
+    """The SLURM launcher off a cluster, or a parallel launcher told to run 0 trials at once, is
+    one line, not the launcher's traceback."""
+    values = overrides.values(argv)
+    launcher = values.get("hydra/launcher")
+    n_jobs = values.get("hydra.launcher.n_jobs")
+    if "hydra.launcher.n_jobs" in values and (
+        not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or n_jobs == 0
+    ):
+        raise UserError(
+            f"hydra.launcher.n_jobs={n_jobs} is invalid: give the trials to run at once (a whole "
+            "number >= 1), or -1 for one per core"
+        )
     if launcher == "slurm" and shutil.which("srun") is None:
         raise UserError(
             "hydra/launcher=slurm needs a SLURM cluster and this machine has no `srun` on PATH: "
