@@ -321,23 +321,45 @@ def _flatten(node):
         yield node
 
 
-def test_a_corrupt_image_file_is_one_clear_line(tmp_path):
+class _Unreadable(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int):
+        raise UserError(f"{index}.png is not a readable image: replace or remove the file")
+
+
+def test_a_mistake_found_in_a_loader_worker_keeps_its_one_line():
+    """torch re-raises a worker's exception with the worker's traceback as its message."""
+    loader = torch.utils.data.DataLoader(_Unreadable(), num_workers=1)
+    with pytest.raises(UserError) as caught:
+        next(iter(loader))
+    assert str(caught.value) == "0.png is not a readable image: replace or remove the file"
+
+
+@pytest.mark.parametrize("where", ["header", "pixels"])
+def test_a_corrupt_image_file_is_one_clear_line(tmp_path, where):
+    """Cut in its header, the file fails the scan of the folder; cut in its pixels, it passes the
+    scan and fails when a loader worker decodes it, in another process."""
     from conftest import run_cli
 
     root = write_image_folder(tmp_path / "images")
     broken = root / "dog" / "3.png"
-    broken.write_bytes(broken.read_bytes()[:40])  # truncated mid-file
+    data = broken.read_bytes()
+    broken.write_bytes(data[:40] if where == "header" else data[: len(data) // 2])
     result = run_cli(
         "train.py",
         "data=image_folder",
         f"data.root={root}",
         "data.image_size=16",
+        "data.num_workers=1",
         "trainer.max_epochs=1",
         f"paths.log_dir={tmp_path}/logs",
     )
     assert result.returncode == 2, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("practicum: error:")]
-    assert len(errors) == 1 and "3.png is not a readable image" in errors[0]
+    assert len(errors) == 1, result.stderr[-2000:]
+    assert errors[0].startswith(f"practicum: error: {broken} is not a readable image"), errors[0]
     assert "Traceback" not in result.stderr
 
 

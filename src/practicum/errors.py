@@ -12,6 +12,14 @@ from contextlib import contextmanager
 class UserError(Exception):
     """A mistake in the user's config, command line or files; reported as one line, never a trace."""
 
+    def __str__(self) -> str:
+        text = super().__str__()
+        # raised in a DataLoader worker (an unreadable image), it reaches this process re-raised
+        # by torch with the worker's traceback as its message; the line is that traceback's last
+        if "\nOriginal Traceback" in text:
+            return re.sub(r"^[\w.]+: ", "", text.rstrip().splitlines()[-1])
+        return text
+
 
 def find_user_error(exc: BaseException | None) -> UserError | None:
     """Walk the cause/context chain (Hydra wraps errors raised in constructors) for a UserError."""
