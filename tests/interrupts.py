@@ -1,4 +1,4 @@
-"""A callback that signals its own process at a chosen training step, as a user's Ctrl-C or a
+"""Callbacks that signal their own process at a chosen training step, as a user's Ctrl-C or a
 scheduler's SIGTERM would arrive: trusted in tests with PRACTICUM_TRUST=interrupts."""
 
 from __future__ import annotations
@@ -16,3 +16,17 @@ class SignalAt(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == self.step:  # while this step trains
             os.kill(os.getpid(), self.signum)
+
+
+class MistakeAt(Callback):
+    """A mistake in the user's files found at a chosen step (an image in a later batch that
+    decodes only in part), as a data loader would raise it."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            from practicum.errors import UserError
+
+            raise UserError(f"batch {batch_idx} holds an unreadable file: replace or remove it")

@@ -493,3 +493,26 @@ def test_a_signal_after_training_ends_the_run_as_interrupted_in_one_line(
     assert summary["status"] == "interrupted"
     assert summary["resume"] == f"python train.py ckpt_path=last hydra.run.dir={run_dir}"
     assert entry.Terminated.__mro__[1] is KeyboardInterrupt
+
+
+@pytest.mark.parametrize("step", [0, 5])
+def test_a_mistake_found_while_training_is_one_line_and_the_run_says_it_failed(tmp_path, step):
+    """Found once training began (at its first step or later), the mistake leaves the folder with
+    what was trained and a summary that says the run failed, and why."""
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        "train.py",
+        *QUICK,
+        f"hydra.run.dir={run_dir}",
+        "+callbacks.mistake_at._target_=interrupts.MistakeAt",
+        f"+callbacks.mistake_at.step={step}",
+        env={"PRACTICUM_TRUST": "interrupts"},
+    )
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = errors(result.stderr)
+    assert len(lines) == 1 and "holds an unreadable file: replace or remove it" in lines[0]
+    assert "Traceback" not in result.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert "holds an unreadable file" in summary["error"]
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file() == (step == 5)

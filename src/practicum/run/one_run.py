@@ -101,7 +101,11 @@ def train_run(cfg: DictConfig, quiet: bool = False) -> float | None:
             value = finite_or_none(metrics.get(cfg.goal.metric))
     except BaseException as exc:
         wandb_runs.finish(failed=True)
-        stopped = why_it_stopped(cfg, started, exc, console)
+        # the folder holds this process's training (its metrics.csv, a resumed run's new steps)
+        trained = trainer.global_step > (resume_step or 0) or (
+            not resuming_here and (output_dir / "metrics.csv").is_file()
+        )
+        stopped = why_it_stopped(cfg, started, exc, console, trained=trained)
         if stopped is not None:
             raise stopped from None
         raise
@@ -130,12 +134,16 @@ def check_resume(cfg: DictConfig, ckpt_path: str | None, resuming_here: bool) ->
 
 
 def why_it_stopped(
-    cfg: DictConfig, started: float, exc: BaseException, console: Console
+    cfg: DictConfig, started: float, exc: BaseException, console: Console, trained: bool = False
 ) -> UserError | None:
     """Record a run that did not finish in its summary.json and say how to go on: a Ctrl-C is
     `interrupted` with the command that resumes it; a full disk is one line (the exception to
-    raise in place of the original); any other error is `failed`."""
+    raise in place of the original); any other error is `failed`. A mistake found before this
+    process began training leaves the folder as it was (a new run's is removed, a resumed run's
+    summary kept); one found after (an image that decodes only in part) is `failed`."""
     if isinstance(exc, UserError):
+        if trained:
+            write_unfinished(cfg, started, "failed", exc)
         return None
     output_dir = Path(cfg.paths.output_dir)
     resume = resume_command(output_dir)
