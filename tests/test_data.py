@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,31 @@ def test_csv_without_label_column(tmp_path: Path):
     cfg = compose_train(tmp_path, ["data=csv", f"data.path={path}", "model=mlp"])
     with pytest.raises(UserError, match="has no column 'label'"):
         build_datamodule(cfg)
+
+
+@pytest.mark.parametrize(
+    ("header", "says"),
+    [
+        ("f0;f1;label", "has one column, 'f0;f1;label': its values look separated by ';'"),
+        ("f0\tf1\tlabel", "its values look separated by '\\t', not commas"),
+        ("f0,f0,label", "has more than one column named 'f0': give every column its own name"),
+    ],
+)
+def test_a_header_that_cannot_name_the_columns_is_one_line(tmp_path: Path, header, says):
+    mark = header[2]
+    path = tmp_path / "t.csv"
+    path.write_text(header + "\n" + "".join(f"{i}{mark}1{mark}{i % 2}\n" for i in range(30)))
+    cfg = compose_train(tmp_path, ["data=csv", f"data.path={path}", "model=mlp"])
+    with pytest.raises(UserError, match=re.escape(says)):
+        build_datamodule(cfg)
+
+
+def test_a_spreadsheets_byte_order_mark_is_not_part_of_the_first_column(tmp_path: Path):
+    path = tmp_path / "t.csv"
+    rows = "".join(f"{i % 2},{i}\n" for i in range(30))
+    path.write_text("\ufefflabel,f0\n" + rows, encoding="utf-8")
+    dm = build_datamodule(compose_train(tmp_path, ["data=csv", f"data.path={path}", "model=mlp"]))
+    assert dm.num_classes == 2 and dm.input_shape == [1]
 
 
 def test_declared_num_classes_must_match_the_data(tmp_path: Path):

@@ -119,7 +119,8 @@ def read_rows(path: Path, what: str, layout: str) -> tuple[list[str], list[Row]]
     if not path.is_file():
         raise UserError(f"{what} is not a file: point it at a CSV file")
     try:
-        with path.open(newline="") as handle:
+        # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name
+        with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
             lines = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
     except (UnicodeDecodeError, csv.Error) as exc:
@@ -128,6 +129,18 @@ def read_rows(path: Path, what: str, layout: str) -> tuple[list[str], list[Row]]
         raise UserError(f"{what} is empty: it needs a header row and {layout}")
     (_, header), rows = lines[0], lines[1:]
     header = [name.strip() for name in header]
+    if len(header) == 1 and any(mark in header[0] for mark in ";\t|"):
+        mark = next(m for m in ";\t|" if m in header[0])
+        raise UserError(
+            f"{what} has one column, {header[0]!r}: its values look separated by {mark!r}, not "
+            "commas; save it as comma-separated CSV"
+        )
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise UserError(
+            f"{what} has more than one column named {', '.join(map(repr, twice))}: give every "
+            "column its own name in the header"
+        )
     for line, row in rows:
         if len(row) != len(header):
             raise UserError(

@@ -127,7 +127,7 @@ def read_feature_rows(path: Path, label_column: str, width: int) -> tuple[list[i
     """(line numbers, rows of `width` numbers): a header row and a label column are left out; an
     empty, NaN or inf value, a word or a row of another width is one line naming the file."""
     try:
-        with open(path, newline="") as file:
+        with open(path, newline="", encoding="utf-8-sig") as file:
             reader = csv.reader(file)
             rows = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
     except (UnicodeDecodeError, csv.Error) as exc:
