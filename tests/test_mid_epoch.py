@@ -75,7 +75,9 @@ def stop_and_resume(base: list[str], run: Path, step: int, signum: str) -> str:
         env=TRUST,
     )
     assert stopped.returncode != 0, stopped.stdout[-2000:]
-    assert json.loads((run / "summary.json").read_text())["status"] == "interrupted"
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert summary["error"].startswith(f"interrupted by {signum}"), summary["error"]
     last = run / "checkpoints" / "last.ckpt"
     position = torch.load(last, weights_only=True)[MID_EPOCH_KEY]
     assert "Resume with: python train.py ckpt_path=last" in stopped.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 import time
 import traceback
 from pathlib import Path
@@ -50,6 +51,7 @@ from practicum.run.checkpoints import (
 from practicum.run.evaluate import best_checkpoint, evaluate_splits
 from practicum.run.pruning import pruned_at, report_pruned
 from practicum.run.resume import resume_command
+from practicum.run.step_checkpoints import StepCheckpoint
 
 
 class RunOne(Protocol):
@@ -105,7 +107,10 @@ def train_run(cfg: DictConfig, quiet: bool = False) -> float | None:
         trained = trainer.global_step > (resume_step or 0) or (
             not resuming_here and (output_dir / "metrics.csv").is_file()
         )
-        stopped = why_it_stopped(cfg, started, exc, console, trained=trained)
+        signals = [c.requested for c in trainer.callbacks if isinstance(c, StepCheckpoint)]
+        stopped = why_it_stopped(
+            cfg, started, exc, console, trained=trained, signum=next(filter(None, signals), None)
+        )
         if stopped is not None:
             raise stopped from None
         raise
@@ -134,7 +139,12 @@ def check_resume(cfg: DictConfig, ckpt_path: str | None, resuming_here: bool) ->
 
 
 def why_it_stopped(
-    cfg: DictConfig, started: float, exc: BaseException, console: Console, trained: bool = False
+    cfg: DictConfig,
+    started: float,
+    exc: BaseException,
+    console: Console,
+    trained: bool = False,
+    signum: int | None = None,
 ) -> UserError | None:
     """Record a run that did not finish in its summary.json and say how to go on: a Ctrl-C is
     `interrupted` with the command that resumes it; a full disk is one line (the exception to
@@ -150,12 +160,14 @@ def why_it_stopped(
     last = output_dir / "checkpoints" / "last.ckpt"
     kept = _last_checkpoint_text(last)
     if isinstance(exc, KeyboardInterrupt | SystemExit):
-        # Ctrl-C: Lightning shuts down and exits; last.ckpt holds the last finished epoch
+        # Ctrl-C or SIGTERM: Lightning shuts down and exits; last.ckpt holds the step or the
+        # epoch the signal came in
+        why = interruption(exc, signum)
         if last.is_file():
-            write_unfinished(cfg, started, "interrupted", exc, resume=resume)
+            write_unfinished(cfg, started, "interrupted", exc, why, resume=resume)
             console.print(f"Interrupted; {kept}. Resume with: {resume}", soft_wrap=True)
         else:
-            write_unfinished(cfg, started, "interrupted", exc)
+            write_unfinished(cfg, started, "interrupted", exc, why)
             console.print("Interrupted before the first epoch ended: nothing to resume.")
         return None
     full = no_space(exc)
@@ -171,6 +183,20 @@ def why_it_stopped(
         f"no space left on the device writing {what} (run directory {output_dir}): the last "
         f"checkpoint saved, {kept}; {go_on}"
     )
+
+
+def interruption(exc: BaseException, signum: int | None) -> str | None:
+    """What stopped the run, in words: the signal the mid-epoch checkpoint acted on (Lightning
+    then exits with status 1), or the one raised where the process was."""
+    if signum is not None:
+        name = signal.Signals(signum).name
+    elif type(exc).__name__ == "Terminated":  # SIGTERM raised outside training (cli/entry.py)
+        name = "SIGTERM"
+    elif isinstance(exc, KeyboardInterrupt):
+        name = "SIGINT"
+    else:
+        return None
+    return f"interrupted by {name}" + (" (Ctrl-C)" if name == "SIGINT" else "")
 
 
 def _last_checkpoint_text(last: Path) -> str:
@@ -208,14 +234,20 @@ def fit_and_evaluate(
 
 
 def write_unfinished(
-    cfg: DictConfig, started: float, status: str, exc: BaseException, **extra: Any
+    cfg: DictConfig,
+    started: float,
+    status: str,
+    exc: BaseException,
+    error: str | None = None,
+    **extra: Any,
 ) -> None:
-    """A summary.json that says the run did not finish, so the directory never looks like a success."""
+    """A summary.json that says the run did not finish, so the directory never looks like a success;
+    `error` says why in words where the exception cannot (Lightning's exit after a signal)."""
     RunSummary.unfinished(
         status,
         cfg.paths.output_dir,
         Goal.from_config(cfg.goal).as_dict(),
-        traceback.format_exception_only(exc)[-1].strip() or type(exc).__name__,
+        error or traceback.format_exception_only(exc)[-1].strip() or type(exc).__name__,
         task_name=cfg.task_name,
         wall_time_s=round(time.perf_counter() - started, 3),
         **extra,
