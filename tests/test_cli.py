@@ -148,6 +148,27 @@ def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], message: s
     assert runs == [], f"a refused run left a run directory behind: {runs}"
 
 
+# a sweep's own settings, which its sweeper reads before any trial
+SWEEP_SETTINGS = [
+    (["search.storage=bogus://x"], "search.storage=bogus://x cannot be opened"),
+    (["optimizer.lr=interval(0.1,0.01)"], "write optimizer.lr=interval(0.01,0.1)"),
+    (["optimizer.lr=tag(log,interval(0,0.01))"], "a log interval needs low > 0"),
+    (["search.pruner=banana"], "search.pruner=banana is not a pruner: choose one of none"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"), SWEEP_SETTINGS, ids=[" ".join(a) for a, _ in SWEEP_SETTINGS]
+)
+def test_a_bad_search_setting_is_one_line_and_leaves_no_sweep_folder(tmp_path, args, message):
+    result = run_cli("train.py", "-m", "search=random", *args, f"paths.log_dir={tmp_path}/logs")
+    assert result.returncode == 2, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("practicum: error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert list((tmp_path / "logs").glob("*/multiruns/*")) == []
+
+
 # values only the constructor (Lightning, torch) checks: its own message, on one line
 CONSTRUCTOR_ERRORS = [
     (["trainer.precision=banana"], "trainer: Precision 'banana' is invalid"),

@@ -14,6 +14,8 @@ from typing import Any
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import IntervalSweep, Override, RangeSweep, Transformer
 
+from practicum.errors import UserError
+
 
 @dataclass
 class SearchSpace:
@@ -53,7 +55,7 @@ class SearchSpace:
             elif isinstance(dist, IntDistribution) and not dist.log:
                 values[name] = list(range(dist.low, dist.high + 1, dist.step))
             else:
-                raise ValueError(
+                raise UserError(
                     f"{name}: a grid takes listed values, not an interval: write choice(...)"
                 )
         return values
@@ -66,6 +68,19 @@ def distribution(override: Override) -> Any:
     sweep = override.value()
     if isinstance(sweep, IntervalSweep):
         log = "log" in sweep.tags
+        name = override.get_key_element()
+        if not sweep.start < sweep.end:
+            raise UserError(
+                f"{override.input_line}: an interval goes from low to high; write "
+                f"{name}=interval({sweep.end},{sweep.start})"
+                if sweep.start > sweep.end
+                else f"{override.input_line}: an interval of one value; list it or widen it"
+            )
+        if log and sweep.start <= 0:
+            raise UserError(
+                f"{override.input_line}: a log interval needs low > 0 (for example "
+                f"{name}=tag(log,interval(1e-5,{sweep.end})))"
+            )
         whole = isinstance(sweep.start, int) and isinstance(sweep.end, int)
         kind = IntDistribution if whole else FloatDistribution
         return kind(sweep.start, sweep.end, log=log)

@@ -73,6 +73,12 @@ def _discard_unused_run_dir(output_dir: str | None, log_dir: str | None = None) 
         parent = parent.parent
 
 
+def _discard_unused_sweep_dir(folder: Path) -> None:
+    """Remove a sweep's folder that holds no trial (each trial is a subfolder of it)."""
+    if folder.is_dir() and not any(p.is_dir() for p in folder.iterdir()):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _guarded(run: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     """User mistakes become one line and a non-zero exit; in a sweep, any error is a failed trial."""
 
@@ -314,9 +320,17 @@ def main(argv: Sequence[str] | None = None, command: str = "train") -> int:
             return exit_code(exc.code)
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM, in any phase
             return interrupted(exc, args)
-        except Exception:  # what the interpreter does with it, without ending this process
-            traceback.print_exc()
-            return 1
+        except Exception as exc:  # what the interpreter does with it, without ending this process
+            user_error = find_user_error(exc)
+            if user_error is None:
+                traceback.print_exc()
+                return 1
+            # a sweep's own settings, found by the sweeper before any trial (its trials' mistakes
+            # are failed trials): one line, and the sweep's folder goes if no trial ran in it
+            report(str(user_error))
+            if _sweep_dir:
+                _discard_unused_sweep_dir(Path(_sweep_dir[-1]))
+            return USER_ERROR_EXIT
     return 0
 
 

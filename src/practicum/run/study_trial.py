@@ -50,7 +50,16 @@ def open_storage(url: str) -> Any:
         path = storage_file(url)
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
-    return optuna.storages.get_storage(url)
+    try:
+        return optuna.storages.get_storage(url)
+    except Exception as exc:  # SQLAlchemy's many errors: no such dialect, driver or server
+        from practicum.errors import UserError
+
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(
+            f"search.storage={url} cannot be opened ({reason}): use journal:<file>, "
+            "sqlite:///<file>, or a database URL whose server answers"
+        ) from exc
 
 
 def make_pruner(
