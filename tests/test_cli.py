@@ -113,6 +113,10 @@ BAD_INPUTS = [
     (["+trainer.limit_train_batches=1.5"], "limit_train_batches must be a whole number"),
     (["callbacks.progress_bar.refresh_rate=-1"], "refresh_rate must be a whole number >= 0"),
     (
+        ["model=resnet", "model.net.pretrained=true"],
+        "pretrained must be text or null (for example model.net.pretrained=/path/to/weights.pth)",
+    ),
+    (
         ["-m", "hydra/launcher=local_parallel", "hydra.launcher.n_jobs=0", "seed=1,2"],
         "hydra.launcher.n_jobs=0 is invalid: give the trials to run at once",
     ),

@@ -178,7 +178,11 @@ def _argument_problem(target: Any, param: Parameter, value: Any) -> tuple[str, A
         c for base, key, c in FOREIGN_RULES if key == param.name and _is_a(target, base)
     ]
     if owned and not fits(value, param.hint):
-        return f"must be {describe_type(param.hint)}", example_value(param.default, param.hint)
+        # a declared range's example shows a value of the right type where the default cannot
+        declared = constraints[0] if constraints else None
+        return f"must be {describe_type(param.hint)}", example_value(
+            param.default, param.hint, declared
+        )
     for constraint in constraints:
         rule = constraint.problem(value)
         if rule:

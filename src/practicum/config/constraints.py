@@ -63,6 +63,14 @@ Batches = Constraint(
     "1.0",
 )
 
+# where pretrained weights come from: a saved state dict's path, or a torchvision weights name
+# (ResNet18_Weights.IMAGENET1K_V1) whose file is in the torch hub cache
+Weights = Constraint(
+    "must be the path of a saved state dict or a torchvision weights name",
+    lambda v: isinstance(v, str) and bool(v.strip()),
+    "/path/to/weights.pth",
+)
+
 
 # what numpy and Lightning's seed_everything accept
 SEED = Constraint(

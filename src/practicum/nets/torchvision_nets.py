@@ -23,7 +23,7 @@ import torch.nn.functional as F
 import torchvision.models as tvm
 from torch import Tensor, nn
 
-from practicum.config.constraints import Fraction, PositiveInt
+from practicum.config.constraints import Fraction, PositiveInt, Weights
 from practicum.config.knobs import Choice, Double, Dropout, Toggle
 from practicum.errors import UserError
 from practicum.nets.sizes import dry_run, require_classes, require_image_shape
@@ -104,7 +104,7 @@ class ResNet(_TorchvisionNet):
         num_classes: int,
         depth: Annotated[int, PositiveInt] = 18,
         small_input: bool = True,
-        pretrained: str | None = None,
+        pretrained: Annotated[str | None, Weights] = None,
         freeze_backbone: bool = False,
     ) -> None:
         in_channels, height, width = require_image_shape(in_shape, "resnet")
@@ -138,7 +138,7 @@ class VGG(_TorchvisionNet):
         batch_norm: bool = True,
         hidden: Annotated[int, PositiveInt] = 512,
         dropout: Annotated[float, Fraction] = 0.5,
-        pretrained: str | None = None,
+        pretrained: Annotated[str | None, Weights] = None,
         freeze_backbone: bool = False,
     ) -> None:
         in_channels, height, width = require_image_shape(in_shape, "vgg")
@@ -172,7 +172,7 @@ class InceptionV3(_TorchvisionNet):
         in_shape: Sequence[int],
         num_classes: int,
         dropout: Annotated[float, Fraction] = 0.5,
-        pretrained: str | None = None,
+        pretrained: Annotated[str | None, Weights] = None,
         freeze_backbone: bool = False,
     ) -> None:
         in_channels, height, width = require_image_shape(in_shape, "inception")
