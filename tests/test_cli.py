@@ -112,6 +112,11 @@ BAD_INPUTS = [
     (["+trainer.limit_val_batches=0"], "limit_val_batches must be a whole number of batches >= 1"),
     (["+trainer.limit_train_batches=1.5"], "limit_train_batches must be a whole number"),
     (["callbacks.progress_bar.refresh_rate=-1"], "refresh_rate must be a whole number >= 0"),
+    (["diagnosis.baseline_model=banana"], "diagnosis.baseline_model=banana is not a model"),
+    (
+        ["logger=tensorboard", "logger.tensorboard.save_dir=/proc/practicum-no"],
+        "logger.tensorboard.save_dir=/proc/practicum-no cannot be written",
+    ),
     (
         ["model=resnet", "model.net.pretrained=true"],
         "pretrained must be text or null (for example model.net.pretrained=/path/to/weights.pth)",

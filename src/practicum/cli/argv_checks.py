@@ -56,6 +56,15 @@ def check_group_choices(argv: list[str], conf_dir: Path = CONF_DIR) -> None:
                 raise UserError(
                     f"unknown {group} '{choice}': choose one of {', '.join(options)} (files in {where})"
                 )
+    # the report's baseline is a model config too (trained where no closed form fits)
+    baseline = overrides.values(argv).get("diagnosis.baseline_model")
+    if isinstance(baseline, str) and baseline not in ("null", "None"):
+        models = sorted({p.stem for folder in dirs for p in (folder / "model").glob("*.yaml")})
+        if baseline not in models:
+            raise UserError(
+                f"diagnosis.baseline_model={baseline} is not a model: choose one of "
+                f"{', '.join(models)} (files in conf/model/), or null for no baseline"
+            )
 
 
 def check_launcher(argv: list[str]) -> None:
@@ -150,8 +159,8 @@ def is_a_sweep(argv: list[str]) -> bool:
 
 
 def check_log_dir(argv: list[str], cwd: Path | None = None) -> None:
-    """An unwritable `paths.log_dir`, `hydra.run.dir` or `hydra.sweep.dir` is one line before
-    Hydra tries to create a run directory there. Nothing is left behind by the check."""
+    """An unwritable `paths.log_dir`, `hydra.run.dir`, `hydra.sweep.dir` or logger folder is one
+    line before Hydra tries to create a run directory there. Nothing is left behind by the check."""
     if not is_a_run(argv):
         return
     values = overrides.values(argv)
@@ -159,6 +168,14 @@ def check_log_dir(argv: list[str], cwd: Path | None = None) -> None:
     for key in ("hydra.run.dir", "hydra.sweep.dir"):
         if values.get(key) is not None:
             folders[key] = Path(str(values[key]))
+    # a logger's own folder (logger.tensorboard.save_dir=...), made only once training starts
+    for key, value in values.items():
+        logger_dir = str(key).startswith("logger.") and str(key).rsplit(".", 1)[-1] in (
+            "save_dir",
+            "dir",
+        )
+        if logger_dir and value and "${" not in str(value):
+            folders[str(key)] = Path(str(value))
     for key, folder in folders.items():
         problem = _unwritable(folder)
         if problem:
