@@ -20,13 +20,13 @@ class SignalAt(Callback):
 
 class MistakeAt(Callback):
     """A mistake in the user's files found at a chosen step (an image in a later batch that
-    decodes only in part), as a data loader would raise it."""
+    decodes only in part), as a data loader would raise it: while the file `broken` exists."""
 
-    def __init__(self, step: int) -> None:
-        self.step = step
+    def __init__(self, step: int, broken: str) -> None:
+        self.step, self.broken = step, broken
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step == self.step:
+        if trainer.global_step == self.step and os.path.exists(self.broken):
             from practicum.errors import UserError
 
-            raise UserError(f"batch {batch_idx} holds an unreadable file: replace or remove it")
+            raise UserError(f"{self.broken} is an unreadable file: replace or remove it")

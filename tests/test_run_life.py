@@ -498,21 +498,31 @@ def test_a_signal_after_training_ends_the_run_as_interrupted_in_one_line(
 @pytest.mark.parametrize("step", [0, 5])
 def test_a_mistake_found_while_training_is_one_line_and_the_run_says_it_failed(tmp_path, step):
     """Found once training began (at its first step or later), the mistake leaves the folder with
-    what was trained and a summary that says the run failed, and why."""
-    run_dir = tmp_path / "run"
+    what was trained and a summary that says the run failed, and why; with the file fixed, the
+    printed command goes on from the last checkpoint."""
+    run_dir, broken = tmp_path / "run", tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    trust = {"PRACTICUM_TRUST": "interrupts"}
     result = run_cli(
         "train.py",
         *QUICK,
         f"hydra.run.dir={run_dir}",
         "+callbacks.mistake_at._target_=interrupts.MistakeAt",
         f"+callbacks.mistake_at.step={step}",
-        env={"PRACTICUM_TRUST": "interrupts"},
+        f"+callbacks.mistake_at.broken={broken}",
+        env=trust,
     )
     assert result.returncode == 2, result.stderr[-3000:]
     lines = errors(result.stderr)
-    assert len(lines) == 1 and "holds an unreadable file: replace or remove it" in lines[0]
+    assert len(lines) == 1 and "broken.png is an unreadable file: replace or remove it" in lines[0]
     assert "Traceback" not in result.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["status"] == "failed"
-    assert "holds an unreadable file" in summary["error"]
+    assert summary["status"] == "failed" and "broken.png is an unreadable file" in summary["error"]
     assert (run_dir / "checkpoints" / "last.ckpt").is_file() == (step == 5)
+    if step == 5:
+        assert summary["resume"] == f"python train.py ckpt_path=last hydra.run.dir={run_dir}"
+        broken.unlink()  # the user fixes the file
+        resumed = run_cli("train.py", *shlex.split(summary["resume"])[2:], env=trust)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["status"] == "completed" and summary["epochs_trained"] == 4

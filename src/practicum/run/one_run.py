@@ -151,13 +151,13 @@ def why_it_stopped(
     raise in place of the original); any other error is `failed`. A mistake found before this
     process began training leaves the folder as it was (a new run's is removed, a resumed run's
     summary kept); one found after (an image that decodes only in part) is `failed`."""
-    if isinstance(exc, UserError):
-        if trained:
-            write_unfinished(cfg, started, "failed", exc)
-        return None
     output_dir = Path(cfg.paths.output_dir)
     resume = resume_command(output_dir)
     last = output_dir / "checkpoints" / "last.ckpt"
+    if isinstance(exc, UserError):
+        if trained:  # once the file is fixed, the run goes on from its last checkpoint
+            write_unfinished(cfg, started, "failed", exc, resume=resume if last.is_file() else None)
+        return None
     kept = _last_checkpoint_text(last)
     if isinstance(exc, KeyboardInterrupt | SystemExit):
         # Ctrl-C or SIGTERM: Lightning shuts down and exits; last.ckpt holds the step or the
