@@ -74,7 +74,9 @@ def stop_and_resume(base: list[str], run: Path, step: int, signum: str) -> str:
         f"+callbacks.signal_at.signum={signum}",
         env=TRUST,
     )
-    assert stopped.returncode != 0, stopped.stdout[-2000:]
+    assert stopped.returncode == {"SIGINT": 130, "SIGTERM": 143}[signum], stopped.stderr[-2000:]
+    how = "Ctrl-C" if signum == "SIGINT" else "SIGTERM"
+    assert stopped.stderr.strip().splitlines()[-1] == f"practicum: interrupted ({how})"
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "interrupted"
     assert summary["error"].startswith(f"interrupted by {signum}"), summary["error"]

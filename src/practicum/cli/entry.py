@@ -317,6 +317,10 @@ def main(argv: Sequence[str] | None = None, command: str = "train") -> int:
         try:
             _main(command, args, COMMANDS[command])
         except SystemExit as exc:
+            # Lightning's graceful shutdown after a Ctrl-C or SIGTERM during fit or test ends in
+            # exit(1), raised while it handled that interruption: the command was interrupted
+            if exc.code == 1 and isinstance(exc.__context__, KeyboardInterrupt):
+                return interrupted(exc.__context__, args)
             return exit_code(exc.code)
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM, in any phase
             return interrupted(exc, args)
