@@ -148,13 +148,18 @@ def _args(case) -> list[str]:
 )
 def test_bad_input_is_one_clear_line(tmp_path: Path, args: list[str], message: str):
     result = run_cli("train.py", *args, f"paths.log_dir={tmp_path}/logs")
-    assert result.returncode == 2
+    assert_refused(result, message, tmp_path / "logs")
+    assert result.stdout == "", "the error line must come first, with nothing before it"
+
+
+def assert_refused(result, message: str, log_dir: Path) -> None:
+    """Exit 2, one error line that says `message`, no traceback, no run or sweep folder left."""
+    assert result.returncode == 2, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("practicum: error:")]
     assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
     assert "Traceback" not in result.stderr
-    assert result.stdout == "", "the error line must come first, with nothing before it"
-    runs = list((tmp_path / "logs").glob("*/runs/*"))
-    assert runs == [], f"a refused run left a run directory behind: {runs}"
+    left = [*log_dir.glob("*/runs/*"), *log_dir.glob("*/multiruns/*")]
+    assert left == [], f"a refused command left a folder behind: {left}"
 
 
 # a sweep's own settings, which its sweeper reads before any trial
@@ -176,11 +181,7 @@ SWEEP_SETTINGS = [
 def test_a_bad_search_setting_is_one_line_and_leaves_no_sweep_folder(tmp_path, args, message):
     search = [] if any(a.startswith("search=") for a in args) else ["search=random"]
     result = run_cli("train.py", "-m", *search, *args, f"paths.log_dir={tmp_path}/logs")
-    assert result.returncode == 2, result.stderr[-2000:]
-    errors = [line for line in result.stderr.splitlines() if line.startswith("practicum: error:")]
-    assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
-    assert list((tmp_path / "logs").glob("*/multiruns/*")) == []
+    assert_refused(result, message, tmp_path / "logs")
 
 
 # values only the constructor (Lightning, torch) checks: its own message, on one line
@@ -199,11 +200,7 @@ CONSTRUCTOR_ERRORS = [
 )
 def test_a_value_only_its_constructor_checks_is_one_line(tmp_path: Path, args, message):
     result = run_cli("train.py", *args, f"paths.log_dir={tmp_path}/logs")
-    assert result.returncode == 2, result.stderr[-2000:]
-    errors = [line for line in result.stderr.splitlines() if line.startswith("practicum: error:")]
-    assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
-    assert list((tmp_path / "logs").glob("*/runs/*")) == []
+    assert_refused(result, message, tmp_path / "logs")
 
 
 @pytest.mark.smoke
