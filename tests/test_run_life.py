@@ -492,6 +492,9 @@ def test_a_signal_after_training_ends_the_run_as_interrupted_in_one_line(
     (run_dir,) = (tmp_path / "train" / "runs").iterdir()
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted"
+    assert summary["error"] == (
+        "interrupted by SIGTERM" if code == 143 else "interrupted by SIGINT (Ctrl-C)"
+    )
     assert summary["resume"] == f"python train.py ckpt_path=last hydra.run.dir={run_dir}"
     assert entry.Terminated.__mro__[1] is KeyboardInterrupt
 

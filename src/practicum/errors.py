@@ -21,6 +21,11 @@ class UserError(Exception):
         return text
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`timeout`, `kill`, a scheduler's stop), raised where the process is, so that it
+    ends any phase (training, evaluation, the baseline, the report) as a Ctrl-C does."""
+
+
 def find_user_error(exc: BaseException | None) -> UserError | None:
     """Walk the cause/context chain (Hydra wraps errors raised in constructors) for a UserError."""
     seen = set()

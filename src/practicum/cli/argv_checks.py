@@ -6,6 +6,7 @@ files, before Hydra composes the one config of the command."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -170,11 +171,7 @@ def check_log_dir(argv: list[str], cwd: Path | None = None) -> None:
             folders[key] = Path(str(values[key]))
     # a logger's own folder (logger.tensorboard.save_dir=...), made only once training starts
     for key, value in values.items():
-        logger_dir = str(key).startswith("logger.") and str(key).rsplit(".", 1)[-1] in (
-            "save_dir",
-            "dir",
-        )
-        if logger_dir and value and "${" not in str(value):
+        if re.fullmatch(r"logger\.\w+\.(save_)?dir", str(key)) and value and "${" not in str(value):
             folders[str(key)] = Path(str(value))
     for key, folder in folders.items():
         problem = _unwritable(folder)

@@ -34,7 +34,13 @@ from practicum.cli.sweep_checks import check_pinned_knobs
 from practicum.config import CONF_DIR, register_schemas
 from practicum.config import command_line as overrides
 from practicum.config.trust import hydra_whitelist
-from practicum.errors import UserError, composition_errors_in_one_line, find_user_error, report
+from practicum.errors import (
+    Terminated,
+    UserError,
+    composition_errors_in_one_line,
+    find_user_error,
+    report,
+)
 from practicum.platform.files import register_resolvers
 from practicum.run import resume
 
@@ -336,11 +342,6 @@ def main(argv: Sequence[str] | None = None, command: str = "train") -> int:
                 _discard_unused_sweep_dir(Path(_sweep_dir[-1]))
             return USER_ERROR_EXIT
     return 0
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (`timeout`, `kill`, a scheduler's stop), raised where the process is, so that it
-    ends any phase (training, evaluation, the baseline, the report) as a Ctrl-C does."""
 
 
 def _terminate(signum: int, frame: Any) -> None:

@@ -24,7 +24,7 @@ from practicum.config.config_tree import show_config
 from practicum.config.goal import Goal
 from practicum.config.knobs import run_changes
 from practicum.config.validate import declared_problem
-from practicum.errors import UserError
+from practicum.errors import Terminated, UserError
 from practicum.methodology.callbacks import CodeFactsRecorder, GoalEarlyStopping, StepLosses
 from practicum.methodology.cases import RunFacts
 from practicum.methodology.commands import run_overrides
@@ -186,13 +186,14 @@ def why_it_stopped(
 
 
 def interruption(exc: BaseException, signum: int | None) -> str | None:
-    """What stopped the run, in words: the signal the mid-epoch checkpoint acted on (Lightning
-    then exits with status 1), or the one raised where the process was."""
+    """What stopped the run, in words: the signal the mid-epoch checkpoint acted on, or the one
+    raised where the process was (Lightning's exit(1) carries it as its context)."""
+    cause = exc.__context__ if isinstance(exc, SystemExit) else exc
     if signum is not None:
         name = signal.Signals(signum).name
-    elif type(exc).__name__ == "Terminated":  # SIGTERM raised outside training (cli/entry.py)
+    elif isinstance(cause, Terminated):
         name = "SIGTERM"
-    elif isinstance(exc, KeyboardInterrupt):
+    elif isinstance(cause, KeyboardInterrupt):
         name = "SIGINT"
     else:
         return None
